@@ -1,0 +1,18 @@
+"""Packaged configuration files: YAML configs, tiny model configs, reference prompts.
+
+``configs.path("offline.yaml")`` returns the on-disk path of a packaged file, so code and
+tests find them whether ExpStream runs from a checkout or an installed wheel.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def path(name: str) -> Path:
+    """Return the path of a file shipped in ``configs/`` (e.g. ``"prompts/expclip_prompts.yaml"``)."""
+    p = Path(str(resources.files(__name__).joinpath(name)))
+    if not p.exists():
+        raise FileNotFoundError(f"no packaged config file {name!r} (looked at {p})")
+    return p

@@ -1,0 +1,79 @@
+"""ONNX Runtime: the image tower + head + prompt matrix exported as one ONNX graph.
+
+The export (fp32, dynamic batch) is cached under ``cache_dir/onnx/<fingerprint>.onnx``.
+CUDA is used when this onnxruntime build has the CUDA provider, else the CPU provider.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.backends.base import Backend, BackendUnavailable
+from engine.scoring import ScoringModel
+
+log = logging.getLogger(__name__)
+
+
+def export_onnx(model: ScoringModel, path: Path, image_size: int, opset: int = 17) -> Path:
+    """Export ``model`` (copied to fp32 on CPU) with a dynamic batch axis."""
+    cpu = copy.deepcopy(model).float().cpu().eval()
+    example = torch.zeros(2, 3, image_size, image_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            cpu,
+            (example,),
+            str(tmp),
+            input_names=["pixels"],
+            output_names=["logits", "features"],
+            dynamic_axes={"pixels": {0: "n"}, "logits": {0: "n"}, "features": {0: "n"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    tmp.replace(path)
+    return path
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    @classmethod
+    def available(cls, device: torch.device) -> str | None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "onnxruntime is not installed (pip install onnxruntime)"
+        return None
+
+    def build(self, model: ScoringModel) -> None:
+        import onnxruntime as ort
+
+        path = self.ctx.cache_dir / "onnx" / f"{self.ctx.fingerprint}.onnx"
+        if not path.is_file():
+            log.info("exporting the scoring model to ONNX: %s", path)
+            try:
+                export_onnx(model, path, self.ctx.image_size)
+            except Exception as e:  # exporter failures come in many types
+                raise BackendUnavailable(f"ONNX export failed: {e}") from e
+        providers = ["CPUExecutionProvider"]
+        if self.ctx.device.type == "cuda":
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            else:
+                log.warning("onnxruntime has no CUDA provider here: running on CPU")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.path = path
+
+    def run(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = pixels.detach().to("cpu", torch.float32).numpy()
+        logits, feats = self.session.run(["logits", "features"], {"pixels": np.ascontiguousarray(x)})
+        dev = self.ctx.device
+        return torch.from_numpy(logits).to(dev), torch.from_numpy(feats).to(dev)

@@ -1,0 +1,104 @@
+"""Batched preprocessing of uint8 RGB face crops on the engine's device.
+
+Two modes:
+
+* ``expclip`` — the reference: ``Resize((S, S))`` ignoring the aspect ratio, then
+  ``ToTensor()`` (RGB in [0, 1]) with NO mean/std normalisation. The released heads were
+  trained and evaluated this way. The reference resized 8-bit PIL images, so the result is
+  rounded back to 8-bit levels before scaling, as ``ToTensor`` of a PIL image would see it.
+* ``clip`` — open_clip's standard transform: shortest side to S (bicubic), centre crop
+  S x S, [0, 1], CLIP mean/std normalisation.
+
+Resizing uses antialiased interpolation on tensors (torchvision), which differs from PIL's
+resampling by at most a few 8-bit levels on natural images (docs/engine.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+PreprocessMode = Literal["expclip", "clip"]
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """What the image tower expects."""
+
+    mode: PreprocessMode
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("expclip", "clip"):
+            raise ValueError(f"preprocess mode must be 'expclip' or 'clip', got {self.mode!r}")
+
+
+def _check_crop(crop: np.ndarray, i: int) -> None:
+    if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
+        got = f"{type(crop).__name__} {getattr(crop, 'dtype', '')} {getattr(crop, 'shape', '')}"
+        raise ValueError(f"crop {i}: expected a uint8 RGB array [H, W, 3], got {got}")
+    if crop.shape[0] < 2 or crop.shape[1] < 2:
+        raise ValueError(f"crop {i}: too small ({crop.shape[0]}x{crop.shape[1]})")
+
+
+def _groups(crops: np.ndarray | Sequence[np.ndarray]) -> list[tuple[list[int], np.ndarray]]:
+    """Group crops by shape so each group is one [n, H, W, 3] array."""
+    if isinstance(crops, np.ndarray):
+        if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8:
+            raise ValueError(f"crops: expected uint8 [N, H, W, 3], got {crops.dtype} {crops.shape}")
+        return [(list(range(len(crops))), crops)]
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, c in enumerate(crops):
+        _check_crop(c, i)
+        by_shape.setdefault(c.shape, []).append(i)
+    return [(idx, np.stack([crops[i] for i in idx])) for idx in by_shape.values()]
+
+
+def _transform(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """[n, 3, H, W] float in 0..255 -> model input [n, 3, S, S]."""
+    s = spec.image_size
+    if spec.mode == "expclip":
+        if x.shape[-2:] != (s, s):
+            x = TF.resize(x, [s, s], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+            x = x.round_().clamp_(0, 255)
+        return x / 255.0
+    x = TF.resize(x, s, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    x = x.round_().clamp_(0, 255)
+    x = TF.center_crop(x, [s, s])
+    return TF.normalize(x / 255.0, list(spec.mean), list(spec.std))
+
+
+def preprocess(
+    crops: np.ndarray | Sequence[np.ndarray],
+    spec: PreprocessSpec,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """uint8 RGB crops (one [N, H, W, 3] array, or a list of [H, W, 3] of any sizes) ->
+    model input [N, 3, S, S] on ``device`` in ``dtype``, in input order.
+
+    Example:
+        >>> spec = PreprocessSpec("expclip", 224, (0.0,) * 3, (1.0,) * 3)
+        >>> preprocess(np.zeros((2, 112, 112, 3), np.uint8), spec).shape
+        torch.Size([2, 3, 224, 224])
+    """
+    groups = _groups(crops)
+    n = sum(len(idx) for idx, _ in groups)
+    s = spec.image_size
+    out = torch.empty((n, 3, s, s), device=device, dtype=dtype)
+    for idx, arr in groups:
+        x = torch.from_numpy(np.ascontiguousarray(arr)).to(device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float()
+        y = _transform(x, spec).to(dtype)
+        if len(idx) == n:
+            out.copy_(y)
+        else:
+            out[torch.as_tensor(idx, device=device)] = y
+    return out

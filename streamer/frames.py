@@ -1,0 +1,140 @@
+"""Decoded frames as they travel between the streamer's stages.
+
+A ``Frame`` keeps the decoder's own picture (usually YUV 4:2:0) and converts only what a
+stage asks for: a small BGR image for the detector (scaled and converted in one swscale
+pass) and RGB face regions for the engine. REFERENCE.md measured full-frame RGB conversion
+at ~4x the cost of decoding a 1080p frame; this module never does it for 4:2:0 input.
+
+Example:
+    >>> img = FrameImage.from_av(av_frame)
+    >>> small = img.to_bgr((640, 360))            # detector input
+    >>> face = img.region_rgb(100, 80, 260, 240)   # uint8 RGB [160, 160, 3]
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+_I420 = ("yuv420p", "yuvj420p")
+
+
+class FrameImage:
+    """One picture, converted lazily and only where needed. Thread-safe for readers."""
+
+    def __init__(self, *, av_frame: Any = None, bgr: np.ndarray | None = None) -> None:
+        if (av_frame is None) == (bgr is None):
+            raise ValueError("FrameImage needs exactly one of av_frame or bgr")
+        if bgr is not None and (bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3):
+            raise ValueError(f"bgr must be uint8 [H, W, 3], got {bgr.dtype} {bgr.shape}")
+        self._av = av_frame
+        self._bgr = bgr
+        self._yuv: np.ndarray | None = None
+        self._rgb: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_av(cls, frame: Any) -> FrameImage:
+        return cls(av_frame=frame)
+
+    @classmethod
+    def from_bgr(cls, bgr: np.ndarray) -> FrameImage:
+        return cls(bgr=bgr)
+
+    @property
+    def size_wh(self) -> tuple[int, int]:
+        if self._bgr is not None:
+            return self._bgr.shape[1], self._bgr.shape[0]
+        return self._av.width, self._av.height
+
+    @property
+    def format(self) -> str:
+        return "bgr24" if self._bgr is not None else self._av.format.name
+
+    def to_bgr(self, size_wh: tuple[int, int] | None = None) -> np.ndarray:
+        """BGR uint8 [H, W, 3], scaled to ``size_wh`` (scaling and conversion in one pass)."""
+        w, h = size_wh or self.size_wh
+        if self._bgr is not None:
+            if (w, h) == self.size_wh:
+                return self._bgr
+            return cv2.resize(self._bgr, (w, h), interpolation=cv2.INTER_AREA)
+        return self._av.reformat(width=w, height=h, format="bgr24", interpolation="BILINEAR").to_ndarray()
+
+    def _planes(self) -> np.ndarray | None:
+        """The I420 picture as [H * 3/2, W] (cached), or None when not 4:2:0 with even size."""
+        w, h = self.size_wh
+        if self._bgr is not None or self._av.format.name not in _I420 or w % 2 or h % 2:
+            return None
+        with self._lock:
+            if self._yuv is None:
+                self._yuv = self._av.to_ndarray(format="yuv420p")
+            return self._yuv
+
+    def _full_rgb(self) -> np.ndarray:
+        """Full-frame RGB, only for inputs that are not 4:2:0 (cached)."""
+        with self._lock:
+            if self._rgb is None:
+                if self._bgr is not None:
+                    self._rgb = cv2.cvtColor(self._bgr, cv2.COLOR_BGR2RGB)
+                else:
+                    self._rgb = self._av.to_ndarray(format="rgb24")
+            return self._rgb
+
+    def region_rgb(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """RGB uint8 pixels of the box [x0, x1) x [y0, y1), clipped to the picture.
+
+        Raises ValueError when the clipped box is empty.
+        """
+        w, h = self.size_wh
+        x0, y0 = max(0, int(x0)), max(0, int(y0))
+        x1, y1 = min(w, int(x1)), min(h, int(y1))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise ValueError(f"empty region ({x0}, {y0}, {x1}, {y1}) in a {w}x{h} picture")
+        yuv = self._planes()
+        if yuv is None:
+            return np.ascontiguousarray(self._full_rgb()[y0:y1, x0:x1])
+        # 4:2:0 chroma is subsampled 2x2: align the box to even coordinates.
+        x0, y0 = x0 & ~1, y0 & ~1
+        x1, y1 = min(w, (x1 + 1) & ~1), min(h, (y1 + 1) & ~1)
+        flat_yuv = yuv.reshape(-1)
+        n_y, n_c = w * h, (w // 2) * (h // 2)
+        y_plane = flat_yuv[:n_y].reshape(h, w)
+        u_plane = flat_yuv[n_y : n_y + n_c].reshape(h // 2, w // 2)
+        v_plane = flat_yuv[n_y + n_c : n_y + 2 * n_c].reshape(h // 2, w // 2)
+        cw, ch = x1 - x0, y1 - y0
+        buf = np.empty((ch * 3 // 2, cw), np.uint8)
+        buf[:ch] = y_plane[y0:y1, x0:x1]
+        u = u_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
+        v = v_plane[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
+        flat = buf[ch:].reshape(-1)
+        flat[: u.size] = u
+        flat[u.size :] = v
+        return cv2.cvtColor(buf, cv2.COLOR_YUV2RGB_I420)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame of one stream."""
+
+    stream_id: str
+    index: int
+    """0-based count of frames decoded from this stream (dropped frames included)."""
+    pts_s: float | None
+    """Presentation time in seconds (None when the container gives none)."""
+    wall_time_s: float
+    """``time.time()`` when the frame was decoded (latency is measured from it)."""
+    image: FrameImage
+
+    def __post_init__(self) -> None:
+        if not self.stream_id:
+            raise ValueError("Frame.stream_id must be non-empty")
+        if self.index < 0:
+            raise ValueError(f"Frame.index must be >= 0, got {self.index}")
+
+    @property
+    def size_wh(self) -> tuple[int, int]:
+        return self.image.size_wh
