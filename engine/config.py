@@ -178,9 +178,7 @@ def resolve_relative_paths(engine: dict[str, Any], base_dir: Path) -> dict[str, 
     return out
 
 
-def load_yaml_config(
-    config: str | Path | dict[str, Any] | None, overrides: list[str] | None = None
-) -> dict[str, Any]:
+def load_yaml_config(config: str | Path | dict[str, Any] | None, overrides: list[str] | None = None) -> dict[str, Any]:
     """Load a whole ExpStream config (file path or parsed dict) and apply overrides.
 
     Paths inside the ``engine`` section are taken relative to the config file's folder when

@@ -52,7 +52,9 @@ class EngineOutput:
         if self.logits.ndim != 2 or self.probs.shape != self.logits.shape:
             raise ValueError(f"logits {self.logits.shape} and probs {self.probs.shape} must both be [N, C]")
         if len(self.labels) != n or self.features.ndim != 2 or self.features.shape[0] != n:
-            raise ValueError(f"expected {n} labels and features [N, F], got {len(self.labels)} and {self.features.shape}")
+            raise ValueError(
+                f"expected {n} labels and features [N, F], got {len(self.labels)} and {self.features.shape}"
+            )
 
     def __len__(self) -> int:
         return self.logits.shape[0]
@@ -116,8 +118,14 @@ class ExpressionEngine:
         self.backend: Backend = create_backend(settings.backend, self.scoring_model, ctx)
         log.info(
             "engine ready: %s (%s), head %s, %d classes, preprocess %s, backend %s on %s/%s, fingerprint %s",
-            self._clip.name, self._clip.weights_id, self.head_info.source, len(self.classes),
-            self.preprocess_mode, self.backend.name, self.device, str(self.dtype).removeprefix("torch."),
+            self._clip.name,
+            self._clip.weights_id,
+            self.head_info.source,
+            len(self.classes),
+            self.preprocess_mode,
+            self.backend.name,
+            self.device,
+            str(self.dtype).removeprefix("torch."),
             self.fingerprint,
         )
 

@@ -85,8 +85,7 @@ def load_clip(settings: ModelSettings, device: torch.device | str = "cpu") -> Lo
     if open_clip.get_model_config(name) is None and not name.startswith(("hf-hub:", "local-dir:")):
         known = ", ".join(open_clip.list_models()[:8])
         raise ModelLoadError(
-            f"engine.model.name: unknown open_clip model {name!r} (e.g. {known}, ...; "
-            f"or give engine.model.config_file)"
+            f"engine.model.name: unknown open_clip model {name!r} (e.g. {known}, ...; or give engine.model.config_file)"
         )
     pretrained = settings.pretrained
     try:
@@ -105,9 +104,7 @@ def load_clip(settings: ModelSettings, device: torch.device | str = "cpu") -> Lo
                     f"engine.model.pretrained: {pretrained!r} is neither a file nor a pretrained "
                     f"tag of {name} (tags: {', '.join(tags) or 'none'})"
                 )
-            model = open_clip.create_model(
-                name, pretrained=pretrained, device="cpu", cache_dir=settings.cache_dir
-            )
+            model = open_clip.create_model(name, pretrained=pretrained, device="cpu", cache_dir=settings.cache_dir)
             weights_id = f"tag:{pretrained}"
     except ModelLoadError:
         raise

@@ -94,7 +94,10 @@ def preprocess(
     s = spec.image_size
     out = torch.empty((n, 3, s, s), device=device, dtype=dtype)
     for idx, arr in groups:
-        x = torch.from_numpy(np.ascontiguousarray(arr)).to(device, non_blocking=True)
+        arr = np.ascontiguousarray(arr)
+        if not arr.flags.writeable:  # torch.from_numpy warns on read-only buffers
+            arr = arr.copy()
+        x = torch.from_numpy(arr).to(device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float()
         y = _transform(x, spec).to(dtype)
         if len(idx) == n:

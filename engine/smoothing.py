@@ -44,9 +44,7 @@ class Smoother(ABC):
     def __contains__(self, key: TrackKey) -> bool:
         return key in self._state
 
-    def update(
-        self, keys: Sequence[TrackKey], probs: np.ndarray, features: np.ndarray | None = None
-    ) -> np.ndarray:
+    def update(self, keys: Sequence[TrackKey], probs: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """Feed one observation per key; return smoothed probabilities [N, C] (float32)."""
         probs = np.asarray(probs, dtype=np.float32)
         if probs.ndim != 2 or len(keys) != probs.shape[0]:

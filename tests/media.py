@@ -51,7 +51,9 @@ def make_face_clip(
         stream.gop_size = gop or fps
         for i in range(n):
             x = round(shift_px * i / max(1, n - 1))
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:, canvas_w - w - x : canvas_w - x]), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(base[:, canvas_w - w - x : canvas_w - x]), format="bgr24"
+            )
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

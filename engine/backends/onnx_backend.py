@@ -25,6 +25,18 @@ def export_onnx(model: ScoringModel, path: Path, image_size: int, opset: int = 1
     example = torch.zeros(2, 3, image_size, image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
+    # nn.MultiheadAttention's inference fast path has no ONNX symbolic: trace the plain path.
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        _export(cpu, example, tmp, opset)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    tmp.replace(path)
+    return path
+
+
+def _export(cpu: torch.nn.Module, example: torch.Tensor, tmp: Path, opset: int) -> None:
     with torch.no_grad():
         torch.onnx.export(
             cpu,
@@ -36,8 +48,6 @@ def export_onnx(model: ScoringModel, path: Path, image_size: int, opset: int = 1
             opset_version=opset,
             dynamo=False,
         )
-    tmp.replace(path)
-    return path
 
 
 class OnnxRuntimeBackend(Backend):
@@ -69,6 +79,8 @@ class OnnxRuntimeBackend(Backend):
                 log.warning("onnxruntime has no CUDA provider here: running on CPU")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning worker threads would compete with torch's preprocessing threads on the CPU.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.path = path
 
