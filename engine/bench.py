@@ -49,6 +49,10 @@ class BenchRow:
     e2e_ms: float | None
     """Median latency of uint8 crops -> EngineOutput (None for the baseline)."""
     e2e_faces_per_s: float | None
+    max_prob_diff: float | None = None
+    """fp8 only: max |prob - prob of open_clip eager| over the batch."""
+    top1_agreement: float | None = None
+    """fp8 only: fraction of crops whose top class equals open_clip eager's."""
 
 
 def _sync(device: torch.device) -> None:
@@ -95,6 +99,17 @@ def baseline_fn(engine: ExpressionEngine, pixels: torch.Tensor) -> Callable[[], 
     return run
 
 
+def fp8_agreement(engine: ExpressionEngine, pixels: torch.Tensor) -> dict[str, float]:
+    """How far fp8 scores are from open_clip eager at the engine's activation dtype."""
+    with torch.inference_mode():
+        ref = torch.softmax(baseline_fn(engine, pixels)(), dim=-1)
+        out = torch.softmax(engine.score_pixels(pixels)[0], dim=-1)
+    return {
+        "max_prob_diff": float((out - ref).abs().max()),
+        "top1_agreement": float((out.argmax(-1) == ref.argmax(-1)).float().mean()),
+    }
+
+
 def engine_settings_for(model: str, backend: str, base: EngineSettings, overrides: list[str]) -> EngineSettings:
     data = base.model_dump()
     data["backend"] = backend
@@ -116,7 +131,7 @@ def bench_model(
     """Rows for one built engine (and the open_clip baseline) over ``batches``."""
     rows = []
     dev = engine.device
-    prec = str(engine.dtype).removeprefix("torch.")
+    prec = "fp8" if engine.settings.precision == "fp8" else str(engine.dtype).removeprefix("torch.")
     s = engine.preprocess_spec.image_size
     rng = np.random.default_rng(0)
     for b in batches:
@@ -130,6 +145,9 @@ def bench_model(
                     engine.model_name, "openclip-eager", b, str(dev), prec, med, _p(t, 0.9), b / med * 1e3, None, None
                 )
             )
+        agreement: dict[str, float] = {}
+        if engine.settings.precision == "fp8":
+            agreement = fp8_agreement(engine, pixels)
         t = time_call(lambda px=pixels: engine.score_pixels(px), dev, warmup, iters, max_s)
         t_e2e = time_call(lambda c=crops: engine.score(c), dev, max(1, warmup // 2), iters, max_s)
         med, med_e2e = statistics.median(t), statistics.median(t_e2e)
@@ -145,6 +163,7 @@ def bench_model(
                 b / med * 1e3,
                 med_e2e,
                 b / med_e2e * 1e3,
+                **agreement,
             )
         )
         log.info(
@@ -212,6 +231,12 @@ def format_table(rows: list[BenchRow]) -> str:
             f"| {r.model} | {r.backend} | {r.batch} | {r.device} | {r.precision} | {r.model_ms:.2f} | "
             f"{r.faces_per_s:,.0f} | {e2e} | {e2e_fps} |"
         )
+    for r in rows:
+        if r.top1_agreement is not None:
+            lines.append(
+                f"\n{r.model} fp8 batch {r.batch} vs open_clip eager: max |prob diff| {r.max_prob_diff:.4f}, "
+                f"top-1 agreement {r.top1_agreement:.1%}"
+            )
     return "\n".join(lines)
 
 

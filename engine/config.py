@@ -90,8 +90,10 @@ class EngineSettings(_Strict):
     backend: Literal["auto", "torch", "compile", "onnxruntime", "tensorrt"] = "auto"
     device: str = "auto"
     """auto (cuda when available), cpu, cuda or cuda:N."""
-    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
-    """auto = fp16 on CUDA, fp32 on CPU."""
+    precision: Literal["auto", "fp32", "fp16", "bf16", "fp8"] = "auto"
+    """auto = fp16 on CUDA, fp32 on CPU. fp8 (opt-in; torch/compile backends; fast on Hopper
+    only): the tower's linear layers in float8 e4m3 with static scales calibrated on the first
+    batch; accuracy on real weights unverified, so never the default."""
     max_batch: int = Field(64, ge=1)
     """Largest batch one backend call takes; bigger inputs are split."""
     cache_dir: str = "~/.cache/expstream"

@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from engine.backends import Backend, BackendContext, create_backend
-from engine.config import EngineSettings, engine_settings_from
+from engine.config import ConfigError, EngineSettings, engine_settings_from
 from engine.head import HeadInfo, ProjectionHead, load_head
 from engine.models import LoadedClip, load_clip
 from engine.preprocess import PreprocessSpec, preprocess
 from engine.prompts import PromptCache, Prompts, build_prompt_embeddings, load_prompts
 from engine.scoring import ScoringModel
 from engine.smoothing import Smoother, make_smoother
+from engine.tower import FastVisionTower
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
+    """The dtype of the tower's activations (fp8 keeps its non-GEMM work in fp16 / fp32)."""
+    if precision in ("auto", "fp8"):
         return torch.float16 if device.type == "cuda" else torch.float32
     return _DTYPES[precision]
 
@@ -103,10 +105,8 @@ class ExpressionEngine:
         self.prompt_cache = PromptCache(self.cache_dir / "prompts")
         self.class_embeddings = self._class_embeddings().to(self.device)
 
-        visual = self._clip.model.visual
-        if self.dtype != torch.float32:
-            visual = visual.to(self.dtype)
-        self.scoring_model = ScoringModel(visual, self.head, self.class_embeddings, self.logit_scale).eval()
+        self.fp8_pending = settings.precision == "fp8"
+        self.scoring_model = ScoringModel(self._visual(), self.head, self.class_embeddings, self.logit_scale).eval()
         ctx = BackendContext(
             device=self.device,
             dtype=self.dtype,
@@ -138,6 +138,25 @@ class ExpressionEngine:
         """Build from a config file path, a parsed dict (whole config or its ``engine``
         section) or EngineSettings; ``overrides`` are ``engine.a.b=value`` strings."""
         return cls(engine_settings_from(config, overrides))
+
+    def _visual(self) -> torch.nn.Module:
+        """The image tower the backends run: open_clip's own, or its graph-friendly
+        re-statement for ``compile`` and fp8 (same weights, same maths; tests prove it)."""
+        visual = self._clip.model.visual
+        if self.dtype != torch.float32:
+            visual = visual.to(self.dtype)
+        wants_fast = self.settings.precision == "fp8" or self.settings.backend == "compile"
+        if not wants_fast:
+            return visual
+        if self.settings.precision == "fp8" and self.settings.backend not in ("torch", "compile"):
+            raise ConfigError("engine.precision: fp8 runs on the torch or compile backend only")
+        try:
+            return FastVisionTower(visual)
+        except TypeError as e:
+            if self.settings.precision == "fp8":
+                raise ConfigError(f"engine.precision: fp8 is not supported for {self._clip.name}: {e}") from e
+            log.info("compile: keeping open_clip's tower (%s)", e)
+            return visual
 
     def _load_head(self) -> tuple[ProjectionHead | None, HeadInfo]:
         return load_head(
@@ -229,6 +248,11 @@ class ExpressionEngine:
 
     def score_pixels(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Preprocessed pixels [N, 3, S, S] -> (logits, features) tensors, in max_batch chunks."""
+        if self.fp8_pending:
+            # Static activation scales from the first batch scored ("delayed scaling").
+            self.scoring_model.visual.quantise_fp8(pixels[: self.settings.max_batch].to(self.dtype))
+            self.fp8_pending = False
+            log.info("fp8: activation scales calibrated on %d crops", min(len(pixels), self.settings.max_batch))
         logits, feats = [], []
         for i in range(0, pixels.shape[0], self.settings.max_batch):
             lg, ft = self.backend(pixels[i : i + self.settings.max_batch])
