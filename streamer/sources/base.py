@@ -1,0 +1,221 @@
+"""What every video source is: a decode thread feeding a bounded queue, plus lifecycle events.
+
+``Source`` owns the thread, the queue, the frame numbering and the event plumbing;
+implementations (``FileSource``, ``LiveSource``) only write ``_run``, the body of the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streamer.frames import Frame, FrameImage
+from streamer.sources.buffer import FrameBuffer
+from streamer.sources.settings import SourceSettings
+from streamer.sources.uri import redact_uri
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["started", "reconnecting", "resumed", "ended", "failed"]
+EVENT_KINDS: tuple[str, ...] = ("started", "reconnecting", "resumed", "ended", "failed")
+TERMINAL_KINDS = ("ended", "failed")
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A change in a stream's life, as sources report it to ``on_event``.
+
+    Example:
+        >>> ev = StreamEvent("cam1", "reconnecting", 1.7e9, "stream ended", {"attempt": 1})
+        >>> ev.kind, ev.details["attempt"]
+        ('reconnecting', 1)
+    """
+
+    stream_id: str
+    kind: str
+    """One of "started", "reconnecting", "resumed", "ended", "failed"."""
+    wall_time_s: float
+    reason: str | None = None
+    """Human-readable cause; always set for "reconnecting" and "failed"."""
+    details: dict = field(default_factory=dict)
+    """JSON-able extras, e.g. ``{"attempt": 2, "delay_s": 1.3, "uri": "rtsp://..."}``."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"StreamEvent.kind must be one of {EVENT_KINDS}, got {self.kind!r}")
+        if self.kind in ("failed", "reconnecting") and not self.reason:
+            raise ValueError(f"a {self.kind!r} StreamEvent needs a reason")
+
+
+@dataclass
+class SourceStats:
+    """Counters of one source; written by its thread only, safe to read from any thread."""
+
+    frames_decoded: int = 0
+    """Frames the decoder produced (delivered or dropped)."""
+    frames_dropped: int = 0
+    """Frames discarded because the queue was full (live sources and realtime files)."""
+    reconnects: int = 0
+    """Reconnect attempts made (one per "reconnecting" event)."""
+    decode_errors: int = 0
+    """Packets the decoder rejected (skipped; the stream goes on)."""
+    last_error: str | None = None
+    """The latest open, read or decode error, as text."""
+    last_frame_wall_s: float | None = None
+    """``time.time()`` of the latest decoded frame."""
+
+
+EventCallback = Callable[[StreamEvent], None]
+
+
+class Source(ABC):
+    """One video stream decoded on its own thread into a bounded queue.
+
+    Lifecycle: ``start()`` -> ``read()`` until ``done`` -> ``stop()``. Every source emits
+    exactly one terminal event ("ended" or "failed"); nothing it does raises into the
+    caller's thread.
+
+    Example:
+        >>> src = open_source("clip.mp4", "cam1", SourceSettings(), print)  # doctest: +SKIP
+        >>> src.start()  # doctest: +SKIP
+        >>> while not src.done:  # doctest: +SKIP
+        ...     frame = src.read(timeout=1.0)
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        stream_id: str,
+        settings: SourceSettings,
+        on_event: EventCallback,
+        *,
+        live: bool,
+    ) -> None:
+        if not stream_id:
+            raise ValueError("stream_id must be non-empty")
+        self.uri = uri
+        self.stream_id = stream_id
+        self.settings = settings
+        self.live = live
+        self.stats = SourceStats()
+        self._on_event = on_event
+        # Realtime files behave like cameras: a slow consumer loses old frames, not time.
+        self._buffer: FrameBuffer[Frame] = FrameBuffer(settings.queue_size, drop_oldest=live or settings.realtime)
+        self._stop_requested = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lifecycle_lock = threading.Lock()
+        self._terminal_sent = False
+        self._next_index = 0
+
+    # ---- public API ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the decode thread. A second call, or a call after ``stop()``, does nothing."""
+        with self._lifecycle_lock:
+            if self._thread is not None or self._stop_requested.is_set():
+                log.warning("source %s: start() ignored (already started or stopped)", self)
+                return
+            self._thread = threading.Thread(target=self._thread_main, name=f"source:{self.stream_id}", daemon=True)
+            self._thread.start()
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame, or None when none arrived within ``timeout`` seconds.
+
+        With ``timeout=None`` it waits until a frame arrives or the source is ``done``.
+        """
+        return self._buffer.get(timeout)
+
+    @property
+    def done(self) -> bool:
+        """True once the stream has ended or failed AND every queued frame was read."""
+        return self._buffer.drained
+
+    def stop(self) -> None:
+        """Ask the thread to stop and join it; emits "ended" (reason "stopped") unless the
+        stream already ended or failed. Idempotent; frames still queued stay readable.
+
+        A source blocked in a silent connection notices within ``read_timeout_s``; the join
+        waits that long at most, then leaves the (daemon) thread to finish on its own.
+        """
+        self._stop_requested.set()
+        self._buffer.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.settings.open_timeout_s + self.settings.read_timeout_s + 1.0)
+            if thread.is_alive():
+                log.warning("source %s: decode thread still busy after stop()", self)
+        self._finish("ended", "stopped")
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` was called."""
+        return self._stop_requested.is_set()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.stream_id!r}, {redact_uri(self.uri)!r})"
+
+    # ---- for implementations -------------------------------------------------------------
+
+    @abstractmethod
+    def _run(self) -> None:
+        """Body of the decode thread: open, decode, ``_deliver`` frames, emit events, and end
+        with ``_finish`` (or just return: a stop or a plain return then ends the stream)."""
+
+    def _deliver(self, av_frame: Any, pts_offset_s: float = 0.0) -> bool:
+        """Wrap a decoded PyAV frame (no pixel conversion) and queue it; False once stopped."""
+        now = time.time()
+        pts_s = None if av_frame.time is None else av_frame.time + pts_offset_s
+        frame = Frame(
+            stream_id=self.stream_id,
+            index=self._next_index,
+            pts_s=pts_s,
+            wall_time_s=now,
+            image=FrameImage.from_av(av_frame),
+        )
+        self._next_index += 1
+        self.stats.frames_decoded += 1
+        self.stats.last_frame_wall_s = now
+        queued = self._buffer.put(frame)
+        self.stats.frames_dropped = self._buffer.dropped
+        return queued
+
+    def _emit(self, kind: EventKind, reason: str | None = None, **details: Any) -> None:
+        """Send an event to ``on_event``; a raising callback is logged, never propagated."""
+        details.setdefault("uri", redact_uri(self.uri))
+        event = StreamEvent(self.stream_id, kind, time.time(), reason, details)
+        level = logging.WARNING if kind in ("reconnecting", "failed") else logging.INFO
+        log.log(level, "source %s: %s%s", self.stream_id, kind, f" ({reason})" if reason else "")
+        try:
+            self._on_event(event)
+        except Exception:  # the caller's callback must not kill the decode thread
+            log.exception("source %s: on_event callback raised on %r", self.stream_id, kind)
+
+    def _finish(self, kind: Literal["ended", "failed"], reason: str, **details: Any) -> None:
+        """Emit the one terminal event (later calls do nothing) and close the queue."""
+        with self._lifecycle_lock:
+            if self._terminal_sent:
+                return
+            self._terminal_sent = True
+        if kind == "failed":
+            self.stats.last_error = self.stats.last_error or reason
+        self._emit(kind, reason, frames_decoded=self.stats.frames_decoded, **details)
+        self._buffer.close()
+
+    # ---- thread boundary ------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            self._run()
+        except Exception as e:  # thread boundary: a bug must end this stream, not the process
+            log.exception("source %s: decode thread crashed", self.stream_id)
+            self._finish("failed", f"internal error: {type(e).__name__}: {e}")
+        finally:
+            if self._stop_requested.is_set():
+                self._finish("ended", "stopped")
+            else:
+                self._finish("ended", "end of stream")

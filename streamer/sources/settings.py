@@ -1,0 +1,72 @@
+"""How sources open, time out, reconnect and buffer: one validated, immutable settings model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SourceSettings(BaseModel):
+    """Settings shared by every source of a streamer (see docs/sources.md).
+
+    Example:
+        >>> s = SourceSettings(max_reconnects=3, queue_size=2)
+        >>> s.rtsp_transport, s.max_reconnects
+        ('tcp', 3)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    """RTSP lower transport. TCP (interleaved) survives NAT and loses no packets; UDP has
+    lower latency on a clean LAN but shows losses as broken frames."""
+
+    open_timeout_s: float = Field(5.0, gt=0)
+    """Seconds a live source may take to connect and read the stream headers."""
+
+    read_timeout_s: float = Field(5.0, gt=0)
+    """Seconds of silence after which a live source counts as disconnected. Also bounds how
+    long ``stop()`` can wait for a source stuck in a silent connection."""
+
+    reconnect: bool = True
+    """Live sources: reconnect after a disconnect. When False a disconnect ends the source
+    ("ended" after a normal end of stream, "failed" after an error)."""
+
+    backoff_initial_s: float = Field(0.5, gt=0)
+    """Delay before the first reconnect attempt of an outage; doubles with each attempt."""
+
+    backoff_max_s: float = Field(30.0, gt=0)
+    """Cap on the doubling delay (applied before jitter)."""
+
+    backoff_jitter: float = Field(0.25, ge=0, le=1)
+    """Random spread of each delay as a fraction: the delay is drawn uniformly from
+    ``[d * (1 - jitter), d * (1 + jitter)]``, so many cameras behind one failed switch do not
+    reconnect in lockstep."""
+
+    max_reconnects: int | None = Field(None, ge=0)
+    """Consecutive failed reconnect attempts allowed per outage before the source "failed";
+    the count restarts once frames flow again. None = retry forever."""
+
+    queue_size: int = Field(4, ge=1)
+    """Frames buffered per source. Live sources (and realtime files) drop the OLDEST frame
+    when full and count it; other files block the decoder instead (backpressure)."""
+
+    realtime: bool = False
+    """Files: deliver frames at the clip's native rate (like a camera) instead of as fast as
+    the consumer takes them."""
+
+    loop: bool = False
+    """Files: restart at the end instead of ending (demo / benchmark). ``pts_s`` keeps
+    increasing across passes; ``index`` always does."""
+
+    decode_threads: int = Field(0, ge=0)
+    """Decoder threads per source; 0 lets FFmpeg choose."""
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> SourceSettings:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must be >= backoff_initial_s ({self.backoff_initial_s})"
+            )
+        return self
