@@ -47,6 +47,8 @@ class EngineOutput:
     """Top class of each crop."""
     features: np.ndarray
     """float32 [N, F]: projected, L2-normalised image features (F = 4096 with a head)."""
+    feature_norms: np.ndarray
+    """float32 [N]: L2 norm of each projected feature before normalisation."""
 
     def __post_init__(self) -> None:
         n = self.logits.shape[0]
@@ -57,8 +59,16 @@ class EngineOutput:
                 f"expected {n} labels and features [N, F], got {len(self.labels)} and {self.features.shape}"
             )
 
+        if self.feature_norms.shape != (n,):
+            raise ValueError(f"expected feature_norms of shape ({n},), got {self.feature_norms.shape}")
+
     def __len__(self) -> int:
         return self.logits.shape[0]
+
+    def projected_features(self) -> np.ndarray:
+        """The head's output before normalisation, float32 [N, F] (what the paper's video
+        protocol averages over frames before normalising)."""
+        return self.features * self.feature_norms[:, None]
 
     @property
     def scores(self) -> np.ndarray:
@@ -247,7 +257,8 @@ class ExpressionEngine:
         return preprocess(crops, self.preprocess_spec, self.device, torch.float32)
 
     def score_pixels(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Preprocessed pixels [N, 3, S, S] -> (logits, features) tensors, in max_batch chunks."""
+        """Preprocessed pixels [N, 3, S, S] -> (logits, projected features BEFORE
+        normalisation) tensors, in max_batch chunks."""
         if self.fp8_pending:
             # Static activation scales from the first batch scored ("delayed scaling").
             self.scoring_model.visual.quantise_fp8(pixels[: self.settings.max_batch].to(self.dtype))
@@ -266,15 +277,22 @@ class ExpressionEngine:
         c = len(self.classes)
         if n == 0:
             empty = np.zeros((0, c), np.float32)
-            return EngineOutput(empty, empty.copy(), [], np.zeros((0, self.feature_dim), np.float32))
+            no_feats = np.zeros((0, self.feature_dim), np.float32)
+            return EngineOutput(empty, empty.copy(), [], no_feats, np.zeros(0, np.float32))
         pixels = self.preprocess(crops)
-        logits_t, feats_t = self.score_pixels(pixels)
+        logits_t, projected = self.score_pixels(pixels)
         probs_t = torch.softmax(logits_t, dim=-1)
+        norms_t = projected.norm(dim=-1)
+        feats_t = projected / norms_t.clamp_min(1e-12)[:, None]
         logits = logits_t.float().cpu().numpy()
-        probs = probs_t.float().cpu().numpy()
-        feats = feats_t.float().cpu().numpy()
         top = logits.argmax(axis=1)
-        return EngineOutput(logits, probs, [self.classes[i] for i in top], feats)
+        return EngineOutput(
+            logits,
+            probs_t.float().cpu().numpy(),
+            [self.classes[i] for i in top],
+            feats_t.float().cpu().numpy(),
+            norms_t.float().cpu().numpy(),
+        )
 
     @torch.inference_mode()
     def clip_image_features(self, crops: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:

@@ -20,10 +20,12 @@ def scores_from_features(
 
 
 class ScoringModel(nn.Module):
-    """pixels [N, 3, S, S] -> (logits [N, C] float32, features [N, F] float32, normalised).
+    """pixels [N, 3, S, S] -> (logits [N, C], projected features [N, F]), both float32.
 
-    The tower may run in fp16/bf16; its output is cast to float32 before the head, as in
-    the reference.
+    The projected features are the head's output BEFORE L2 normalisation (the logits use the
+    normalised ones): the paper's video protocol averages projected features over frames and
+    normalises the mean. The tower may run in fp16/bf16; its output is cast to float32 before
+    the head, as in the reference.
     """
 
     def __init__(
@@ -43,5 +45,4 @@ class ScoringModel(nn.Module):
         f = self.visual(pixels).float()
         if self.head is not None:
             f = self.head(f)
-        f = F.normalize(f, dim=-1)
-        return scores_from_features(f, self.class_embeddings, self.logit_scale), f
+        return scores_from_features(F.normalize(f, dim=-1), self.class_embeddings, self.logit_scale), f

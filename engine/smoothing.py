@@ -104,8 +104,9 @@ class EmaSmoother(Smoother):
 
 
 class WindowSmoother(Smoother):
-    """The paper's video protocol: mean of the last ``window`` projected features,
-    L2-normalised, scored against the class embeddings."""
+    """The paper's video protocol: mean of the last ``window`` projected features (the head's
+    output before normalisation: ``EngineOutput.projected_features()``), L2-normalised, scored
+    against the class embeddings."""
 
     name = "window"
 

@@ -50,6 +50,13 @@ def reference_logits(engine: ExpressionEngine, weight: torch.Tensor | None, crop
     return logits.reshape(len(crops), len(classes), n_templates).mean(-1).numpy()
 
 
+def reference_projected(engine: ExpressionEngine, weight: torch.Tensor, crops) -> np.ndarray:
+    spec = engine.preprocess_spec
+    x = torch.stack([reference_pixels(c, spec.mode, spec.image_size, spec.mean, spec.std) for c in crops])
+    with torch.no_grad():
+        return (engine.clip_model.encode_image(x).float() @ weight.T).numpy()
+
+
 @pytest.mark.parametrize("mode", ["expclip", "clip"])
 @pytest.mark.parametrize("prompt_set", PROMPT_SETS)
 def test_score_matches_reference_formulas(offline, expclip_head_file, crops, prompt_set, mode):
@@ -63,6 +70,8 @@ def test_score_matches_reference_formulas(offline, expclip_head_file, crops, pro
     assert out.labels == [eng.classes[i] for i in ref.argmax(1)]
     np.testing.assert_allclose(out.probs, torch.softmax(torch.from_numpy(ref), -1).numpy(), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(out.features, axis=1), 1.0, atol=1e-5)
+    projected = reference_projected(eng, weight, crops)
+    np.testing.assert_allclose(out.projected_features(), projected, rtol=1e-4, atol=1e-5)
     assert out.features.shape == (len(crops), 4096)
 
 

@@ -83,6 +83,6 @@ def test_engine_smoother_from_config(offline):
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
     out = eng.score(crops)
-    first = sm.update([("c", 1)] * 1, out.probs[:1], out.features[:1])
+    first = sm.update([("c", 1)], out.probs[:1], out.projected_features()[:1])
     np.testing.assert_allclose(first, out.probs[:1], atol=1e-5)  # one frame: window == raw
     assert isinstance(sm, WindowSmoother) and sm.window == 4
