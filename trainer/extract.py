@@ -1,0 +1,200 @@
+"""``trainer extract``: compute frozen CLIP features and teacher features once, on disk.
+
+Inputs are image folders (recursive; ImageFolder layouts accepted, labels ignored) and/or
+videos (faces harvested first, see ``trainer.harvest``). Files are identified by the hash
+of their bytes: duplicates are skipped, and inputs already in a finished shard are not
+recomputed. Unreadable images are skipped, counted and listed (``skipped-r*.json``).
+Under torchrun each rank takes every world-th pending input and writes its own shards.
+
+Example:
+    >>> cfg = load_trainer_config("configs/train-offline.yaml")
+    >>> stats = extract_features(cfg, images=["faces/"], out="feats/")
+    >>> stats.computed, stats.images_per_s
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import ExpressionEngine
+from trainer.config import TrainerConfig, engine_with
+from trainer.distributed import DistContext, init_distributed
+from trainer.sources import Item, UnreadableImage, list_images, read_rgb, unique_items
+from trainer.store import FeatureStore
+from trainer.teacher import Teacher, load_teacher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractStats:
+    """What one extraction run did (this rank's share for the per-rank counts)."""
+
+    found: int = 0
+    duplicates: int = 0
+    done_before: int = 0
+    """Inputs skipped because a finished shard already holds them (resumption)."""
+    computed: int = 0
+    """Inputs whose CLIP and teacher features this run computed."""
+    shards_written: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    harvested_faces: int = 0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else 0.0
+
+
+def extraction_engine(cfg: TrainerConfig, device: str | None = None) -> ExpressionEngine:
+    """The engine whose frozen CLIP features are stored: no head, training preprocessing
+    pinned (``auto`` means the reference's ``expclip``)."""
+    pre = cfg.engine.preprocess if cfg.engine.preprocess != "auto" else "expclip"
+    changes: dict[str, Any] = {"head": "none", "preprocess": pre}
+    if device is not None:
+        changes["device"] = device
+    head_log = logging.getLogger("engine.head")
+    level = head_log.level
+    head_log.setLevel(logging.ERROR)  # "running plain CLIP zero-shot" does not apply here
+    try:
+        return ExpressionEngine(engine_with(cfg.engine, **changes))
+    finally:
+        head_log.setLevel(level)
+
+
+def store_identity(engine: ExpressionEngine, teacher: Teacher) -> dict[str, Any]:
+    """What made the features; a store only ever holds pairs from one identity."""
+    return {
+        "model": engine.model_name,
+        "weights": engine.weights_id,
+        "preprocess": engine.preprocess_mode,
+        "image_size": engine.preprocess_spec.image_size,
+        "clip_dim": engine.embed_dim,
+        "logit_scale": engine.logit_scale,
+        **teacher.describe(),
+    }
+
+
+def _decode(item: Item) -> np.ndarray | UnreadableImage:
+    try:
+        return read_rgb(item.path)
+    except UnreadableImage as e:
+        return e
+
+
+def _decoded_batches(
+    items: Sequence[Item], batch: int, workers: int
+) -> Iterator[tuple[list[Item], list[np.ndarray | UnreadableImage]]]:
+    """Batches of decoded images, the next batch decoding in threads while this one runs."""
+    chunks = [list(items[i : i + batch]) for i in range(0, len(items), batch)]
+    if workers == 0:
+        for c in chunks:
+            yield c, [_decode(it) for it in c]
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        ahead: list[Future] = [pool.submit(lambda c=c: [_decode(it) for it in c]) for c in chunks[:2]]
+        for k, c in enumerate(chunks):
+            result = ahead[k].result()
+            if k + 2 < len(chunks):
+                nxt = chunks[k + 2]
+                ahead.append(pool.submit(lambda c=nxt: [_decode(it) for it in c]))
+            ahead[k] = None  # type: ignore[call-overload]  # free decoded pixels
+            yield c, result
+
+
+def extract_features(
+    cfg: TrainerConfig,
+    images: Sequence[str | Path] = (),
+    out: str | Path = "feats",
+    videos: Sequence[str | Path] = (),
+    progress: bool = False,
+    engine: ExpressionEngine | None = None,
+    teacher: Teacher | None = None,
+    ctx: DistContext | None = None,
+) -> ExtractStats:
+    """Extract (CLIP, teacher) feature pairs of every new input into the store at ``out``."""
+    from tqdm import tqdm
+
+    ctx = ctx or init_distributed(cfg.engine.device)
+    st = cfg.trainer.extract
+    out = Path(out).expanduser()
+    stats = ExtractStats()
+    roots = [Path(p) for p in images]
+    if videos:
+        from trainer.harvest import harvest_videos
+
+        if ctx.is_main:
+            h = harvest_videos(videos, out / "harvest", st.harvest, progress=progress)
+            stats.harvested_faces = h.faces
+            stats.unreadable.extend(h.failed)
+        ctx.barrier()
+        roots.append(out / "harvest")
+    if not roots:
+        raise ValueError("extract: give at least one image folder or video")
+
+    paths = list_images(roots, st.extensions)
+    stats.found = len(paths)
+    items, stats.duplicates, bad = unique_items(paths, progress=progress and ctx.is_main)
+    stats.unreadable.extend(bad)
+
+    dev = str(ctx.device) if ctx.world > 1 else None
+    engine = engine or extraction_engine(cfg, dev)
+    teacher = teacher or load_teacher(
+        cfg.trainer.teacher, engine.device, cfg.base_dir, Path(cfg.engine.cache_dir).expanduser()
+    )
+    identity = store_identity(engine, teacher)
+    if ctx.is_main:
+        FeatureStore.create(out, identity)
+    ctx.barrier()
+    store = FeatureStore.create(out, identity)
+    done = store.done_hashes()
+    ctx.barrier()  # every rank has read the finished shards before any rank writes more
+    pending = [it for it in items if it.sha256 not in done]
+    stats.done_before = len(items) - len(pending)
+    mine = pending[ctx.rank :: ctx.world]
+    index = store.next_index(ctx.rank)
+
+    buf_clip: list[np.ndarray] = []
+    buf_teacher: list[np.ndarray] = []
+    buf_items: list[Item] = []
+
+    def flush(n: int) -> None:
+        nonlocal index, buf_clip, buf_teacher, buf_items
+        clip, teach = np.concatenate(buf_clip), np.concatenate(buf_teacher)
+        its = buf_items[:n]
+        store.write_shard(ctx.rank, index, clip[:n], teach[:n], [i.sha256 for i in its], [i.path for i in its])
+        index += 1
+        stats.shards_written += 1
+        buf_clip, buf_teacher, buf_items = [clip[n:]], [teach[n:]], buf_items[n:]
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(mine), desc="extracting", unit="img", disable=not (progress and ctx.is_main))
+    try:
+        for batch, decoded in _decoded_batches(mine, st.batch_size, st.workers):
+            ok_items = [it for it, im in zip(batch, decoded, strict=True) if isinstance(im, np.ndarray)]
+            crops = [im for im in decoded if isinstance(im, np.ndarray)]
+            stats.unreadable.extend((e.path, e.reason) for e in decoded if isinstance(e, UnreadableImage))
+            if crops:
+                buf_clip.append(engine.clip_image_features(crops))
+                buf_teacher.append(teacher.features(crops))
+                buf_items.extend(ok_items)
+                stats.computed += len(crops)
+            while len(buf_items) >= st.shard_size:
+                flush(st.shard_size)
+            bar.update(len(batch))
+        if buf_items:
+            flush(len(buf_items))
+    finally:
+        bar.close()
+        stats.seconds = time.perf_counter() - t0
+        store.write_skipped(ctx.rank, stats.unreadable)
+    ctx.barrier()
+    return stats

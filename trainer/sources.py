@@ -1,0 +1,99 @@
+"""Finding, hashing and decoding input images.
+
+Example:
+    >>> paths = list_images(["faces/"], ["jpg", "png"])
+    >>> items, duplicates, unreadable = unique_items(paths)
+    >>> rgb = read_rgb(items[0].path)              # uint8 [H, W, 3]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+
+
+class UnreadableImage(ValueError):
+    """A file could not be decoded as an image; ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input image, identified by the hash of its bytes."""
+
+    path: str
+    sha256: str
+
+
+def list_images(roots: Iterable[str | Path], extensions: Sequence[str] = DEFAULT_EXTENSIONS) -> list[Path]:
+    """Image files under ``roots`` (recursively; ImageFolder class folders included), sorted.
+
+    A root may also be a single image file.
+    """
+    exts = {("." + e.lower().lstrip(".")) for e in extensions}
+    out: list[Path] = []
+    for root in roots:
+        r = Path(root).expanduser()
+        if r.is_file():
+            out.append(r)
+        elif r.is_dir():
+            out.extend(p for p in r.rglob("*") if p.suffix.lower() in exts and p.is_file())
+        else:
+            raise FileNotFoundError(f"input {r}: no such file or folder")
+    return sorted(set(out))
+
+
+def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes (its content identity)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def unique_items(paths: Iterable[Path], progress: bool = False) -> tuple[list[Item], int, list[tuple[str, str]]]:
+    """Hash each file; keep the first of each content. Returns (items, duplicates, unreadable)."""
+    from tqdm import tqdm
+
+    seen: set[str] = set()
+    items: list[Item] = []
+    unreadable: list[tuple[str, str]] = []
+    dups = 0
+    paths = list(paths)
+    for p in tqdm(paths, desc="hashing", unit="file", disable=not progress):
+        try:
+            digest = hash_file(p)
+        except OSError as e:
+            unreadable.append((str(p), f"{type(e).__name__}: {e}"))
+            continue
+        if digest in seen:
+            dups += 1
+            continue
+        seen.add(digest)
+        items.append(Item(str(p), digest))
+    return items, dups, unreadable
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to uint8 RGB [H, W, 3]; raise UnreadableImage if it cannot."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise UnreadableImage(path, f"{type(e).__name__}: {e}") from e
+    if rgb.ndim != 3 or rgb.shape[0] < 2 or rgb.shape[1] < 2:
+        raise UnreadableImage(path, f"image too small ({rgb.shape})")
+    return np.ascontiguousarray(rgb)
