@@ -1,0 +1,87 @@
+"""``streamer subscribe``: print what a streamer publishes, as readable lines or raw JSON.
+
+Example:
+    $ streamer subscribe tcp://127.0.0.1:5556 --stream cam0
+    faces  cam0 #42 t=1.40s 2 face(s) 18.2ms | 1 happiness 0.61 [100,80,180,170] | 2 neutral 0.44 [...]
+    event  cam0 track 3 ended (age 57)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import zmq
+
+from streamer.publisher import decode
+
+
+def format_message(topic: str, msg: dict[str, Any]) -> str:
+    """One readable line for a faces or events message."""
+    sid = msg.get("stream_id", "?")
+    if msg.get("type") == "faces":
+        pts = msg.get("pts_s")
+        head = (
+            f"faces  {sid} #{msg['frame_index']} t={pts:.2f}s"
+            if pts is not None
+            else f"faces  {sid} #{msg['frame_index']}"
+        )
+        faces = []
+        for f in msg["faces"]:
+            box = ",".join(str(round(v)) for v in f["bbox_xyxy"])
+            label = f"{f['label']} {f['score']:.2f}" if f["label"] is not None else "(not scored yet)"
+            faces.append(f"{f['track_id']} {label} [{box}]")
+        return f"{head} {len(faces)} face(s) {msg['latency_ms']:.1f}ms" + "".join(f" | {x}" for x in faces)
+    if msg.get("scope") == "track":
+        extra = f" (age {msg['track_age']})" if msg["kind"] == "ended" else ""
+        return f"event  {sid} track {msg['track_id']} {msg['kind']} at frame {msg['frame_index']}{extra}"
+    reason = f": {msg['reason']}" if msg.get("reason") else ""
+    return f"event  {sid} stream {msg.get('kind')}{reason}"
+
+
+def subscribe_command(args: argparse.Namespace) -> int:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    if args.bind:
+        sock.bind(args.endpoint)
+    else:
+        sock.connect(args.endpoint)
+    kinds = ["faces", "events"] if args.topics == "all" else [args.topics]
+    streams = args.stream or [None]
+    for kind in kinds:
+        for sid in streams:
+            sock.setsockopt_string(zmq.SUBSCRIBE, f"{kind}.{sid}" if sid else f"{kind}.")
+    wanted = set(args.stream)
+    last_seq: dict[str, int] = {}
+    gaps = received = 0
+    last_msg = time.monotonic()
+    try:
+        while True:
+            if sock.poll(200):
+                topic_b, payload = sock.recv_multipart()
+                topic = topic_b.decode()
+                if wanted and topic.split(".", 1)[1] not in wanted:
+                    continue  # "faces.cam1" also matches the prefix of "faces.cam10"
+                msg = decode(payload)
+                seq = msg.get("seq")
+                if isinstance(seq, int):
+                    if topic in last_seq and seq > last_seq[topic] + 1:
+                        gaps += seq - last_seq[topic] - 1
+                    last_seq[topic] = seq
+                print(json.dumps(msg) if args.raw else format_message(topic, msg), flush=True)
+                received += 1
+                last_msg = time.monotonic()
+                if args.count and received >= args.count:
+                    break
+            elif args.idle_timeout and time.monotonic() - last_msg > args.idle_timeout:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close(linger=0)
+        ctx.term()
+    print(f"received {received} message(s), {gaps} missed (seq gaps)", file=sys.stderr)
+    return 0

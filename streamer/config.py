@@ -1,0 +1,229 @@
+"""The streamer's typed settings: one YAML schema, loaded as defaults -> ``-c FILE`` ->
+``--set dotted.key=value`` overrides -> validation (STYLE.md #5).
+
+``configs/default.yaml`` mirrors these defaults and comments every key (docs/config.md).
+
+Example:
+    >>> settings = load_settings("configs/offline.yaml", ["detector.name=haar"])
+    >>> settings.publisher.endpoint
+    'tcp://127.0.0.1:5556'
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.config import ConfigError, EngineSettings, load_yaml_config, validate
+from streamer.sources import SourceSettings
+
+log = logging.getLogger(__name__)
+
+PACKS = ("buffalo_l", "buffalo_s")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DetectorSettings(_Strict):
+    """Which face detector runs on every frame, and how."""
+
+    name: Literal["insightface", "haar"] = "insightface"
+    """insightface (SCRFD through onnxruntime) or haar (OpenCV's bundled cascade, offline)."""
+    model: str = "buffalo_l"
+    """insightface pack (buffalo_l, buffalo_s; downloaded on first use) or a local SCRFD .onnx."""
+    root: str = "~/.insightface"
+    """Where insightface keeps packs (``<root>/models/<pack>/``)."""
+    input_size: int = Field(640, ge=64, le=4096)
+    """Longest side of the picture the detector sees; frames are scaled to fit (aspect kept)."""
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Detections below this confidence are discarded (SCRFD only; haar scores are 1)."""
+    nms_threshold: float = Field(0.4, gt=0.0, le=1.0)
+    """IoU above which overlapping SCRFD boxes are suppressed."""
+    min_face_px: int = Field(20, ge=1)
+    """Faces whose shorter box side is below this (full-frame pixels) are discarded."""
+    full_frame_every: int = Field(1, ge=1)
+    """1 = scan the whole frame every frame. N > 1 = whole frame every N-th frame of a stream,
+    and in between only regions around live tracks (much cheaper for slow CPU detectors;
+    faces entering the view are found at the next full pass)."""
+    roi_expand: float = Field(2.0, ge=1.2, le=6.0)
+    """Side of a track's search region relative to the longer side of its box."""
+    roi_max_px: int = Field(96, ge=0)
+    """Search regions larger than this (detector pixels) are scaled down first; 0 = never."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """onnxruntime provider: cuda when available for auto."""
+    haar_scale_factor: float = Field(1.15, gt=1.0, le=2.0)
+    """Pyramid step of the Haar cascade (larger = faster, fewer sizes tried)."""
+    haar_min_neighbors: int = Field(5, ge=1)
+    """Neighbouring hits a Haar detection needs (larger = fewer false faces)."""
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, v: str) -> str:
+        if v not in PACKS and not v.endswith(".onnx"):
+            raise ValueError(f"allowed: {', '.join(PACKS)} or a path ending in .onnx")
+        return v
+
+
+class TrackerSettings(_Strict):
+    """ByteTrack (roboflow ``trackers``), one tracker per stream."""
+
+    lost_track_s: float = Field(1.0, ge=0.0)
+    """How long a track survives without a detection before it ends."""
+    activation_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    """Minimum detection score that starts a new track."""
+    high_score_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    """Detections at or above are matched first; lower ones only revive existing tracks."""
+    match_iou: float = Field(0.1, gt=0.0, le=1.0)
+    """Minimum IoU between a predicted track box and a detection to associate them."""
+    min_consecutive_frames: int = Field(2, ge=1)
+    """Frames a new face must be seen in a row before its track is confirmed (gets an id)."""
+    frame_rate: float = Field(30.0, gt=0.0)
+    """Nominal frame rate the tracker's motion model assumes."""
+
+
+class CropSettings(_Strict):
+    """How face crops for the engine are cut."""
+
+    align: Literal["auto", "box"] = "auto"
+    """auto = 5-point similarity alignment when the detector gives keypoints, else box."""
+    box_expand: float = Field(1.25, ge=1.0, le=3.0)
+    """Side of the square box crop relative to the longer side of the face box."""
+
+
+class SchedulerSettings(_Strict):
+    """Which tracks the engine re-scores, and how often."""
+
+    max_hz: float = Field(2.0, gt=0.0)
+    """Each track is re-scored at most this many times per second (new tracks first)."""
+    max_batch: int = Field(64, ge=1)
+    """Most crops sent to the engine in one tick (across all streams)."""
+
+
+class PublisherSettings(_Strict):
+    """ZeroMQ PUB socket for results and events."""
+
+    endpoint: str = "tcp://127.0.0.1:5556"
+    """ZeroMQ endpoint (tcp://host:port, ipc://path, inproc://name)."""
+    bind: bool = True
+    """Bind the endpoint (subscribers connect); false = connect to a forwarder/XSUB."""
+    encoding: Literal["json", "msgpack"] = "json"
+    """Payload encoding of every message."""
+    sndhwm: int = Field(1000, ge=1)
+    """ZeroMQ send high-water mark per subscriber; messages beyond it are dropped by ZeroMQ."""
+    queue_size: int = Field(2048, ge=1)
+    """Messages waiting for the publisher thread; when full, new messages are dropped and counted."""
+    linger_ms: int = Field(1000, ge=0)
+    """How long closing the socket waits to deliver queued messages."""
+    publish_empty: bool = True
+    """Publish a faces message for frames without faces (subscribers see every processed frame)."""
+    settle_s: float = Field(0.3, ge=0.0)
+    """Pause after binding so subscribers can connect before the first message (slow joiner)."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, v: str) -> str:
+        if not v.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ValueError("allowed: tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+        return v
+
+
+class PipelineSettings(_Strict):
+    """Queues between the threads."""
+
+    read_timeout_s: float = Field(0.01, gt=0.0, le=1.0)
+    """How long the detection thread waits for a frame when no stream has one."""
+    max_streams_per_tick: int = Field(64, ge=1)
+    """Most frames (one per stream) detected together in one tick."""
+    torch_threads: int = Field(0, ge=0)
+    """CPU threads of the engine (torch.set_num_threads); 0 = torch's default. On small CPUs
+    1 leaves the other cores to decoding and detection (see docs/benchmarks-streamer.md)."""
+    opencv_threads: int = Field(0, ge=0)
+    """OpenCV threads (cv2.setNumThreads) for detection and crops; 0 = OpenCV's default."""
+
+
+class PreviewSettings(_Strict):
+    """Annotated video written with PyAV (``--preview``)."""
+
+    path: str | None = None
+    """Output .mp4 (one file per stream: ``name.<stream_id>.mp4`` when several streams)."""
+    fps: float = Field(30.0, gt=0.0)
+    """Frame rate written into the preview file."""
+    queue_size: int = Field(256, ge=1)
+    """Frames waiting to be drawn; beyond it preview frames are dropped (never the pipeline)."""
+
+
+class StatsSettings(_Strict):
+    """Periodic statistics line."""
+
+    interval_s: float = Field(5.0, gt=0.0)
+    """Seconds between stats lines (fps per stream, faces/s, drops, queue depths)."""
+    enabled: bool = True
+    """Log the stats line (``streamer bench`` and tests read the same numbers programmatically)."""
+
+
+class StreamerSettings(_Strict):
+    """The whole ``streamer`` configuration."""
+
+    engine: EngineSettings = EngineSettings()
+    sources: SourceSettings = SourceSettings()
+    detector: DetectorSettings = DetectorSettings()
+    tracker: TrackerSettings = TrackerSettings()
+    crops: CropSettings = CropSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    publisher: PublisherSettings = PublisherSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    preview: PreviewSettings = PreviewSettings()
+    stats: StatsSettings = StatsSettings()
+
+
+def _resolve_detector_path(data: dict[str, Any], base_dir: Path) -> None:
+    det = data.get("detector")
+    if isinstance(det, dict) and isinstance(det.get("model"), str) and det["model"].endswith(".onnx"):
+        p = Path(det["model"]).expanduser()
+        if not p.is_absolute() and (base_dir / p).exists():
+            det["model"] = str(base_dir / p)
+
+
+def load_settings(
+    config: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
+) -> StreamerSettings:
+    """Defaults -> ``config`` (file or dict) -> ``overrides`` -> validated settings.
+
+    Raises:
+        ConfigError: naming each bad dotted key, its value and what is allowed.
+
+    Example:
+        >>> load_settings(None, ["scheduler.max_hz=4"]).scheduler.max_hz
+        4.0
+    """
+    data = load_yaml_config(config, overrides)
+    if isinstance(config, str | Path):
+        _resolve_detector_path(data, Path(config).expanduser().resolve().parent)
+    return validate(StreamerSettings, data)
+
+
+def dump_settings(settings: StreamerSettings) -> str:
+    """The resolved configuration as YAML (logged once at start)."""
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+
+
+__all__ = [
+    "ConfigError",
+    "CropSettings",
+    "DetectorSettings",
+    "PipelineSettings",
+    "PreviewSettings",
+    "PublisherSettings",
+    "SchedulerSettings",
+    "StatsSettings",
+    "StreamerSettings",
+    "TrackerSettings",
+    "dump_settings",
+    "load_settings",
+]

@@ -1,0 +1,95 @@
+"""insightface SCRFD through onnxruntime: boxes, scores and 5 keypoints per face.
+
+``detector.model`` names a pack (``buffalo_l``, ``buffalo_s``: its detection model,
+downloaded by insightface on first use into ``<root>/models/<pack>/``) or a local SCRFD
+``.onnx`` loaded with ``insightface.model_zoo.get_model``. The picture handed to ``detect``
+is already scaled to fit ``input_size`` by the pipeline, so SCRFD's own letterbox is
+(almost) the identity and no full-resolution conversion is ever made.
+
+Example:
+    >>> det = ScrfdDetector(DetectorSettings(model="buffalo_s", input_size=640))
+    >>> dets = det.detect(small_bgr)     # dets.kps: float32 [N, 5, 2]
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer.base import Detections, FaceDetector
+from streamer.config import DetectorSettings
+
+log = logging.getLogger(__name__)
+
+
+def providers_for(device: str) -> list[str]:
+    """onnxruntime providers for ``auto``, ``cpu`` or ``cuda``."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise RuntimeError(f"detector.device is 'cuda' but onnxruntime has no CUDA provider (has {available})")
+    return ["CPUExecutionProvider"]
+
+
+def load_scrfd(settings: DetectorSettings) -> Any:
+    """The insightface SCRFD model object ``settings.model`` names."""
+    try:
+        from insightface.app import FaceAnalysis
+        from insightface.model_zoo import get_model
+    except ImportError as e:
+        raise ImportError("detector.name=insightface needs the 'insightface' package (pip install insightface)") from e
+    providers = providers_for(settings.device)
+    if settings.model.endswith(".onnx"):
+        path = Path(settings.model).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"detector.model: no SCRFD ONNX file at {path}")
+        model = get_model(str(path), providers=providers)
+        if model is None or getattr(model, "taskname", None) != "detection":
+            raise ValueError(f"detector.model: {path} is not an SCRFD detection model for insightface")
+        return model
+    root = Path(settings.root).expanduser()
+    try:
+        app = FaceAnalysis(name=settings.model, root=str(root), allowed_modules=["detection"], providers=providers)
+    except Exception as e:  # insightface raises bare errors (ConnectionError, AssertionError, ...)
+        raise RuntimeError(
+            f"cannot load insightface pack {settings.model!r}: {e}. Without network, place the pack's "
+            f"detection .onnx in {root / 'models' / settings.model}/ or set detector.model to a local "
+            "SCRFD .onnx, or use detector.name=haar"
+        ) from e
+    return app.models["detection"]
+
+
+class ScrfdDetector(FaceDetector):
+    """SCRFD faces with 5 keypoints (eyes, nose, mouth corners)."""
+
+    name = "insightface"
+
+    def __init__(self, settings: DetectorSettings, model: Any = None) -> None:
+        self.settings = settings
+        self.model = model if model is not None else load_scrfd(settings)
+        size = settings.input_size
+        static = getattr(self.model, "static_input_size", None)
+        self.input_size_wh = tuple(static) if static else (size, size)
+        self.model.prepare(
+            -1 if providers_for(settings.device)[0] == "CPUExecutionProvider" else 0,
+            input_size=self.input_size_wh,
+            det_thresh=settings.score_threshold,
+            nms_thresh=settings.nms_threshold,
+        )
+        log.info("SCRFD detector %s, input %dx%d", settings.model, *self.input_size_wh)
+
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        det, kps = self.model.detect(image_bgr, input_size=self.input_size_wh)
+        if det is None or len(det) == 0:
+            return Detections.empty(with_kps=True)
+        det = np.asarray(det, np.float32)
+        kps_arr = None if kps is None else np.asarray(kps, np.float32).reshape(-1, 5, 2)
+        return Detections(np.ascontiguousarray(det[:, :4]), np.ascontiguousarray(det[:, 4]), kps_arr)

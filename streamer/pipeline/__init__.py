@@ -1,0 +1,10 @@
+"""The running pipeline: threads with bounded queues from sources to subscribers.
+
+Example:
+    >>> from streamer.pipeline import Pipeline, StreamSpec
+    >>> Pipeline(settings, [StreamSpec("cam0", "clip.mp4")], publisher).run()
+"""
+
+from streamer.pipeline.core import NullPublisher, Pipeline, StreamSpec
+
+__all__ = ["NullPublisher", "Pipeline", "StreamSpec"]

@@ -1,0 +1,126 @@
+"""The scoring thread: owns the engine, the smoother and the scheduler.
+
+Each tick it takes every stream's newest tracked frame, lets the scheduler pick the tracks
+due for (re-)scoring across all streams, cuts their crops, scores them in ONE engine batch,
+smooths per track and writes each track's latest ``FaceResult`` to the results board the
+detection thread reads when it publishes.
+
+Example:
+    >>> stage = ScoringStage(engine, slots, settings, stats)
+    >>> stage.start(); ...; slots.close(); stage.join()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from engine import ExpressionEngine
+from streamer.align import crop_faces
+from streamer.base import FaceResult
+from streamer.config import StreamerSettings
+from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
+from streamer.scheduler import ScoringScheduler
+from streamer.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+TrackKey = tuple[str, int]
+
+
+class ScoringStage(threading.Thread):
+    """Crops -> engine (one batch per tick, all streams) -> smoother -> results board."""
+
+    def __init__(
+        self, engine: ExpressionEngine, slots: ScoreSlots, settings: StreamerSettings, stats: PipelineStats
+    ) -> None:
+        super().__init__(name="scoring", daemon=True)
+        self.engine = engine
+        self.slots = slots
+        self.settings = settings
+        self.stats = stats
+        self.smoother = engine.make_smoother()
+        self.scheduler = ScoringScheduler(settings.scheduler.max_hz, settings.scheduler.max_batch)
+        self.crop_size = engine.preprocess_spec.image_size
+        self.results: dict[TrackKey, FaceResult] = {}
+        """Latest result per track. Written only here; the detection thread only reads."""
+
+    def run(self) -> None:
+        while not self.slots.closed:
+            jobs, ends = self.slots.take(timeout_s=0.1)
+            if jobs:
+                try:
+                    self.score(jobs)
+                except Exception:  # one bad batch must not end scoring for every stream
+                    log.exception("scoring failed for %d frame(s); skipped", len(jobs))
+                    for job in jobs:
+                        self.stats.stream(job.frame.stream_id).errors += 1
+            for notice in ends:
+                self._forget(notice)
+
+    def score(self, jobs: list[ScoreJob]) -> None:
+        """Score the due tracks of these frames (one per stream) in one engine batch."""
+        now = time.monotonic()
+        candidates = [(j.frame.stream_id, tid) for j in jobs for tid in j.tracks.track_ids.tolist()]
+        chosen = set(self.scheduler.select(candidates, now))
+        if not chosen:
+            return
+        keys: list[TrackKey] = []
+        crops: list[np.ndarray] = []
+        frame_of: list[int] = []
+        with self.stats.time("crop"):
+            for job in jobs:
+                sid = job.frame.stream_id
+                ids = job.tracks.track_ids.tolist()
+                sel = [i for i, tid in enumerate(ids) if (sid, tid) in chosen]
+                if not sel:
+                    continue
+                t = job.tracks
+                try:
+                    batch = crop_faces(
+                        job.frame.image,
+                        t.bbox_xyxy[sel],
+                        None if t.kps is None else t.kps[sel],
+                        self.crop_size,
+                        self.settings.crops.align,
+                        self.settings.crops.box_expand,
+                    )
+                except (ValueError, RuntimeError) as e:
+                    log.warning("%s frame %d: cannot crop faces (%s); skipped", sid, job.frame.index, e)
+                    self.stats.stream(sid).errors += 1
+                    continue
+                crops.append(batch)
+                keys.extend((sid, ids[i]) for i in sel)
+                frame_of.extend([job.frame.index] * len(sel))
+                self.stats.stream(sid).scored += len(sel)
+        if not keys:
+            return
+        with self.stats.time("engine", items=len(keys)):
+            out = self.engine.score(np.concatenate(crops))
+        with self.stats.time("smooth", items=len(keys)):
+            smoothed = self.smoother.update(keys, out.probs, out.features)
+            top = smoothed.argmax(axis=1)
+            classes = self.engine.classes
+            done = time.monotonic()
+            for i, key in enumerate(keys):
+                prev = self.results.get(key)
+                if prev is not None:
+                    self.stats.rescore_gaps_s.append(done - prev.scored_at_s)
+                self.results[key] = FaceResult(
+                    out.probs[i], smoothed[i], classes[top[i]], float(smoothed[i, top[i]]), frame_of[i], done
+                )
+
+    def _forget(self, notice: EndNotice) -> None:
+        if notice.track_id is None:
+            self.smoother.end_stream(notice.stream_id)
+            self.scheduler.forget_stream(notice.stream_id)
+            for key in [k for k in self.results if k[0] == notice.stream_id]:
+                self.results.pop(key, None)
+            return
+        key = (notice.stream_id, notice.track_id)
+        self.smoother.end_track(key)
+        self.scheduler.forget(key)
+        self.results.pop(key, None)

@@ -1,0 +1,120 @@
+"""``--preview out.mp4``: an annotated copy of the stream (boxes, track ids, labels),
+encoded with PyAV on its own thread.
+
+Only the preview converts whole frames to BGR; it is off by default and never slows the
+pipeline: when its queue is full, preview frames are dropped and counted.
+
+Example:
+    >>> pv = PreviewWriter("out.mp4", PreviewSettings(), several_streams=False)
+    >>> pv.put(frame, tracks, results)
+    >>> pv.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from streamer.base import FaceResult, Tracks
+from streamer.config import PreviewSettings
+from streamer.frames import Frame
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+def preview_path(path: str | Path, stream_id: str, several_streams: bool) -> Path:
+    """``out.mp4`` for one stream, ``out.<stream_id>.mp4`` for each of several."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.{stream_id}{p.suffix or '.mp4'}") if several_streams else p
+
+
+def annotate(bgr: np.ndarray, tracks: Tracks, results: list[FaceResult | None]) -> np.ndarray:
+    """Draw boxes, track ids and labels onto ``bgr`` (in place) and return it."""
+    for i, tid in enumerate(tracks.track_ids.tolist()):
+        x0, y0, x1, y1 = (round(v) for v in tracks.bbox_xyxy[i])
+        r = results[i]
+        colour = (0, 200, 0) if r is not None else (0, 200, 200)
+        cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
+        text = f"#{tid} " + (f"{r.label} {r.score:.2f}" if r is not None else "...")
+        cv2.putText(bgr, text, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    return bgr
+
+
+class PreviewWriter:
+    """One H.264 file per stream, written by a background thread."""
+
+    def __init__(self, path: str | Path, settings: PreviewSettings, several_streams: bool) -> None:
+        self.path = Path(path)
+        self.settings = settings
+        self.several = several_streams
+        self.dropped = 0
+        self.written = 0
+        self.paths: dict[str, Path] = {}
+        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+        self._outs: dict[str, tuple[Any, Any]] = {}
+        self._thread = threading.Thread(target=self._run, name="preview", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def put(self, frame: Frame, tracks: Tracks, results: list[FaceResult | None]) -> None:
+        try:
+            self._queue.put_nowait((frame, tracks, results))
+        except queue.Full:
+            self.dropped += 1
+
+    def _open(self, stream_id: str, size_wh: tuple[int, int]) -> tuple[Any, Any]:
+        path = preview_path(self.path, stream_id, self.several)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        container = av.open(str(path), "w")
+        stream = container.add_stream("libx264", rate=round(self.settings.fps))
+        stream.width, stream.height = size_wh[0] & ~1, size_wh[1] & ~1
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "veryfast"}
+        self.paths[stream_id] = path
+        return container, stream
+
+    def _write(self, frame: Frame, tracks: Tracks, results: list[FaceResult | None]) -> None:
+        out = self._outs.get(frame.stream_id)
+        if out is None:
+            out = self._outs[frame.stream_id] = self._open(frame.stream_id, frame.size_wh)
+        container, stream = out
+        bgr = np.array(frame.image.to_bgr()[: stream.height, : stream.width])
+        annotate(bgr, tracks, results)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
+            container.mux(packet)
+        self.written += 1
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            try:
+                self._write(*item)
+            except Exception:  # the preview must never take the pipeline down
+                log.exception("preview: cannot write frame; skipped")
+                self.dropped += 1
+        for container, stream in self._outs.values():
+            try:
+                for packet in stream.encode():
+                    container.mux(packet)
+                container.close()
+            except Exception:
+                log.exception("preview: cannot finish %s", container.name)
+
+    def close(self) -> None:
+        """Write what is queued and finish the files."""
+        self._queue.put(_STOP)
+        self._thread.join()

@@ -1,0 +1,100 @@
+"""Per-stream face tracking: roboflow ``trackers``' ByteTrack with track lifecycle events.
+
+One ``ByteTracker`` per stream, owned by the detection thread (no locks). Keypoints ride
+along with their detections through the tracker (ByteTrack re-orders detections; the
+original index travels in ``sv.Detections.data``), so aligned crops need no re-matching.
+
+Example:
+    >>> tr = ByteTracker("cam0", TrackerSettings())
+    >>> tracks, events = tr.update(dets, frame_index=0)
+    >>> [(e.kind, e.track_id) for e in events]
+    [('started', 1)]
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from streamer.base import Detections, Tracker, TrackEvent, Tracks
+from streamer.config import TrackerSettings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import supervision as sv
+    from trackers import ByteTrackTracker
+
+
+class ByteTracker(Tracker):
+    """ByteTrack for one stream; reports ``started`` when a track is confirmed and
+    ``ended`` when the tracker drops it (lost longer than ``lost_track_s``)."""
+
+    def __init__(self, stream_id: str, settings: TrackerSettings) -> None:
+        self.stream_id = stream_id
+        self.settings = settings
+        self._tracker = ByteTrackTracker(
+            # trackers counts the lost buffer in 30 FPS frames and rescales it by frame_rate.
+            lost_track_buffer=max(0, round(settings.lost_track_s * 30.0)),
+            frame_rate=settings.frame_rate,
+            track_activation_threshold=settings.activation_threshold,
+            minimum_consecutive_frames=settings.min_consecutive_frames,
+            minimum_iou_threshold=settings.match_iou,
+            high_conf_det_threshold=settings.high_score_threshold,
+        )
+        self._start_frame: dict[int, int] = {}
+
+    @property
+    def live_ids(self) -> list[int]:
+        """Ids of confirmed tracks the tracker still keeps (seen or briefly lost)."""
+        return sorted(self._start_frame)
+
+    def predicted_boxes(self) -> np.ndarray:
+        """Current box estimates of every track the tracker keeps (tentative and lost ones
+        included), float32 [N, 4] in frame pixels: where to look for faces next."""
+        if not self._tracker.tracks:
+            return np.zeros((0, 4), np.float32)
+        return np.array([t.get_state_bbox() for t in self._tracker.tracks], np.float32).reshape(-1, 4)
+
+    def update(self, dets: Detections, frame_index: int) -> tuple[Tracks, list[TrackEvent]]:
+        n = len(dets)
+        sv_dets = sv.Detections(
+            xyxy=dets.bbox_xyxy.astype(np.float64),
+            confidence=dets.scores,
+            data={"det_index": np.arange(n)},
+        )
+        out = self._tracker.update(sv_dets)
+        ids = np.asarray(out.tracker_id, np.int64)
+        keep = ids >= 0
+        ids = ids[keep]
+        idx = np.zeros(0, np.int64)
+        if len(out):
+            idx = np.asarray(out.data["det_index"], np.int64)[keep]
+
+        events: list[TrackEvent] = []
+        for tid in ids.tolist():
+            if tid not in self._start_frame:
+                self._start_frame[tid] = frame_index
+                events.append(TrackEvent(self.stream_id, tid, "started", frame_index))
+        alive = {t.tracker_id for t in self._tracker.tracks}
+        for tid in [t for t in self._start_frame if t not in alive]:
+            events.append(self._ended(tid, frame_index))
+
+        starts = np.array([self._start_frame.get(t, frame_index) for t in ids.tolist()], np.int64)
+        tracks = Tracks(
+            track_ids=ids,
+            bbox_xyxy=dets.bbox_xyxy[idx],
+            det_scores=dets.scores[idx],
+            ages=frame_index - starts,
+            kps=None if dets.kps is None else dets.kps[idx],
+        )
+        return tracks, events
+
+    def _ended(self, tid: int, frame_index: int) -> TrackEvent:
+        start = self._start_frame.pop(tid)
+        return TrackEvent(self.stream_id, tid, "ended", frame_index, age=frame_index - start)
+
+    def end(self, frame_index: int) -> list[TrackEvent]:
+        events = [self._ended(tid, frame_index) for tid in sorted(self._start_frame)]
+        self._tracker.reset()
+        return events

@@ -1,0 +1,112 @@
+"""Helpers for the streamer's end-to-end tests: offline settings, free endpoints, a SUB
+socket that collects messages on a thread, the JSON Schemas, and running ``streamer`` as a
+subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import zmq
+
+ROOT = Path(__file__).resolve().parents[2]
+OFFLINE = str(ROOT / "configs" / "offline.yaml")
+SCHEMAS = ROOT / "streamer" / "schemas"
+# The offline config's engine with OpenCV's Haar detector (no model downloads).
+OFFLINE_SETS = ["--set", "detector.name=haar", "--set", "stats.interval_s=1", "--set", "publisher.settle_s=0.2"]
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def validators() -> dict[str, jsonschema.Draft202012Validator]:
+    out = {}
+    for kind in ("faces", "events"):
+        schema = json.loads((SCHEMAS / f"{kind}.v1.json").read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        out[kind] = jsonschema.Draft202012Validator(schema)
+    return out
+
+
+class Collector:
+    """A SUB socket (connect) that records ``(topic, message)`` until closed.
+
+    ``delay_s`` > 0 makes it a slow reader; ``rcvhwm`` bounds what ZeroMQ queues for it.
+    """
+
+    def __init__(
+        self, endpoint: str, topics: tuple[str, ...] = ("",), delay_s: float = 0.0, rcvhwm: int = 1000, rcvbuf: int = -1
+    ) -> None:
+        self.endpoint = endpoint
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.raw: list[bytes] = []
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        if rcvbuf > 0:
+            self._sock.setsockopt(zmq.RCVBUF, rcvbuf)
+        for t in topics:
+            self._sock.setsockopt_string(zmq.SUBSCRIBE, t)
+        self._sock.connect(endpoint)
+        self._delay = delay_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._sock.poll(50):
+                topic, payload = self._sock.recv_multipart()
+                self.raw.append(payload)
+                self.messages.append((topic.decode(), json.loads(payload)))
+                if self._delay:
+                    time.sleep(self._delay)
+
+    def speed_up(self) -> None:
+        """Read at full speed from now on."""
+        self._delay = 0.0
+
+    def close(self, drain_s: float = 0.5) -> None:
+        """Read what is still queued at full speed; stop after ``drain_s`` seconds without a
+        new message."""
+        self._delay = 0.0
+        last = -1
+        while len(self.messages) != last:
+            last = len(self.messages)
+            time.sleep(drain_s)
+        self._stop.set()
+        self._thread.join()
+        self._sock.close(linger=0)
+        self._ctx.term()
+
+    def of(self, topic_prefix: str) -> list[dict[str, Any]]:
+        return [m for t, m in self.messages if t.startswith(topic_prefix)]
+
+
+def streamer_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "streamer", "--log-level", "INFO", *args]
+
+
+def start_streamer(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        streamer_cmd(*args), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
+        time.sleep(poll_s)

@@ -1,0 +1,114 @@
+"""The ``streamer`` CLI: argument handling, source naming, forwarding, subscribe output."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from streamer.cli import main
+from streamer.cli.run import parse_sources
+from streamer.cli.subscribe import format_message
+
+
+def test_parse_sources_names_and_dedupes():
+    specs = parse_sources(["cam0=rtsp://h:554/live?x=1", "a/lobby.mp4", "b/lobby.mp4", "rtsp://u:p@h/door"])
+    assert [(s.stream_id, s.uri) for s in specs] == [
+        ("cam0", "rtsp://h:554/live?x=1"),
+        ("lobby", "a/lobby.mp4"),
+        ("lobby-2", "b/lobby.mp4"),
+        ("door", "rtsp://u:p@h/door"),
+    ]
+
+
+def test_run_without_sources_is_a_usage_error(capsys):
+    assert main(["run", "--set", "detector.name=haar"]) == 2
+
+
+def test_bad_override_exits_2_naming_the_key(capsys):
+    assert main(["run", "x.mp4", "--set", "scheduler.max_hz=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "scheduler.max_hz" in err and "-1" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "func", "forwarded"),
+    [
+        (
+            ["build-engine", "--backend", "onnxruntime", "-c", "x.yaml"],
+            "build_engine_main",
+            ["--backend", "onnxruntime", "-c", "x.yaml"],
+        ),
+        (["bench", "--engine-only", "--batch", "8"], "bench_main", ["--batch", "8"]),
+    ],
+)
+def test_engine_subcommands_are_forwarded(monkeypatch, argv, func, forwarded):
+    calls = []
+    fake = types.ModuleType("engine.cli")
+    fake.bench_main = lambda a: calls.append(("bench_main", a)) or 0
+    fake.build_engine_main = lambda a: calls.append(("build_engine_main", a)) or 3
+    monkeypatch.setitem(sys.modules, "engine.cli", fake)
+    rc = main(argv)
+    assert calls == [(func, forwarded)]
+    assert rc == (3 if func == "build_engine_main" else 0)
+
+
+def test_subscribe_lines():
+    faces = {
+        "type": "faces",
+        "stream_id": "cam0",
+        "frame_index": 42,
+        "pts_s": 1.4,
+        "latency_ms": 18.24,
+        "faces": [
+            {"track_id": 1, "label": "happiness", "score": 0.61, "bbox_xyxy": [100.2, 80, 180, 170]},
+            {"track_id": 2, "label": None, "score": None, "bbox_xyxy": [1, 2, 3, 4]},
+        ],
+    }
+    line = format_message("faces.cam0", faces)
+    assert line.startswith("faces  cam0 #42 t=1.40s 2 face(s) 18.2ms")
+    assert "| 1 happiness 0.61 [100,80,180,170]" in line and "| 2 (not scored yet)" in line
+    ev = {"type": "event", "scope": "stream", "stream_id": "cam0", "kind": "failed", "reason": "boom"}
+    assert format_message("events.cam0", ev) == "event  cam0 stream failed: boom"
+    tev = {
+        "type": "event",
+        "scope": "track",
+        "stream_id": "cam0",
+        "kind": "ended",
+        "track_id": 3,
+        "frame_index": 9,
+        "track_age": 8,
+    }
+    assert format_message("events.cam0", tev) == "event  cam0 track 3 ended at frame 9 (age 8)"
+
+
+def test_subscribe_command_prints_raw_json_lines(capsys):
+    import json
+    import threading
+    import time
+
+    from streamer.config import PublisherSettings
+    from streamer.publisher import ZmqPublisher
+    from tests.streamer.helpers import free_endpoint
+
+    endpoint = free_endpoint()
+    pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, settle_s=0))
+
+    def feed():
+        time.sleep(0.5)
+        pub.send("faces.cam10", {"stream_id": "cam10", "type": "faces"})  # filtered out: not cam1
+        for i in range(2):
+            pub.send(
+                "events.cam1", {"stream_id": "cam1", "type": "event", "scope": "stream", "kind": "started", "i": i}
+            )
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        rc = main(["subscribe", endpoint, "--stream", "cam1", "--raw", "--count", "2", "--idle-timeout", "10"])
+    finally:
+        pub.close()
+    out = capsys.readouterr()
+    lines = [json.loads(x) for x in out.out.splitlines()]
+    assert rc == 0 and [m["i"] for m in lines] == [0, 1] and all(m["stream_id"] == "cam1" for m in lines)
+    assert "received 2 message(s), 0 missed" in out.err

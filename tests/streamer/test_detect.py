@@ -1,0 +1,175 @@
+"""Face detectors: OpenCV Haar on real faces, and the insightface SCRFD glue proven with a
+tiny ONNX model this test builds in SCRFD's input/output layout (the real weights are not
+available offline, so detection QUALITY is not checked here, only the plumbing)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from streamer.base import Detections
+from streamer.config import DetectorSettings
+from streamer.demo import group_photo_bgr
+from streamer.detect import create_detector, fit_size, scale_detections
+from streamer.detect.roi import detect_in_regions, regions
+
+# The one face the tiny SCRFD model "sees": stride 16, cell (x=10, y=12), in 640x640 input pixels.
+STRIDE, CELL_X, CELL_Y, SIZE = 16, 10, 12, 640
+CX, CY = CELL_X * STRIDE, CELL_Y * STRIDE
+DIST = np.array([2.0, 2.0, 2.5, 3.0], np.float32)
+EXPECTED_BOX = np.array([CX - 2 * 16, CY - 2 * 16, CX + 2.5 * 16, CY + 3 * 16], np.float32)
+KPS_OFF = np.array([[-1, -1], [1, -1], [0, 0.3], [-0.8, 1.2], [0.8, 1.2]], np.float32)
+EXPECTED_KPS = np.array([CX, CY], np.float32) + KPS_OFF * STRIDE
+
+
+def build_tiny_scrfd(path):
+    """An ONNX with SCRFD's 9 outputs (score/bbox/kps x strides 8/16/32, 2 anchors) that
+    reports exactly one face."""
+    torch = pytest.importorskip("torch")
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for s in (8, 16, 32):
+                n = (SIZE // s) ** 2 * 2
+                score = torch.zeros(n, 1)
+                bbox = torch.zeros(n, 4)
+                kps = torch.zeros(n, 10)
+                if s == STRIDE:
+                    row = 2 * (CELL_Y * (SIZE // s) + CELL_X)
+                    score[row, 0] = 0.9
+                    bbox[row] = torch.from_numpy(DIST)
+                    kps[row] = torch.from_numpy(KPS_OFF.reshape(-1))
+                self.register_buffer(f"score{s}", score)
+                self.register_buffer(f"bbox{s}", bbox)
+                self.register_buffer(f"kps{s}", kps)
+
+        def forward(self, x):
+            z = x.mean() * 0.0  # the outputs must depend on the input to be graph outputs
+            outs = [getattr(self, f"{k}{s}") + z for k in ("score", "bbox", "kps") for s in (8, 16, 32)]
+            return tuple(outs)
+
+    names = [f"{k}_{s}" for k in ("score", "bbox", "kps") for s in (8, 16, 32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False: no onnxscript needed
+        torch.onnx.export(
+            Tiny().eval(),
+            torch.zeros(1, 3, SIZE, SIZE),
+            str(path),
+            input_names=["input.1"],
+            output_names=names,
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_scrfd(tmp_path_factory):
+    return build_tiny_scrfd(tmp_path_factory.mktemp("scrfd") / "det_tiny.onnx")
+
+
+def test_scrfd_onnx_loads_through_insightface_and_decodes_box_and_keypoints(tiny_scrfd):
+    det = create_detector(DetectorSettings(name="insightface", model=str(tiny_scrfd), device="cpu"))
+    assert det.name == "insightface" and det.input_size_wh == (SIZE, SIZE)
+    from insightface.model_zoo.scrfd import SCRFD
+
+    assert isinstance(det.model, SCRFD)  # insightface's own loader picked its SCRFD class
+    frame_wh = (1280, 720)
+    small_wh = fit_size(frame_wh, det.input_size_wh)
+    assert small_wh == (640, 360)
+    found = det.detect(np.zeros((small_wh[1], small_wh[0], 3), np.uint8))
+    assert len(found) == 1 and found.kps is not None
+    np.testing.assert_allclose(found.bbox_xyxy[0], EXPECTED_BOX, atol=1e-3)
+    np.testing.assert_allclose(found.kps[0], EXPECTED_KPS, atol=1e-3)
+    assert found.scores[0] == pytest.approx(0.9)
+    full = scale_detections(found, frame_wh[0] / small_wh[0], frame_wh[1] / small_wh[1])
+    np.testing.assert_allclose(full.bbox_xyxy[0], EXPECTED_BOX * 2, atol=1e-2)
+    np.testing.assert_allclose(full.kps[0], EXPECTED_KPS * 2, atol=1e-2)
+
+
+def test_scrfd_score_threshold_is_applied(tiny_scrfd):
+    det = create_detector(DetectorSettings(model=str(tiny_scrfd), device="cpu", score_threshold=0.95))
+    assert len(det.detect(np.zeros((360, 640, 3), np.uint8))) == 0
+
+
+def test_pack_loads_offline_from_root(tiny_scrfd, tmp_path):
+    pack = tmp_path / "models" / "buffalo_s"
+    pack.mkdir(parents=True)
+    (pack / "det_500m.onnx").write_bytes(tiny_scrfd.read_bytes())
+    det = create_detector(DetectorSettings(model="buffalo_s", root=str(tmp_path), device="cpu"))
+    assert len(det.detect(np.zeros((360, 640, 3), np.uint8))) == 1
+
+
+def test_missing_onnx_file_says_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no SCRFD ONNX file"):
+        create_detector(DetectorSettings(model=str(tmp_path / "none.onnx"), device="cpu"))
+
+
+def test_haar_finds_the_group_photo_faces():
+    photo = group_photo_bgr()
+    det = create_detector(DetectorSettings(name="haar"))
+    wh = fit_size((photo.shape[1], photo.shape[0]), det.input_size_wh)
+    import cv2
+
+    small = cv2.resize(photo, wh, interpolation=cv2.INTER_AREA)
+    found = det.detect(small)
+    assert found.kps is None and found.bbox_xyxy.dtype == np.float32
+    assert len(found) >= 4  # six faces in the photo; the cascade finds most of them
+    # Searching only around the faces found gives the same faces back.
+    again = detect_in_regions(det, small, found.bbox_xyxy, expand=2.0, max_side_px=96)
+    assert len(again) >= len(found) - 1
+    ious = [_best_iou(b, again.bbox_xyxy) for b in found.bbox_xyxy]
+    assert np.median(ious) > 0.5
+
+
+def _best_iou(box, boxes):
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return float((inter / (area(box) + area(boxes) - inter)).max()) if len(boxes) else 0.0
+
+
+def test_fit_size_keeps_aspect_never_upscales_and_is_even():
+    assert fit_size((1920, 1080), (640, 640)) == (640, 360)
+    assert fit_size((320, 240), (640, 640)) == (320, 240)
+    w, h = fit_size((1001, 999), (640, 640))
+    assert w % 2 == 0 and h % 2 == 0 and max(w, h) <= 640
+
+
+def test_scale_detections_and_min_face():
+    d = Detections(np.array([[10, 10, 20, 20], [0, 0, 50, 40]], np.float32), np.array([0.9, 0.8], np.float32))
+    out = scale_detections(d, 2.0, 3.0, min_face_px=40)
+    assert len(out) == 1
+    np.testing.assert_allclose(out.bbox_xyxy[0], [0, 0, 100, 120])
+
+
+def test_regions_are_clipped_squares():
+    r = regions(np.array([[0, 0, 10, 20], [90, 40, 100, 50]], np.float32), 2.0, (100, 60))
+    assert r.tolist() == [[0, 0, 25, 30], [85, 35, 100, 55]]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"bbox_xyxy": np.zeros((2, 3), np.float32), "scores": np.zeros(2, np.float32)}, "bbox_xyxy"),
+        ({"bbox_xyxy": np.zeros((2, 4), np.float64), "scores": np.zeros(2, np.float32)}, "float32"),
+        ({"bbox_xyxy": np.zeros((2, 4), np.float32), "scores": np.zeros(3, np.float32)}, "scores"),
+        (
+            {
+                "bbox_xyxy": np.zeros((1, 4), np.float32),
+                "scores": np.zeros(1, np.float32),
+                "kps": np.zeros((1, 4, 2), np.float32),
+            },
+            "kps",
+        ),
+    ],
+)
+def test_detections_check_their_shapes(kwargs, error):
+    with pytest.raises(ValueError, match=error):
+        Detections(**kwargs)

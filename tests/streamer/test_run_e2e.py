@@ -1,0 +1,170 @@
+"""``streamer run`` end to end: a subprocess on real H.264 clips of real faces (insightface's
+group photo), the offline engine and Haar detector, real PyAV and real ZeroMQ sockets."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from collections import Counter
+
+import av
+import numpy as np
+import pytest
+
+from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
+from tests.streamer.helpers import OFFLINE, OFFLINE_SETS, Collector, free_endpoint, start_streamer, validators, wait_for
+
+N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
+
+
+def run_to_end(*args: str, timeout_s: float = 90.0):
+    proc = start_streamer(*args)
+    try:
+        _out, err = proc.communicate(timeout=timeout_s)
+    except Exception:
+        proc.kill()
+        raise
+    return proc.returncode, err
+
+
+def check_schemas(col: Collector) -> None:
+    v = validators()
+    for topic, msg in col.messages:
+        kind = topic.split(".", 1)[0]
+        errors = [e.message for e in v[kind].iter_errors(msg)]
+        assert not errors, (topic, errors, msg)
+        assert topic == f"{kind}.{msg['stream_id']}"
+
+
+def test_run_file_publishes_valid_stable_results_and_end_events(face_clip, tmp_path):
+    endpoint = free_endpoint()
+    col = Collector(endpoint)
+    preview = tmp_path / "preview.mp4"
+    rc, err = run_to_end(
+        "run",
+        f"cam0={face_clip}",
+        "-c",
+        OFFLINE,
+        *OFFLINE_SETS,
+        "--set",
+        f"publisher.endpoint={endpoint}",
+        "--preview",
+        str(preview),
+    )
+    col.close()
+    assert rc == 0, err[-3000:]
+    assert "resolved configuration" in err
+    check_schemas(col)
+
+    faces = col.of("faces.cam0")
+    assert [m["frame_index"] for m in faces] == list(range(N_FRAMES))
+    assert [m["seq"] for m in faces] == list(range(N_FRAMES))
+    assert len({m["engine"] for _, m in col.messages}) == 1
+    assert faces[0]["classes"][:3] == ["happiness", "sadness", "neutral"]
+    assert faces[-1]["size_wh"] == list(CLIP_SIZE_WH)
+
+    # The six faces never leave the view: each track keeps its id from start to the end.
+    per_frame = [sorted(f["track_id"] for f in m["faces"]) for m in faces]
+    counts = Counter(t for ids in per_frame for t in ids)
+    steady = [t for t, c in counts.items() if c >= 0.8 * N_FRAMES]
+    assert len(steady) >= 3, counts
+    for m in faces[N_FRAMES // 2 :]:
+        assert set(steady) <= {f["track_id"] for f in m["faces"]}
+    for t in steady:  # a steady track's box moves smoothly (no id swap between faces)
+        xs = [f["bbox_xyxy"][0] for m in faces for f in m["faces"] if f["track_id"] == t]
+        assert np.abs(np.diff(xs)).max() < 15, (t, xs)
+
+    scored = [f for m in faces for f in m["faces"] if f["label"] is not None]
+    assert scored, "no face was ever scored"
+    for f in scored:
+        assert f["label"] == faces[0]["classes"][int(np.argmax(f["smoothed_probs"]))]
+        assert abs(sum(f["probs"]) - 1) < 1e-2 and abs(sum(f["smoothed_probs"]) - 1) < 1e-2
+        assert f["score"] == pytest.approx(max(f["smoothed_probs"]), abs=1e-3)
+
+    events = col.of("events.cam0")
+    stream_events = [e["kind"] for e in events if e["scope"] == "stream"]
+    assert stream_events == ["started", "ended"]
+    assert events[-1]["scope"] == "stream" and events[-1]["kind"] == "ended"  # the last message
+    started = {e["track_id"] for e in events if e["scope"] == "track" and e["kind"] == "started"}
+    ended = {e["track_id"] for e in events if e["scope"] == "track" and e["kind"] == "ended"}
+    assert set(steady) <= started and started == ended
+
+    with av.open(str(preview)) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == N_FRAMES and (frames[0].width, frames[0].height) == CLIP_SIZE_WH
+
+
+def test_corrupt_file_fails_and_the_other_stream_completes(face_clip, corrupt_file):
+    endpoint = free_endpoint()
+    col = Collector(endpoint)
+    rc, err = run_to_end(
+        "run",
+        f"good={face_clip}",
+        f"bad={corrupt_file}",
+        "-c",
+        OFFLINE,
+        *OFFLINE_SETS,
+        "--set",
+        f"publisher.endpoint={endpoint}",
+    )
+    col.close()
+    assert rc == 0, err[-3000:]
+    check_schemas(col)
+    bad = [e for e in col.of("events.bad") if e["scope"] == "stream"]
+    assert [e["kind"] for e in bad] == ["failed"]
+    assert "corrupt.mp4" in bad[0]["reason"] or "nvalid data" in bad[0]["reason"], bad[0]["reason"]
+    assert col.of("faces.bad") == []
+    good = [e for e in col.of("events.good") if e["scope"] == "stream"]
+    assert [e["kind"] for e in good] == ["started", "ended"]
+    assert [m["frame_index"] for m in col.of("faces.good")] == list(range(N_FRAMES))
+
+
+@pytest.mark.timeout(180)
+def test_slow_subscriber_loses_messages_not_throughput_and_sigterm_exits_cleanly(face_clip, tmp_path):
+    # ipc: the kernel buffers little (TCP on loopback would absorb ~2 MB before any drop).
+    endpoint = f"ipc://{tmp_path / 'pub.ipc'}"
+    fast = Collector(endpoint)
+    slow = Collector(endpoint, delay_s=0.5, rcvhwm=2, rcvbuf=4096)
+    proc = start_streamer(
+        "run",
+        f"loop={face_clip}",
+        "-c",
+        OFFLINE,
+        *OFFLINE_SETS,
+        "--set",
+        f"publisher.endpoint={endpoint}",
+        "--set",
+        "sources.loop=true",
+        "--set",
+        "publisher.sndhwm=50",
+    )
+    try:
+        wait_for(lambda: len(fast.of("faces.")) >= 4 * N_FRAMES, 120, "faces messages")
+        # The slow reader catches up while the streamer still runs (a closed connection
+        # discards what ZeroMQ still holds for it), then the streamer is stopped.
+        slow.speed_up()
+        target = len(fast.of("faces.")) + 20
+        wait_for(lambda: len(fast.of("faces.")) >= target, 60, "more faces messages")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    fast.close()
+    slow.close()
+    assert proc.returncode == 0, err[-3000:]
+    assert "SIGTERM received" in err
+
+    f_faces, s_faces = fast.of("faces.loop"), slow.of("faces.loop")
+    assert [m["seq"] for m in f_faces] == list(range(len(f_faces)))  # the fast reader lost nothing
+    assert [m["frame_index"] for m in f_faces] == list(range(len(f_faces)))
+    seqs = [m["seq"] for m in s_faces]
+    gaps = sum(b - a - 1 for a, b in itertools.pairwise(seqs))
+    assert gaps > 0 and len(s_faces) + gaps == len(f_faces), (len(s_faces), gaps, len(f_faces))
+    # Clean stop: tracks and the stream end, and the end event is the last word.
+    events = fast.of("events.loop")
+    assert events[-1]["scope"] == "stream" and events[-1]["kind"] == "ended" and events[-1]["reason"] == "stopped"
+    assert {e["track_id"] for e in events if e["kind"] == "started" and e["scope"] == "track"} == {
+        e["track_id"] for e in events if e["kind"] == "ended" and e["scope"] == "track"
+    }
+    print(f"\nfast reader {len(f_faces)} faces messages, slow reader {len(s_faces)} with {gaps} seq gaps")

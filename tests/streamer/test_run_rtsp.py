@@ -1,0 +1,67 @@
+"""``streamer run rtsp://...`` end to end: the camera (a real GStreamer RTSP server) is
+killed and restarted mid-run; reconnecting/resumed events go out on events.<id> and the
+streamer carries on publishing."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.streamer.helpers import OFFLINE, OFFLINE_SETS, Collector, free_endpoint, start_streamer, validators, wait_for
+
+FAST_RECONNECT = [
+    "--set",
+    "sources.backoff_initial_s=0.1",
+    "--set",
+    "sources.backoff_max_s=0.5",
+    "--set",
+    "sources.open_timeout_s=3",
+    "--set",
+    "sources.read_timeout_s=2",
+]
+
+
+@pytest.mark.rtsp
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_camera_killed_and_restarted_mid_run(rtsp_server):
+    endpoint = free_endpoint()
+    col = Collector(endpoint)
+    proc = start_streamer(
+        "run",
+        f"door={rtsp_server.url}",
+        "-c",
+        OFFLINE,
+        *OFFLINE_SETS,
+        *FAST_RECONNECT,
+        "--set",
+        f"publisher.endpoint={endpoint}",
+    )
+    kinds = lambda: [e["kind"] for e in col.of("events.door") if e["scope"] == "stream"]  # noqa: E731
+    try:
+        wait_for(lambda: len(col.of("faces.door")) >= 10, 90, "faces before the outage")
+        rtsp_server.kill()
+        wait_for(lambda: "reconnecting" in kinds(), 30, "a reconnecting event")
+        before = len(col.of("faces.door"))
+        rtsp_server.start()
+        wait_for(lambda: "resumed" in kinds(), 30, "a resumed event")
+        wait_for(lambda: len(col.of("faces.door")) >= before + 10, 30, "faces after the outage")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    col.close()
+    assert proc.returncode == 0, err[-3000:]
+    k = kinds()
+    assert k[0] == "started" and k[-1] == "ended"
+    assert k.index("reconnecting") < k.index("resumed")
+    reconnecting = next(e for e in col.of("events.door") if e["kind"] == "reconnecting")
+    assert reconnecting["reason"]
+    faces = col.of("faces.door")
+    idx = [m["frame_index"] for m in faces]
+    assert idx == sorted(idx) and len(set(idx)) == len(idx)  # the stream carried on, in order
+    v = validators()
+    for topic, msg in col.messages:
+        assert not list(v[topic.split(".")[0]].iter_errors(msg)), msg
