@@ -263,8 +263,4 @@ def apply_thread_limits(settings: StreamerSettings) -> None:
 
 
 def _queue_depth(source: Any) -> int:
-    depth = getattr(source, "queue_depth", None)
-    if depth is not None:
-        return int(depth)
-    buffer = getattr(source, "_buffer", None)  # until sources expose a public depth
-    return len(buffer) if buffer is not None else 0
+    return int(getattr(source, "queue_depth", 0))

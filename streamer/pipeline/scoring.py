@@ -101,7 +101,7 @@ class ScoringStage(threading.Thread):
         with self.stats.time("engine", items=len(keys)):
             out = self.engine.score(np.concatenate(crops))
         with self.stats.time("smooth", items=len(keys)):
-            smoothed = self.smoother.update(keys, out.probs, out.features)
+            smoothed = self.smoother.update(keys, out.probs, out.projected_features())
             top = smoothed.argmax(axis=1)
             classes = self.engine.classes
             done = time.monotonic()

@@ -123,6 +123,11 @@ class Source(ABC):
             self._thread = threading.Thread(target=self._thread_main, name=f"source:{self.stream_id}", daemon=True)
             self._thread.start()
 
+    @property
+    def queue_depth(self) -> int:
+        """Frames decoded and waiting to be read."""
+        return len(self._buffer)
+
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next frame, or None when none arrived within ``timeout`` seconds.
 
