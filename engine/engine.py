@@ -87,7 +87,7 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The dtype of the tower's activations (fp8 keeps its non-GEMM work in fp16 / fp32)."""
-    if precision in ("auto", "fp8"):
+    if precision in ("auto", "fp8", "int8"):
         return torch.float16 if device.type == "cuda" else torch.float32
     return _DTYPES[precision]
 
@@ -116,6 +116,13 @@ class ExpressionEngine:
         self.class_embeddings = self._class_embeddings().to(self.device)
 
         self.fp8_pending = settings.precision == "fp8"
+        self.backend_name = settings.backend
+        if self.fp8_pending and self.backend_name == "auto":
+            self.backend_name = "compile" if self.device.type == "cuda" else "torch"
+        if settings.precision == "int8":
+            if self.backend_name not in ("auto", "onnxruntime"):
+                raise ConfigError("engine.precision: int8 runs on the onnxruntime backend only")
+            self.backend_name = "onnxruntime"
         self.scoring_model = ScoringModel(self._visual(), self.head, self.class_embeddings, self.logit_scale).eval()
         ctx = BackendContext(
             device=self.device,
@@ -124,8 +131,9 @@ class ExpressionEngine:
             max_batch=settings.max_batch,
             cache_dir=self.cache_dir,
             fingerprint=self.fingerprint,
+            precision=settings.precision,
         )
-        self.backend: Backend = create_backend(settings.backend, self.scoring_model, ctx)
+        self.backend: Backend = create_backend(self.backend_name, self.scoring_model, ctx)
         log.info(
             "engine ready: %s (%s), head %s, %d classes, preprocess %s, backend %s on %s/%s, fingerprint %s",
             self._clip.name,
@@ -155,10 +163,10 @@ class ExpressionEngine:
         visual = self._clip.model.visual
         if self.dtype != torch.float32:
             visual = visual.to(self.dtype)
-        wants_fast = self.settings.precision == "fp8" or self.settings.backend == "compile"
+        wants_fast = self.settings.precision == "fp8" or self.backend_name == "compile"
         if not wants_fast:
             return visual
-        if self.settings.precision == "fp8" and self.settings.backend not in ("torch", "compile"):
+        if self.settings.precision == "fp8" and self.backend_name not in ("torch", "compile"):
             raise ConfigError("engine.precision: fp8 runs on the torch or compile backend only")
         try:
             return FastVisionTower(visual)

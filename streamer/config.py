@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.config import ConfigError, EngineSettings, load_yaml_config, validate
+from engine.config import ConfigError, EngineSettings, load_yaml_config, resolve_config_path, validate
 from streamer.sources import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class PipelineSettings(_Strict):
     """Most frames (one per stream) detected together in one tick."""
     torch_threads: int = Field(0, ge=0)
     """CPU threads of the engine (torch.set_num_threads); 0 = torch's default. On small CPUs
-    1 leaves the other cores to decoding and detection (see docs/benchmarks-streamer.md)."""
+    1 leaves the other cores to decoding and detection (see docs/BENCHMARKS.md)."""
     opencv_threads: int = Field(0, ge=0)
     """OpenCV threads (cv2.setNumThreads) for detection and crops; 0 = OpenCV's default."""
 
@@ -204,7 +204,7 @@ def load_settings(
     """
     data = load_yaml_config(config, overrides)
     if isinstance(config, str | Path):
-        _resolve_detector_path(data, Path(config).expanduser().resolve().parent)
+        _resolve_detector_path(data, resolve_config_path(config).resolve().parent)
     return validate(StreamerSettings, data)
 
 

@@ -22,8 +22,9 @@ BACKENDS: dict[str, type[Backend]] = {
     "tensorrt": TensorRTBackend,
 }
 
-# What ``auto`` tries, in order: TensorRT on CUDA, else eager torch.
-AUTO_ORDER = {"cuda": ("tensorrt", "torch"), "cpu": ("torch",)}
+# What ``auto`` tries, in order: TensorRT on CUDA, else eager torch; on CPU onnxruntime
+# (1.2-1.6x eager torch for ViT-B/32 at batch 1-8 on 2 cores, docs/BENCHMARKS.md), else torch.
+AUTO_ORDER = {"cuda": ("tensorrt", "torch"), "cpu": ("onnxruntime", "torch")}
 
 
 def create_backend(name: str, model: ScoringModel, ctx: BackendContext) -> Backend:

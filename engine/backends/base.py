@@ -34,6 +34,8 @@ class BackendContext:
     cache_dir: Path
     fingerprint: str
     """Engine fingerprint; compiled artefacts are cached under it."""
+    precision: str = "auto"
+    """engine.precision as configured (backends that quantise read it: int8)."""
 
 
 class Backend(ABC):

@@ -50,6 +50,25 @@ def _export(cpu: torch.nn.Module, example: torch.Tensor, tmp: Path, opset: int) 
         )
 
 
+def quantise_int8(fp32_path: Path) -> Path:
+    """Dynamic int8 quantisation of an exported graph (weights int8, activation scales computed
+    per call), cached beside it."""
+    out = fp32_path.with_suffix(".int8.onnx")
+    if out.is_file():
+        return out
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    log.info("quantising %s to int8", fp32_path.name)
+    tmp = out.with_suffix(".tmp")
+    try:
+        quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
+    except Exception as e:  # onnxruntime's quantiser raises many types
+        tmp.unlink(missing_ok=True)
+        raise BackendUnavailable(f"int8 quantisation failed: {e}") from e
+    tmp.replace(out)
+    return out
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -71,6 +90,8 @@ class OnnxRuntimeBackend(Backend):
                 export_onnx(model, path, self.ctx.image_size)
             except Exception as e:  # exporter failures come in many types
                 raise BackendUnavailable(f"ONNX export failed: {e}") from e
+        if self.ctx.precision == "int8":
+            path = quantise_int8(path)
         providers = ["CPUExecutionProvider"]
         if self.ctx.device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -79,8 +100,10 @@ class OnnxRuntimeBackend(Backend):
                 log.warning("onnxruntime has no CUDA provider here: running on CPU")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning worker threads would compete with torch's preprocessing threads on the CPU.
+        # Spinning worker threads would compete with torch's preprocessing threads on the CPU,
+        # and the CPU thread budget is torch's (set by the caller, e.g. pipeline.torch_threads).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.intra_op_num_threads = torch.get_num_threads()
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.path = path
 

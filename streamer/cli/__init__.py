@@ -5,7 +5,7 @@ Example:
     $ streamer run cam0=rtsp://10.0.0.5/live clip.mp4 -c configs/default.yaml --set scheduler.max_hz=4
     $ streamer subscribe tcp://127.0.0.1:5556 --stream cam0
     $ streamer bench --streams 4 --json
-    $ streamer bench --engine-only --batch 64      # forwarded to the engine benchmark
+    $ streamer bench --engine-only --batch-sizes 1,64   # forwarded to the engine benchmark
     $ streamer build-engine --backend tensorrt      # forwarded to the engine's builder
 """
 
@@ -15,11 +15,18 @@ import argparse
 import logging
 import sys
 
+from engine.backends import BackendUnavailable
 from engine.config import ConfigError
+from engine.head import HeadFormatError
+from engine.models import ModelLoadError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", help="YAML config (see configs/default.yaml); defaults apply to missing keys")
+    p.add_argument(
+        "-c",
+        "--config",
+        help="YAML config file or a packaged config's name (default, offline); defaults fill missing keys",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -117,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             return bench_command(args)
     except ConfigError as e:
         print(f"streamer: {e}", file=sys.stderr)
+        return 2
+    except (ModelLoadError, HeadFormatError, BackendUnavailable) as e:
+        print(f"streamer: {e}", file=sys.stderr)
+        if isinstance(e, ModelLoadError | HeadFormatError):
+            print("streamer: to try ExpStream without any download: streamer run --demo -c offline", file=sys.stderr)
         return 2
     return 2
 

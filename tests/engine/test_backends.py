@@ -54,7 +54,7 @@ def test_tensorrt_by_name_is_a_clear_error_and_auto_falls_back(offline, many_cro
     with pytest.raises(BackendUnavailable, match="TensorRT needs a CUDA device"):
         ExpressionEngine(offline("engine.backend=tensorrt"))
     eng = ExpressionEngine(offline("engine.backend=auto"))
-    assert eng.backend.name == "torch"
+    assert eng.backend.name == "onnxruntime"  # the fastest CPU backend measured here
     assert available_backends(torch.device("cpu"))["tensorrt"]
 
 
@@ -80,3 +80,38 @@ def test_fp16_cuda_agrees_with_fp32_cpu(offline, many_crops, backend):
     out = gpu.score(many_crops)
     assert np.abs(out.probs - ref.probs).max() < 2e-2
     assert (np.array(out.labels) == np.array(ref.labels)).mean() >= 0.8
+
+
+def test_auto_falls_back_to_torch_when_export_fails(offline, many_crops, monkeypatch):
+    import engine.backends.onnx_backend as onnx_backend
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(onnx_backend, "export_onnx", broken)
+    eng = ExpressionEngine(offline("engine.backend=auto"))
+    assert eng.backend.name == "torch"
+    assert eng.score(many_crops).probs.shape == (5, 7)
+    with pytest.raises(BackendUnavailable, match="ONNX export failed: exporter exploded"):
+        ExpressionEngine(offline("engine.backend=onnxruntime"))
+
+
+def test_fp8_under_auto_uses_a_torch_backend(offline):
+    assert ExpressionEngine(offline("engine.precision=fp8", "engine.backend=auto")).backend.name == "torch"
+
+
+def test_int8_onnxruntime_stays_close_to_fp32(offline, many_crops):
+    ref = ExpressionEngine(offline()).score(many_crops)
+    q = ExpressionEngine(offline("engine.precision=int8", "engine.backend=auto"))
+    assert q.backend.name == "onnxruntime" and q.backend.path.name.endswith(".int8.onnx")
+    out = q.score(many_crops)
+    assert (out.features * ref.features).sum(1).min() > 0.99
+    assert np.abs(out.probs - ref.probs).max() < 0.05
+    assert (np.array(out.labels) == np.array(ref.labels)).mean() >= 0.8
+
+
+def test_int8_needs_onnxruntime(offline):
+    from engine import ConfigError
+
+    with pytest.raises(ConfigError, match="int8 runs on the onnxruntime backend only"):
+        ExpressionEngine(offline("engine.precision=int8", "engine.backend=torch"))

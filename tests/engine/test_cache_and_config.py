@@ -93,3 +93,11 @@ def test_offline_without_weights_says_what_to_place_where(monkeypatch, tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match=r"ViT-B-32/openai.*set engine.model.pretrained to the local file path"):
         load_clip(ModelSettings(name="ViT-B-32", pretrained="openai", cache_dir=str(tmp_path)))
+
+
+def test_packaged_config_by_name(tmp_path):
+    by_name = engine_settings_from("offline", [f"engine.cache_dir={tmp_path}"])
+    by_path = engine_settings_from(configs.path("offline.yaml"), [f"engine.cache_dir={tmp_path}"])
+    assert by_name == by_path and by_name.model.name == "ExpStream-Tiny"
+    with pytest.raises(ConfigError, match="config file not found: no-such-config"):
+        engine_settings_from("no-such-config")

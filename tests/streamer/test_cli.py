@@ -112,3 +112,11 @@ def test_subscribe_command_prints_raw_json_lines(capsys):
     lines = [json.loads(x) for x in out.out.splitlines()]
     assert rc == 0 and [m["i"] for m in lines] == [0, 1] and all(m["stream_id"] == "cam1" for m in lines)
     assert "received 2 message(s), 0 missed" in out.err
+
+
+def test_model_that_cannot_load_is_a_clear_error_with_an_offline_hint(tmp_path, capsys):
+    argv = ["run", "x.mp4", "-c", "offline", "--set", "engine.model.pretrained=no-such-tag"]
+    assert main([*argv, "--set", f"engine.cache_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "neither a file nor a pretrained tag" in err and "Traceback" not in err
+    assert "streamer run --demo -c offline" in err
