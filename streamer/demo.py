@@ -40,9 +40,14 @@ def write_pan_clip(
     fps: int = 30,
     size_wh: tuple[int, int] = (1280, 720),
     shift_px: int = 120,
+    *,
+    there_and_back: bool = True,
+    gop: int | None = None,
+    low_latency: bool = False,
 ) -> Path:
     """Write an H.264 (yuv420p) clip of the group photo panning ``shift_px`` to the right
-    and back (so it can loop), one keyframe per second."""
+    and, with ``there_and_back``, back again (so it can loop); a keyframe every ``gop``
+    frames (default: one per second); ``low_latency`` encodes without B-frames."""
     path = Path(path)
     photo = group_photo_bgr()
     w, h = size_wh
@@ -57,11 +62,13 @@ def write_pan_clip(
     with av.open(str(tmp), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23"}
-        stream.gop_size = fps
+        stream.options = (
+            {"preset": "ultrafast", "tune": "zerolatency"} if low_latency else {"preset": "veryfast", "crf": "23"}
+        )
+        stream.gop_size = gop or fps
         for i in range(n):
             phase = i / max(1, n - 1)
-            x = round(shift_px * (1 - abs(2 * phase - 1)))
+            x = round(shift_px * (1 - abs(2 * phase - 1)) if there_and_back else shift_px * phase)
             view = np.ascontiguousarray(base[:, canvas_w - w - x : canvas_w - x])
             for packet in stream.encode(av.VideoFrame.from_ndarray(view, format="bgr24")):
                 out.mux(packet)
