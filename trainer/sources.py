@@ -8,12 +8,13 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from engine.models import file_sha256
 
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 
@@ -53,15 +54,6 @@ def list_images(roots: Iterable[str | Path], extensions: Sequence[str] = DEFAULT
     return sorted(set(out))
 
 
-def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes (its content identity)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def unique_items(paths: Iterable[Path], progress: bool = False) -> tuple[list[Item], int, list[tuple[str, str]]]:
     """Hash each file; keep the first of each content. Returns (items, duplicates, unreadable)."""
     from tqdm import tqdm
@@ -73,7 +65,7 @@ def unique_items(paths: Iterable[Path], progress: bool = False) -> tuple[list[It
     paths = list(paths)
     for p in tqdm(paths, desc="hashing", unit="file", disable=not progress):
         try:
-            digest = hash_file(p)
+            digest = file_sha256(p)
         except OSError as e:
             unreadable.append((str(p), f"{type(e).__name__}: {e}"))
             continue
