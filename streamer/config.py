@@ -56,7 +56,11 @@ class DetectorSettings(_Strict):
     roi_max_px: int = Field(96, ge=0)
     """Search regions larger than this (detector pixels) are scaled down first; 0 = never."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """onnxruntime provider: cuda when available for auto."""
+    """Where SCRFD runs: cuda when available for auto."""
+    runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
+    """SCRFD runtime: onnxruntime (insightface's own code) or torch (the ONNX converted with
+    onnx2torch, all streams of a tick in one batch, decoding on the device: the GPU path where
+    onnxruntime has no CUDA provider; needs the gpu-detector extra)."""
     haar_scale_factor: float = Field(1.15, gt=1.0, le=2.0)
     """Pyramid step of the Haar cascade (larger = faster, fewer sizes tried)."""
     haar_min_neighbors: int = Field(5, ge=1)

@@ -46,6 +46,10 @@ def _haar(settings: DetectorSettings) -> FaceDetector:
 
 
 def _insightface(settings: DetectorSettings) -> FaceDetector:
+    if settings.runtime == "torch":
+        from streamer.detect.scrfd_torch import TorchScrfdDetector
+
+        return TorchScrfdDetector(settings)
     from streamer.detect.scrfd import ScrfdDetector
 
     return ScrfdDetector(settings)

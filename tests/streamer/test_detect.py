@@ -173,3 +173,84 @@ def test_regions_are_clipped_squares():
 def test_detections_check_their_shapes(kwargs, error):
     with pytest.raises(ValueError, match=error):
         Detections(**kwargs)
+
+
+# ---- SCRFD in torch (onnx2torch): same glue, batched -------------------------------------------
+
+
+def build_tiny_batched_scrfd(path, batch_dim=True):
+    """Like ``build_tiny_scrfd`` but with outputs [B, n, k]: one face per picture in the batch."""
+    torch = pytest.importorskip("torch")
+
+    class Batched(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for s in (8, 16, 32):
+                n = (SIZE // s) ** 2 * 2
+                score, bbox, kps = torch.zeros(n, 1), torch.zeros(n, 4), torch.zeros(n, 10)
+                if s == STRIDE:
+                    row = 2 * (CELL_Y * (SIZE // s) + CELL_X)
+                    score[row, 0] = 0.9
+                    bbox[row] = torch.from_numpy(DIST)
+                    kps[row] = torch.from_numpy(KPS_OFF.reshape(-1))
+                for k, v in (("score", score), ("bbox", bbox), ("kps", kps)):
+                    self.register_buffer(f"{k}{s}", v)
+
+        def forward(self, x):
+            b = x.shape[0]
+            z = x.mean(dim=(1, 2, 3)).reshape(b, 1, 1) * 0.0
+            return tuple(
+                getattr(self, f"{k}{s}").unsqueeze(0) + z for k in ("score", "bbox", "kps") for s in (8, 16, 32)
+            )
+
+    names = [f"{k}_{s}" for k in ("score", "bbox", "kps") for s in (8, 16, 32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            Batched().eval(),
+            torch.zeros(2, 3, SIZE, SIZE),
+            str(path),
+            input_names=["input.1"],
+            output_names=names,
+            dynamic_axes={"input.1": {0: "b"}, **{n: {0: "b"} for n in names}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
+
+
+def test_torch_scrfd_equals_insightface_decoding(tiny_scrfd):
+    pytest.importorskip("onnx2torch")
+    ref = create_detector(DetectorSettings(model=str(tiny_scrfd), device="cpu"))
+    det = create_detector(DetectorSettings(model=str(tiny_scrfd), device="cpu", runtime="torch"))
+    assert type(det).__name__ == "TorchScrfdDetector" and det.use_kps and det.strides == (8, 16, 32)
+    for h, w in [(360, 640), (640, 640), (600, 300)]:
+        img = np.zeros((h, w, 3), np.uint8)
+        a, b = ref.detect(img), det.detect(img)
+        assert len(a) == len(b) == 1
+        np.testing.assert_allclose(b.bbox_xyxy, a.bbox_xyxy, atol=1e-3)
+        np.testing.assert_allclose(b.kps, a.kps, atol=1e-3)
+        np.testing.assert_allclose(b.scores, a.scores, atol=1e-6)
+
+
+def test_torch_scrfd_batches_pictures_of_different_sizes(tmp_path):
+    pytest.importorskip("onnx2torch")
+    path = build_tiny_batched_scrfd(tmp_path / "det_batched.onnx")
+    det = create_detector(DetectorSettings(model=str(path), device="cpu", runtime="torch"))
+    imgs = [np.zeros((360, 640, 3), np.uint8), np.zeros((320, 320, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8)]
+    batch = det.detect_batch(imgs)
+    assert [len(d) for d in batch] == [1, 1, 1]
+    for img, got in zip(imgs, batch, strict=True):
+        one = det.detect(img)
+        np.testing.assert_allclose(got.bbox_xyxy, one.bbox_xyxy, atol=1e-4)
+        scale = min(SIZE / img.shape[1], SIZE / img.shape[0])
+        np.testing.assert_allclose(got.bbox_xyxy[0], EXPECTED_BOX / scale, rtol=1e-2)
+    assert det.detect_batch([]) == []
+
+
+def test_torch_scrfd_threshold_and_bad_model(tiny_scrfd, tmp_path):
+    pytest.importorskip("onnx2torch")
+    det = create_detector(DetectorSettings(model=str(tiny_scrfd), device="cpu", runtime="torch", score_threshold=0.95))
+    assert len(det.detect(np.zeros((360, 640, 3), np.uint8))) == 0
+    with pytest.raises(FileNotFoundError, match="no SCRFD ONNX file"):
+        create_detector(DetectorSettings(model=str(tmp_path / "nope.onnx"), runtime="torch"))
