@@ -27,11 +27,14 @@ class ConfigError(ValueError):
     """A configuration value is missing, malformed or not allowed."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+class StrictSettings(BaseModel):
+    """Base of every settings section: unknown keys are errors, values are immutable, and each
+    field's docstring is its description (the generated config reference uses it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True)
 
 
-class ModelSettings(_Strict):
+class ModelSettings(StrictSettings):
     """Which CLIP backbone to load and from where."""
 
     name: str = "ViT-L-14"
@@ -47,7 +50,7 @@ class ModelSettings(_Strict):
     """Where open_clip caches downloaded weights (default: its own cache)."""
 
 
-class PromptSettings(_Strict):
+class PromptSettings(StrictSettings):
     """Which classes to score and which text prompts describe them."""
 
     set: str = "ensemble10"
@@ -63,7 +66,7 @@ class PromptSettings(_Strict):
     """Reference prompt data (default: the packaged configs/prompts/expclip_prompts.yaml)."""
 
 
-class SmoothingSettings(_Strict):
+class SmoothingSettings(StrictSettings):
     """Per-track temporal smoothing of expression scores."""
 
     method: Literal["ema", "window", "none"] = "ema"
@@ -75,7 +78,7 @@ class SmoothingSettings(_Strict):
     """Hard cap on tracks with smoothing state; the least recently updated are evicted."""
 
 
-class EngineSettings(_Strict):
+class EngineSettings(StrictSettings):
     """Everything the expression engine needs."""
 
     model: ModelSettings = ModelSettings()

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from engine.config import ConfigError, EngineSettings, load_yaml_config, resolve_config_path, validate
+from engine.config import ConfigError, EngineSettings, StrictSettings, load_yaml_config, resolve_config_path, validate
 from streamer.sources import SourceSettings
 
 log = logging.getLogger(__name__)
@@ -26,11 +26,7 @@ log = logging.getLogger(__name__)
 PACKS = ("buffalo_l", "buffalo_s")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-class DetectorSettings(_Strict):
+class DetectorSettings(StrictSettings):
     """Which face detector runs on every frame, and how."""
 
     name: Literal["insightface", "haar"] = "insightface"
@@ -74,7 +70,7 @@ class DetectorSettings(_Strict):
         return v
 
 
-class TrackerSettings(_Strict):
+class TrackerSettings(StrictSettings):
     """ByteTrack (roboflow ``trackers``), one tracker per stream."""
 
     lost_track_s: float = Field(1.0, ge=0.0)
@@ -91,7 +87,7 @@ class TrackerSettings(_Strict):
     """Nominal frame rate the tracker's motion model assumes."""
 
 
-class CropSettings(_Strict):
+class CropSettings(StrictSettings):
     """How face crops for the engine are cut."""
 
     align: Literal["auto", "box"] = "auto"
@@ -100,7 +96,7 @@ class CropSettings(_Strict):
     """Side of the square box crop relative to the longer side of the face box."""
 
 
-class SchedulerSettings(_Strict):
+class SchedulerSettings(StrictSettings):
     """Which tracks the engine re-scores, and how often."""
 
     max_hz: float = Field(2.0, gt=0.0)
@@ -109,7 +105,7 @@ class SchedulerSettings(_Strict):
     """Most crops sent to the engine in one tick (across all streams)."""
 
 
-class PublisherSettings(_Strict):
+class PublisherSettings(StrictSettings):
     """ZeroMQ PUB socket for results and events."""
 
     endpoint: str = "tcp://127.0.0.1:5556"
@@ -137,7 +133,7 @@ class PublisherSettings(_Strict):
         return v
 
 
-class PipelineSettings(_Strict):
+class PipelineSettings(StrictSettings):
     """Queues between the threads."""
 
     read_timeout_s: float = Field(0.01, gt=0.0, le=1.0)
@@ -151,7 +147,7 @@ class PipelineSettings(_Strict):
     """OpenCV threads (cv2.setNumThreads) for detection and crops; 0 = OpenCV's default."""
 
 
-class PreviewSettings(_Strict):
+class PreviewSettings(StrictSettings):
     """Annotated video written with PyAV (``--preview``)."""
 
     path: str | None = None
@@ -162,7 +158,7 @@ class PreviewSettings(_Strict):
     """Frames waiting to be drawn; beyond it preview frames are dropped (never the pipeline)."""
 
 
-class StatsSettings(_Strict):
+class StatsSettings(StrictSettings):
     """Periodic statistics line."""
 
     interval_s: float = Field(5.0, gt=0.0)
@@ -171,7 +167,7 @@ class StatsSettings(_Strict):
     """Log the stats line (``streamer bench`` and tests read the same numbers programmatically)."""
 
 
-class StreamerSettings(_Strict):
+class StreamerSettings(StrictSettings):
     """The whole ``streamer`` configuration."""
 
     engine: EngineSettings = EngineSettings()

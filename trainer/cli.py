@@ -23,7 +23,7 @@ log = logging.getLogger("trainer")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="ExpStream YAML with engine and trainer sections")
+    p.add_argument("-c", "--config", default=None, help="ExpStream YAML with engine and trainer sections")
     p.add_argument(
         "--set",
         dest="overrides",

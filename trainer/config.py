@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from engine.config import EngineSettings, load_yaml_config, validate
+from engine.config import EngineSettings, StrictSettings, load_yaml_config, validate
 
 PAPER_INSTRUCTION = (
     "Please play the role of a facial action describer. "
@@ -27,11 +27,7 @@ PAPER_INSTRUCTION = (
 """The instruction of the paper and its reference code (REFERENCE.md)."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-class TeacherSettings(_Strict):
+class TeacherSettings(StrictSettings):
     """The frozen LLM teacher whose encoder features the head learns to match."""
 
     model: str = "blip2-flan-t5-xxl"
@@ -50,7 +46,7 @@ class TeacherSettings(_Strict):
     """Seed of the ``tiny-random`` teacher."""
 
 
-class HarvestSettings(_Strict):
+class HarvestSettings(StrictSettings):
     """Faces taken from videos before extraction, with the streamer's detector and crops."""
 
     detector: Literal["insightface", "haar"] = "haar"
@@ -68,7 +64,7 @@ class HarvestSettings(_Strict):
     max_faces_per_frame: int = Field(16, ge=1)
 
 
-class ExtractSettings(_Strict):
+class ExtractSettings(StrictSettings):
     """How features are computed and stored."""
 
     shard_size: int = Field(1024, ge=1)
@@ -76,11 +72,11 @@ class ExtractSettings(_Strict):
     batch_size: int = Field(64, ge=1)
     workers: int = Field(4, ge=0)
     """Threads decoding images (0 = decode in the main thread)."""
-    extensions: list[str] = ["jpg", "jpeg", "png", "webp"]
+    extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp"])
     harvest: HarvestSettings = HarvestSettings()
 
 
-class FitSettings(_Strict):
+class FitSettings(StrictSettings):
     """The reference objective and optimiser (REFERENCE.md), all configurable."""
 
     epochs: int = Field(5, ge=1)
@@ -96,7 +92,7 @@ class FitSettings(_Strict):
     device: str = "auto"
 
 
-class EvalSettings(_Strict):
+class EvalSettings(StrictSettings):
     """Zero-shot evaluation."""
 
     num_segments: int = Field(16, ge=1)
@@ -106,7 +102,7 @@ class EvalSettings(_Strict):
     """Also evaluate plain CLIP (``engine.head=none``) in the same run."""
 
 
-class TrainerSettings(_Strict):
+class TrainerSettings(StrictSettings):
     """The ``trainer`` section."""
 
     teacher: TeacherSettings = TeacherSettings()

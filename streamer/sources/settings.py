@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from engine.config import StrictSettings
 
 
-class SourceSettings(BaseModel):
+class SourceSettings(StrictSettings):
     """Settings shared by every source of a streamer (see docs/sources.md).
 
     Example:
@@ -15,8 +17,6 @@ class SourceSettings(BaseModel):
         >>> s.rtsp_transport, s.max_reconnects
         ('tcp', 3)
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     """RTSP lower transport. TCP (interleaved) survives NAT and loses no packets; UDP has
