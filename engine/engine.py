@@ -200,6 +200,8 @@ class ExpressionEngine:
 
     def _fingerprint(self) -> str:
         ident = {**self._identity(), "preprocess": self.preprocess_mode}
+        if self.settings.precision in ("fp8", "int8"):  # quantised scores are approximations
+            ident["quantised"] = self.settings.precision
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
 
     def _class_embeddings(self) -> torch.Tensor:

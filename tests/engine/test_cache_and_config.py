@@ -36,11 +36,18 @@ def test_changing_one_template_recomputes(offline, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override",
-    ["engine.head=none", "engine.model.seed=1", "engine.preprocess=clip", "engine.prompts.set=ensemble10"],
+    "overrides",
+    [
+        ["engine.head=none"],
+        ["engine.model.seed=1"],
+        ["engine.preprocess=clip"],
+        ["engine.prompts.set=ensemble10"],
+        ["engine.precision=int8", "engine.backend=onnxruntime"],
+        ["engine.precision=fp8"],
+    ],
 )
-def test_fingerprint_changes_with_each_ingredient(offline, override):
-    assert ExpressionEngine(offline()).fingerprint != ExpressionEngine(offline(override)).fingerprint
+def test_fingerprint_changes_with_each_ingredient(offline, overrides):
+    assert ExpressionEngine(offline()).fingerprint != ExpressionEngine(offline(*overrides)).fingerprint
 
 
 def test_user_templates_with_placeholder(offline):
