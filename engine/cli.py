@@ -16,7 +16,7 @@ from pathlib import Path
 
 import configs
 from engine.backends import BACKENDS, BackendUnavailable
-from engine.config import ConfigError, engine_settings_from
+from engine.config import ConfigError, add_config_args, engine_settings_from
 from engine.models import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,7 @@ def bench_parser() -> argparse.ArgumentParser:
         description="Engine speed: faces/s and latency per model x backend x batch size, "
         "with plain open_clip eager measured in the same run as the baseline.",
     )
-    p.add_argument("-c", "--config", help="base config (default: the packaged offline config)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="engine.* override")
+    add_config_args(p, "base config (default: the packaged offline config)", "engine.max_batch=256")
     p.add_argument(
         "--models", type=_csv, default=["ExpStream-Tiny", "ViT-B-32"], help="comma-separated open_clip names"
     )
@@ -67,7 +66,12 @@ def bench_main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown backend(s) {unknown}; allowed: {', '.join(BACKENDS)}", file=sys.stderr)
         return 2
-    overrides = [f"engine.device={args.device}", f"engine.precision={args.precision}", "engine.head=random", *args.set]
+    overrides = [
+        f"engine.device={args.device}",
+        f"engine.precision={args.precision}",
+        "engine.head=random",
+        *args.overrides,
+    ]
     overrides.append(f"engine.max_batch={max(args.batch_sizes)}")
     try:
         base = engine_settings_from(args.config or configs.path("offline.yaml"), overrides)
@@ -99,8 +103,7 @@ def build_engine_parser() -> argparse.ArgumentParser:
         description="Build (and cache) the inference engine ahead of time: exports, compiles and "
         "prompt embeddings, so `streamer run` starts fast.",
     )
-    p.add_argument("-c", "--config", help="config file (default: configs/default.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_config_args(p, "config file or packaged config name (default: default)", "engine.device=cuda")
     p.add_argument("--backend", default="tensorrt", help=f"auto or one of {', '.join(BACKENDS)}")
     return p
 
@@ -112,7 +115,7 @@ def build_engine_main(argv: list[str] | None = None) -> int:
     args = build_engine_parser().parse_args(argv)
     try:
         settings = engine_settings_from(
-            args.config or configs.path("default.yaml"), [f"engine.backend={args.backend}", *args.set]
+            args.config or configs.path("default.yaml"), [f"engine.backend={args.backend}", *args.overrides]
         )
         engine = ExpressionEngine(settings)
     except (ConfigError, ModelLoadError, BackendUnavailable, ValueError) as e:

@@ -200,6 +200,20 @@ def resolve_config_path(config: str | Path) -> Path:
         return p
 
 
+def add_config_args(parser: Any, config_help: str, example_key: str) -> None:
+    """The ``-c/--config`` and repeatable ``--set KEY=VALUE`` (``args.overrides``) arguments
+    every ExpStream command takes; ``parser`` is an ``argparse.ArgumentParser``."""
+    parser.add_argument("-c", "--config", default=None, help=config_help)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override one setting, e.g. --set {example_key} (repeatable)",
+    )
+
+
 def load_yaml_config(config: str | Path | dict[str, Any] | None, overrides: list[str] | None = None) -> dict[str, Any]:
     """Load a whole ExpStream config (file path or parsed dict) and apply overrides.
 

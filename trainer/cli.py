@@ -17,21 +17,13 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.config import ConfigError
+from engine.config import ConfigError, add_config_args
 
 log = logging.getLogger("trainer")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", default=None, help="ExpStream YAML with engine and trainer sections")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. trainer.fit.epochs=2 (repeatable)",
-    )
+    add_config_args(p, "ExpStream YAML with engine and trainer sections", "trainer.fit.epochs=2")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
 
 

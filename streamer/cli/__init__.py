@@ -16,24 +16,16 @@ import logging
 import sys
 
 from engine.backends import BackendUnavailable
-from engine.config import ConfigError
+from engine.config import ConfigError, add_config_args
 from engine.head import HeadFormatError
 from engine.models import ModelLoadError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-c",
-        "--config",
-        help="YAML config file or a packaged config's name (default, offline); defaults fill missing keys",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set scheduler.max_hz=4 (repeatable)",
+    add_config_args(
+        p,
+        "YAML config file or a packaged config's name (default, offline); defaults fill missing keys",
+        "scheduler.max_hz=4",
     )
 
 
