@@ -1,7 +1,13 @@
-"""Packaged configuration files: YAML configs, tiny model configs, reference prompts.
+"""ExpStream's configuration: the settings schema of every section, the one loader every
+command uses, and the packaged files (YAML configs, tiny model configs, reference prompts).
 
 ``configs.path("offline.yaml")`` returns the on-disk path of a packaged file, so code and
 tests find them whether ExpStream runs from a checkout or an installed wheel.
+
+Example:
+    >>> from configs import load_settings
+    >>> load_settings("offline").engine.head
+    'random'
 """
 
 from __future__ import annotations
@@ -16,3 +22,8 @@ def path(name: str) -> Path:
     if not p.exists():
         raise FileNotFoundError(f"no packaged config file {name!r} (looked at {p})")
     return p
+
+
+from configs.settings import Settings, dump_settings, load_settings  # noqa: E402
+
+__all__ = ["Settings", "dump_settings", "load_settings", "path"]

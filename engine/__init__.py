@@ -1,23 +1,37 @@
 """ExpStream's expression engine: Exp-CLIP (frozen CLIP + LLM-distilled projection head)
 scored against cached prompt embeddings.
 
-Example:
-    >>> from engine import ExpressionEngine
-    >>> eng = ExpressionEngine.from_config("configs/offline.yaml")
-    >>> out = eng.score(crops)
+Names are imported on first use, so light modules (``engine.errors``) load without torch.
+
+Example (plain text: builds a model)::
+
+    from engine import ExpressionEngine
+    eng = ExpressionEngine.from_config("offline")
+    out = eng.score(crops)          # uint8 RGB [N, H, W, 3]
 """
 
-from engine.config import ConfigError, EngineSettings
-from engine.engine import EngineOutput, ExpressionEngine
-from engine.head import HeadFormatError, ProjectionHead
-from engine.models import ModelLoadError
+from __future__ import annotations
 
-__all__ = [
-    "ConfigError",
-    "EngineOutput",
-    "EngineSettings",
-    "ExpressionEngine",
-    "HeadFormatError",
-    "ModelLoadError",
-    "ProjectionHead",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EngineOutput": "engine.output",
+    "ExpressionEngine": "engine.engine",
+    "ProjectionHead": "engine.head",
+    "ConfigError": "engine.errors",
+    "ExpStreamError": "engine.errors",
+    "HeadFormatError": "engine.errors",
+    "ModelError": "engine.errors",
+    "ModelLoadError": "engine.errors",
+    "BackendError": "engine.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

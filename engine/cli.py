@@ -1,9 +1,15 @@
-"""Engine entry points, reached through ``streamer bench --engine-only`` and
-``streamer build-engine`` (and ``python -m engine.cli bench|build-engine``).
+"""What every ExpStream command line shares: ``-c/--config`` and ``--set KEY=VALUE``,
+shorthand flags for single settings, and the one wrapper that runs a subcommand and maps
+the error family to the documented exit codes (``engine.errors.ExitCode``).
 
-Example:
-    $ streamer bench --engine-only --models ExpStream-Tiny,ViT-B-32 --backends torch,onnxruntime \\
-        --batch-sizes 1,8,64 --json out/bench.json
+Example (plain text)::
+
+    parser = argparse.ArgumentParser(prog="trainer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit")
+    add_config_args(fit, "trainer.fit.epochs=2")
+    shorthand(fit, "--epochs", key="trainer.fit.epochs", type=int)
+    sys.exit(run_cli("trainer", parser, argv, {"fit": fit_command}))
 """
 
 from __future__ import annotations
@@ -11,130 +17,116 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
-from pathlib import Path
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-import configs
-from engine.backends import BACKENDS, BackendUnavailable
-from engine.config import ConfigError, add_config_args, engine_settings_from
-from engine.models import ModelLoadError
+from engine.errors import ExitCode, ExpStreamError
 
 log = logging.getLogger(__name__)
 
-
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(t) for t in _csv(text)]
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got {text!r}")
-    return values
-
-
-def bench_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="streamer bench --engine-only",
-        description="Engine speed: faces/s and latency per model x backend x batch size, "
-        "with plain open_clip eager measured in the same run as the baseline.",
+def add_config_args(parser: argparse.ArgumentParser, example_key: str) -> None:
+    """``-c/--config FILE|NAME`` and repeatable ``--set KEY=VALUE`` (into ``args.overrides``)."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        metavar="FILE|NAME",
+        help="YAML config, or a packaged config's name (default, offline); defaults fill missing keys",
     )
-    add_config_args(p, "base config (default: the packaged offline config)", "engine.max_batch=256")
-    p.add_argument(
-        "--models", type=_csv, default=["ExpStream-Tiny", "ViT-B-32"], help="comma-separated open_clip names"
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override one setting, e.g. --set {example_key} (repeatable; later wins)",
     )
-    p.add_argument("--backends", type=_csv, default=["torch"], help=f"comma-separated: {', '.join(BACKENDS)}")
-    p.add_argument("--batch-sizes", type=_ints, default=[1, 8, 64])
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--precision", default="auto", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16, bf16")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=int, default=20)
-    p.add_argument("--max-seconds", type=float, default=10.0, help="time cap per measurement")
-    p.add_argument("--json", type=Path, help="write rows + environment as JSON here")
-    return p
 
 
-def bench_main(argv: list[str] | None = None) -> int:
-    """``streamer bench --engine-only``: print a Markdown table; optionally write JSON."""
-    from engine.bench import environment, format_table, rows_as_dicts, run_bench
+class _SetAction(argparse.Action):
+    """Appends ``key=value`` to ``args.overrides``, in command-line order with ``--set``."""
 
-    args = bench_parser().parse_args(argv)
-    unknown = [b for b in args.backends if b not in BACKENDS]
-    if unknown:
-        print(f"error: unknown backend(s) {unknown}; allowed: {', '.join(BACKENDS)}", file=sys.stderr)
-        return 2
-    overrides = [
-        f"engine.device={args.device}",
-        f"engine.precision={args.precision}",
-        "engine.head=random",
-        *args.overrides,
-    ]
-    overrides.append(f"engine.max_batch={max(args.batch_sizes)}")
-    try:
-        base = engine_settings_from(args.config or configs.path("offline.yaml"), overrides)
-        rows, skipped = run_bench(
-            args.models, args.backends, args.batch_sizes, base, [], args.warmup, args.iters, args.max_seconds
-        )
-    except (ConfigError, ModelLoadError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(format_table(rows))
-    for s in skipped:
-        print(f"skipped {s['model']}/{s['backend']}: {s['reason']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        report = {
-            "argv": argv if argv is not None else sys.argv[1:],
-            "environment": environment(),
-            "rows": rows_as_dicts(rows),
-            "skipped": skipped,
-        }
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
-    return 0
+    def __init__(self, option_strings: Sequence[str], dest: str, key: str, **kwargs: Any) -> None:
+        self.key = key
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: str | None = None):
+        value = self.const if self.nargs == 0 else values
+        items = list(getattr(namespace, "overrides", None) or [])
+        items.append(f"{self.key}={json.dumps(value)}")
+        namespace.overrides = items
 
 
-def build_engine_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="streamer build-engine",
-        description="Build (and cache) the inference engine ahead of time: exports, compiles and "
-        "prompt embeddings, so `streamer run` starts fast.",
+def shorthand(
+    parser: argparse.ArgumentParser | Any,
+    *flags: str,
+    key: str,
+    type: Callable[[str], Any] = str,
+    const: Any = None,
+    help: str | None = None,
+    metavar: str | None = None,
+) -> None:
+    """A flag that stands for ``--set key=VALUE`` (or ``--set key=const`` when ``const`` is
+    given and the flag takes no value)."""
+    text = f"same as --set {key}=" + ("VALUE" if const is None else json.dumps(const))
+    kwargs: dict[str, Any] = {"nargs": 0, "const": const} if const is not None else {"type": type, "metavar": metavar}
+    parser.add_argument(
+        *flags,
+        dest="overrides",
+        action=_SetAction,
+        key=key,
+        default=argparse.SUPPRESS,
+        help=f"{help} ({text})" if help else text,
+        **kwargs,
     )
-    add_config_args(p, "config file or packaged config name (default: default)", "engine.device=cuda")
-    p.add_argument("--backend", default="tensorrt", help=f"auto or one of {', '.join(BACKENDS)}")
-    return p
 
 
-def build_engine_main(argv: list[str] | None = None) -> int:
-    """``streamer build-engine``: build the backend once; its artefacts land in engine.cache_dir."""
-    from engine.engine import ExpressionEngine
+def run_cli(
+    prog: str,
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    handlers: Mapping[str, Callable[[argparse.Namespace], int]],
+    *,
+    sigterm_interrupts: bool = False,
+    hints: Mapping[type[BaseException], str] | None = None,
+) -> int:
+    """Parse ``argv``, run ``handlers[args.command]`` and return its exit code.
 
-    args = build_engine_parser().parse_args(argv)
+    An ``ExpStreamError`` prints one line (plus a hint for its kind) and returns its
+    ``exit_code``; Ctrl-C (and SIGTERM with ``sigterm_interrupts``) returns 130; any other
+    exception is a bug: its traceback is logged and the code is 70. Usage errors exit 2
+    through argparse.
+    """
+    args = parser.parse_args(argv)
+    level = getattr(args, "log_level", "INFO")
+    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO), format=LOG_FORMAT, stream=sys.stderr)
+    previous = None
+    if sigterm_interrupts and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        settings = engine_settings_from(
-            args.config or configs.path("default.yaml"), [f"engine.backend={args.backend}", *args.overrides]
-        )
-        engine = ExpressionEngine(settings)
-    except (ConfigError, ModelLoadError, BackendUnavailable, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    artefact = getattr(engine.backend, "path", None)
-    print(json.dumps({**engine.describe(), "artefact": str(artefact) if artefact else None}, indent=2))
-    return 0
+        return int(handlers[args.command](args))
+    except ExpStreamError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        for kind, hint in (hints or {}).items():
+            if isinstance(e, kind):
+                print(f"{prog}: {hint}", file=sys.stderr)
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception:
+        log.exception("%s %s: internal error (a bug: please report this traceback)", prog, args.command)
+        return int(ExitCode.INTERNAL)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.cli bench|build-engine ...``"""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if not argv or argv[0] not in ("bench", "build-engine"):
-        print("usage: python -m engine.cli {bench,build-engine} ...", file=sys.stderr)
-        return 2
-    return bench_main(argv[1:]) if argv[0] == "bench" else build_engine_main(argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.errors import HeadFormatError
 from engine.models import file_sha256
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ RELEASED_HEADS: dict[str, ReleasedHead] = {
     "expclip-b16": ReleasedHead("ViT-B-16", "openai", f"{_RELEASE_BASE}/ExpCLIP_B16_model.pth"),
     "expclip-l14": ReleasedHead("ViT-L-14", "openai", f"{_RELEASE_BASE}/ExpCLIP_L14_model.pth"),
 }
-
-
-class HeadFormatError(ValueError):
-    """A head file is not a head, has the wrong shape, or is not safe to load."""
 
 
 class ProjectionHead(nn.Module):

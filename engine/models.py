@@ -14,13 +14,10 @@ from typing import Any
 
 import torch
 
-from engine.config import ModelSettings
+from configs.engine import ModelSettings
+from engine.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """The backbone could not be created or its weights could not be loaded."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Prompt sets, the prompt-embedding maths, and its on-disk cache.
 
-Per REFERENCE.md: each prompt -> CLIP tokenizer -> ``encode_text`` -> float32 -> the same
+As the reference does (docs/design.md): each prompt -> CLIP tokenizer -> ``encode_text`` -> float32 -> the same
 projection head -> L2-normalise; a class's embedding is the MEAN of its normalised template
 embeddings, not re-normalised (this equals averaging logits over templates).
 
@@ -14,16 +14,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 import configs
-from engine.config import ConfigError, PromptSettings, read_yaml
+from configs.engine import PromptSettings
+from configs.loader import read_yaml
+from engine.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,14 @@ class Prompts:
 
     def __post_init__(self) -> None:
         if not self.classes:
-            raise ValueError("prompts: no classes")
+            raise ConfigError("prompts: no classes")
         if len(self.classes) != len(self.templates):
-            raise ValueError(f"prompts: {len(self.classes)} classes but {len(self.templates)} template lists")
+            raise ConfigError(f"prompts: {len(self.classes)} classes but {len(self.templates)} template lists")
         if len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"prompts: duplicate class names in {self.classes}")
+            raise ConfigError(f"prompts: duplicate class names in {self.classes}")
         for c, t in zip(self.classes, self.templates, strict=True):
             if not t or not all(isinstance(p, str) and p.strip() for p in t):
-                raise ValueError(f"prompts: class {c!r} needs at least one non-empty prompt")
+                raise ConfigError(f"prompts: class {c!r} needs at least one non-empty prompt")
 
     def digest(self) -> str:
         """Stable hash of classes and prompts."""
@@ -176,7 +178,13 @@ class PromptCache:
         tmp.replace(p)
         return p
 
-
-def dump_prompts_yaml(prompts: Prompts) -> str:
-    """The prompts as a custom-prompts YAML (``classes: {name: [prompt, ...]}``)."""
-    return yaml.safe_dump({"classes": {c: list(t) for c, t in zip(prompts.classes, prompts.templates, strict=True)}})
+    def get_or_build(self, key: str, n_classes: int, build: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The cached matrix under ``key``, or ``build()``'s, stored for next time."""
+        cached = self.load(key)
+        if cached is not None and cached.shape[0] == n_classes:
+            log.info("prompt embeddings: cache hit %s", self.path(key))
+            return cached
+        emb = build()
+        self.store(key, emb)
+        log.info("prompt embeddings: computed %d x %d, cached at %s", *emb.shape, self.path(key))
+        return emb

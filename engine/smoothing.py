@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
-TrackKey = tuple[Hashable, int]
+TrackKey = tuple[str, int]
+"""``(stream_id, track_id)``: the key of every piece of per-track state in ExpStream."""
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -30,6 +31,8 @@ class Smoother(ABC):
     """Keeps per-track state and turns raw per-frame scores into smoothed probabilities."""
 
     name: str = "base"
+    needs_features: bool = False
+    """True when ``update`` needs the projected features (not only the probabilities)."""
 
     def __init__(self, max_tracks: int = 4096) -> None:
         if max_tracks < 1:
@@ -109,6 +112,7 @@ class WindowSmoother(Smoother):
     against the class embeddings."""
 
     name = "window"
+    needs_features = True
 
     def __init__(
         self, class_embeddings: np.ndarray, logit_scale: float, window: int = 16, max_tracks: int = 4096
@@ -131,7 +135,18 @@ class WindowSmoother(Smoother):
         return buf, softmax(logits).astype(np.float32)
 
 
-SMOOTHERS = {"ema": EmaSmoother, "window": WindowSmoother, "none": NoSmoother}
+def _window(class_embeddings: np.ndarray | None, logit_scale: float, alpha: float, window: int, max_tracks: int):
+    if class_embeddings is None:
+        raise ValueError("window smoothing needs class_embeddings")
+    return WindowSmoother(class_embeddings, logit_scale, window, max_tracks)
+
+
+SMOOTHERS: dict[str, Callable[..., Smoother]] = {
+    "ema": lambda class_embeddings, logit_scale, alpha, window, max_tracks: EmaSmoother(alpha, max_tracks),
+    "window": _window,
+    "none": lambda class_embeddings, logit_scale, alpha, window, max_tracks: NoSmoother(max_tracks),
+}
+"""Smoothers by name (``engine.smoothing.method``)."""
 
 
 def make_smoother(
@@ -144,12 +159,7 @@ def make_smoother(
     max_tracks: int = 4096,
 ) -> Smoother:
     """Create a smoother by name (``ema``, ``window``, ``none``)."""
-    if name == "ema":
-        return EmaSmoother(alpha, max_tracks)
-    if name == "window":
-        if class_embeddings is None:
-            raise ValueError("window smoothing needs class_embeddings")
-        return WindowSmoother(class_embeddings, logit_scale, window, max_tracks)
-    if name == "none":
-        return NoSmoother(max_tracks)
-    raise ValueError(f"unknown smoother {name!r}; allowed: {', '.join(SMOOTHERS)}")
+    factory = SMOOTHERS.get(name)
+    if factory is None:
+        raise ValueError(f"unknown smoother {name!r}; allowed: {', '.join(SMOOTHERS)}")
+    return factory(class_embeddings, logit_scale, alpha, window, max_tracks)

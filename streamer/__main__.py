@@ -1,5 +1,8 @@
+"""``python -m streamer``: the ``streamer`` command."""
+
 import sys
 
 from streamer.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,10 @@
-"""The streamer's stage interfaces and the typed values that travel between stages.
+"""Every value and interface that crosses a stage boundary in the streamer.
 
-Each stage is one small ABC with one verb (STYLE.md #1): ``FaceDetector.detect``,
-``Tracker.update``, ``Publisher.send``. Values are frozen dataclasses that check their own
-shapes (STYLE.md #2).
+Stages are small ABCs with one verb (``FaceDetector.detect``, ``Tracker.update``,
+``Source.read``, ``Publisher.send``); what the pipeline needs of the engine is the
+``ExpressionScorer`` protocol. Values are frozen dataclasses that check their own shapes.
+Per-track state everywhere is keyed by one ``TrackKey``: ``(stream_id, track_id)``.
+docs/design.md shows where each runs.
 
 Example:
     >>> dets = Detections(np.array([[10, 10, 50, 60]], np.float32), np.array([0.9], np.float32))
@@ -13,11 +15,16 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
+
+from engine.output import EngineOutput
+from engine.smoothing import Smoother
+from engine.smoothing import TrackKey as TrackKey  # re-exported: the one per-track key
+from streamer.frames import Frame as Frame  # re-exported: decoded frames cross every stage
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...], dtype: Any) -> None:
@@ -27,9 +34,12 @@ def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...], dtype: Any
         raise ValueError(f"{name}: expected {np.dtype(dtype)} {want}, got {arr.dtype} {list(arr.shape)}")
 
 
+# ---------------------------------------------------------------- values
+
+
 @dataclass(frozen=True)
 class Detections:
-    """Faces found in one picture, in full-frame pixel coordinates."""
+    """Faces found in one picture, in that picture's pixel coordinates."""
 
     bbox_xyxy: np.ndarray
     """float32 [N, 4]."""
@@ -97,8 +107,7 @@ class TrackEvent:
 
     stream_id: str
     track_id: int
-    kind: str
-    """``"started"`` or ``"ended"``."""
+    kind: Literal["started", "ended"]
     frame_index: int
     age: int = 0
     """Frames the track lived (for ``ended``)."""
@@ -106,6 +115,43 @@ class TrackEvent:
     def __post_init__(self) -> None:
         if self.kind not in ("started", "ended"):
             raise ValueError(f"TrackEvent.kind must be 'started' or 'ended', got {self.kind!r}")
+
+
+STREAM_EVENT_KINDS = ("started", "reconnecting", "resumed", "ended", "failed")
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A change in a stream's life, as a source reports it.
+
+    Example:
+        >>> ev = StreamEvent("cam1", "reconnecting", 1.7e9, "stream ended", {"attempt": 1})
+        >>> ev.kind, ev.details["attempt"], ev.terminal
+        ('reconnecting', 1, False)
+    """
+
+    stream_id: str
+    kind: Literal["started", "reconnecting", "resumed", "ended", "failed"]
+    wall_time_s: float
+    """``time.time()`` when the source observed it."""
+    reason: str | None = None
+    """Human-readable cause; always set for "reconnecting" and "failed"."""
+    details: dict = field(default_factory=dict)
+    """JSON-able extras, e.g. ``{"attempt": 2, "delay_s": 1.3, "uri": "rtsp://..."}``."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in STREAM_EVENT_KINDS:
+            raise ValueError(f"StreamEvent.kind must be one of {STREAM_EVENT_KINDS}, got {self.kind!r}")
+        if self.kind in ("failed", "reconnecting") and not self.reason:
+            raise ValueError(f"a {self.kind!r} StreamEvent needs a reason")
+
+    @property
+    def terminal(self) -> bool:
+        """``ended`` or ``failed``: the stream's last event."""
+        return self.kind in ("ended", "failed")
+
+
+EventCallback = Callable[[StreamEvent], None]
 
 
 @dataclass(frozen=True)
@@ -122,7 +168,7 @@ class FaceResult:
     """Smoothed probability of ``label``."""
     frame_index: int
     """Frame the crop was taken from."""
-    scored_at_s: float = field(default=0.0)
+    scored_at_s: float = 0.0
     """Monotonic time of scoring."""
 
     def __post_init__(self) -> None:
@@ -130,6 +176,68 @@ class FaceResult:
             raise ValueError(
                 f"FaceResult: probs {self.probs.shape} and smoothed_probs {self.smoothed_probs.shape} must be [C]"
             )
+
+
+# ---------------------------------------------------------------- counters
+
+
+@dataclass
+class SourceStats:
+    """Counters of one source; written by its thread only, safe to read from any thread."""
+
+    frames_decoded: int = 0
+    """Frames the decoder produced (delivered or dropped)."""
+    frames_dropped: int = 0
+    """Frames discarded because the queue was full (live sources and realtime files)."""
+    reconnects: int = 0
+    """Reconnect attempts made (one per "reconnecting" event)."""
+    decode_errors: int = 0
+    """Packets the decoder rejected (skipped; the stream goes on)."""
+    last_error: str | None = None
+    """The latest open, read or decode error, as text."""
+    last_frame_wall_s: float | None = None
+    """``time.time()`` of the latest decoded frame."""
+
+
+@dataclass
+class PublisherStats:
+    """Counters of a publisher; written by its own thread(s)."""
+
+    sent: int = 0
+    dropped_queue: int = 0
+    """Messages refused by ``send`` because the publisher's queue was full."""
+    dropped_socket: int = 0
+    """Messages the socket would not take without blocking, or that could not be encoded."""
+
+    @property
+    def dropped(self) -> int:
+        """All messages dropped on this side (subscribers past their high-water mark lose
+        messages inside ZeroMQ; they see those as ``seq`` gaps)."""
+        return self.dropped_queue + self.dropped_socket
+
+
+# ---------------------------------------------------------------- interfaces
+
+
+class ExpressionScorer(Protocol):
+    """What the pipeline needs of the expression engine (``engine.ExpressionEngine``)."""
+
+    fingerprint: str
+    """Identifies model, weights, head, prompts and preprocessing (published with results)."""
+
+    @property
+    def classes(self) -> list[str]: ...
+
+    @property
+    def crop_size(self) -> int: ...
+
+    def score(self, crops: np.ndarray) -> EngineOutput:
+        """uint8 RGB crops [N, S, S, 3] -> scores against ``classes``."""
+        ...
+
+    def make_smoother(self) -> Smoother: ...
+
+    def describe(self) -> dict[str, Any]: ...
 
 
 class FaceDetector(ABC):
@@ -156,16 +264,61 @@ class Tracker(ABC):
         """Feed one frame's detections; return confirmed tracks and lifecycle events."""
 
     @abstractmethod
+    def predicted_boxes(self) -> np.ndarray:
+        """Where each kept track is expected next, float32 [N, 4] (where to look for faces)."""
+
+    @abstractmethod
     def end(self, frame_index: int) -> list[TrackEvent]:
         """End every live track (end of stream)."""
+
+
+class Source(ABC):
+    """One video stream: decoded frames on demand, lifecycle events to its callback.
+
+    Lifecycle: ``start()`` -> ``read()`` until ``done`` -> ``stop()``. Every source emits
+    exactly one terminal ``StreamEvent`` ("ended" or "failed") and never raises into the
+    reader's thread once started.
+    """
+
+    stream_id: str
+    uri: str
+    live: bool
+    stats: SourceStats
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame, or None when none arrived within ``timeout`` seconds."""
+
+    @property
+    @abstractmethod
+    def done(self) -> bool:
+        """True once the stream has ended or failed AND every queued frame was read."""
+
+    @property
+    @abstractmethod
+    def queue_depth(self) -> int: ...
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop decoding (emits "ended" unless already terminal). Idempotent."""
 
 
 class Publisher(ABC):
     """Sends messages to subscribers without ever blocking the caller."""
 
+    stats: PublisherStats
+
     @abstractmethod
     def send(self, topic: str, msg: dict[str, Any]) -> bool:
         """Queue or send ``msg`` under ``topic``; False when it was dropped (counted)."""
+
+    @property
+    def queue_depth(self) -> int:
+        """Messages accepted by ``send`` and not yet sent."""
+        return 0
 
     @abstractmethod
     def close(self) -> None:

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.base import FaceResult, TrackEvent, Tracks
-from streamer.frames import Frame
+from streamer.base import FaceResult, Frame, StreamEvent, TrackEvent, Tracks
 
 SCHEMA_VERSION = 1
 
@@ -83,7 +82,7 @@ def faces_message(
     }
 
 
-def stream_event_message(event: Any, ctx: MessageContext) -> dict[str, Any]:
+def stream_event_message(event: StreamEvent, ctx: MessageContext) -> dict[str, Any]:
     """A source's ``StreamEvent`` (started / reconnecting / resumed / ended / failed)."""
     return {
         "schema_version": SCHEMA_VERSION,

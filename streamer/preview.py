@@ -4,17 +4,16 @@ encoded with PyAV on its own thread.
 Only the preview converts whole frames to BGR; it is off by default and never slows the
 pipeline: when its queue is full, preview frames are dropped and counted.
 
-Example:
-    >>> pv = PreviewWriter("out.mp4", PreviewSettings(), several_streams=False)
-    >>> pv.put(frame, tracks, results)
-    >>> pv.close()
+Example (plain text)::
+
+    pv = PreviewWriter("out.mp4", PreviewSettings(), several_streams=False)
+    pv.put(frame, tracks, results)
+    pv.close()
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,11 @@ import av
 import cv2
 import numpy as np
 
-from streamer.base import FaceResult, Tracks
-from streamer.config import PreviewSettings
-from streamer.frames import Frame
+from configs.streamer import PreviewSettings
+from streamer.base import FaceResult, Frame, Tracks
+from streamer.queues import QueueWorker
 
 log = logging.getLogger(__name__)
-
-_STOP = object()
 
 
 def preview_path(path: str | Path, stream_id: str, several_streams: bool) -> Path:
@@ -50,29 +47,31 @@ def annotate(bgr: np.ndarray, tracks: Tracks, results: list[FaceResult | None]) 
 
 
 class PreviewWriter:
-    """One H.264 file per stream, written by a background thread."""
+    """One H.264 file per stream, written by a background worker."""
 
     def __init__(self, path: str | Path, settings: PreviewSettings, several_streams: bool) -> None:
         self.path = Path(path)
         self.settings = settings
         self.several = several_streams
-        self.dropped = 0
         self.written = 0
         self.paths: dict[str, Path] = {}
-        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._outs: dict[str, tuple[Any, Any]] = {}
-        self._thread = threading.Thread(target=self._run, name="preview", daemon=True)
-        self._thread.start()
+        self._worker: QueueWorker[tuple[Frame, Tracks, list[FaceResult | None]]] = QueueWorker(
+            "preview", settings.queue_size, lambda item: self._write(*item), finish=self._finish
+        )
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._worker.queue)
+
+    @property
+    def dropped(self) -> int:
+        """Frames not written: queue full, or drawing/encoding failed."""
+        return self._worker.dropped + self._worker.errors
 
     def put(self, frame: Frame, tracks: Tracks, results: list[FaceResult | None]) -> None:
-        try:
-            self._queue.put_nowait((frame, tracks, results))
-        except queue.Full:
-            self.dropped += 1
+        """Queue a frame for drawing; never waits (a full queue drops it, counted)."""
+        self._worker.submit((frame, tracks, results))
 
     def _open(self, stream_id: str, size_wh: tuple[int, int]) -> tuple[Any, Any]:
         path = preview_path(self.path, stream_id, self.several)
@@ -96,25 +95,15 @@ class PreviewWriter:
             container.mux(packet)
         self.written += 1
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            try:
-                self._write(*item)
-            except Exception:  # the preview must never take the pipeline down
-                log.exception("preview: cannot write frame; skipped")
-                self.dropped += 1
+    def _finish(self) -> None:
         for container, stream in self._outs.values():
             try:
                 for packet in stream.encode():
                     container.mux(packet)
                 container.close()
-            except Exception:
+            except Exception:  # one broken file must not keep the others from closing
                 log.exception("preview: cannot finish %s", container.name)
 
     def close(self) -> None:
         """Write what is queued and finish the files."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        self._worker.close()

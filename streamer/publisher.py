@@ -1,23 +1,27 @@
-"""ZeroMQ PUB publishing that never blocks the pipeline.
+"""ZeroMQ publishing that never blocks the pipeline.
 
 ``send`` only puts ``(topic, message)`` on a bounded queue (full -> dropped and counted); a
-publisher thread owns the socket, encodes (JSON or msgpack) and sends multipart
+worker thread owns the socket, encodes (JSON or msgpack) and sends multipart
 ``[topic, payload]`` without blocking. Past a subscriber's high-water mark ZeroMQ drops
 that subscriber's messages (others are unaffected); every message carries a per-topic
-``seq`` so subscribers count their own gaps.
+``seq`` so subscribers count their own gaps. JSON is strict: NaN and Infinity are never
+written (a message holding one is dropped, counted and logged).
 
-Example:
-    >>> pub = ZmqPublisher(PublisherSettings(endpoint="tcp://127.0.0.1:5556"))
-    >>> pub.send("faces.cam0", {"schema_version": 1, ...})
-    True
-    >>> pub.close()
+The socket is an XPUB (a PUB that also sees subscriptions): with
+``publisher.wait_subscribers`` the first message waits until that many subscriptions have
+arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner).
+
+Example (plain text: binds a port)::
+
+    pub = ZmqPublisher(PublisherSettings(endpoint="tcp://127.0.0.1:5556"))
+    pub.send("faces.cam0", {"schema_version": 1, ...})
+    pub.close()
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -25,16 +29,16 @@ from typing import Any
 
 import zmq
 
-from streamer.base import Publisher
-from streamer.config import PublisherSettings
+from configs.streamer import PublisherSettings
+from engine.errors import ConfigError
+from streamer.base import Publisher, PublisherStats
+from streamer.queues import QueueWorker
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
-
 
 def _json(msg: dict[str, Any]) -> bytes:
-    return json.dumps(msg, separators=(",", ":")).encode()
+    return json.dumps(msg, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _msgpack(msg: dict[str, Any]) -> bytes:
@@ -56,104 +60,98 @@ def decode(payload: bytes, encoding: str = "auto") -> dict[str, Any]:
 
 
 class ZmqPublisher(Publisher):
-    """PUB socket (bind or connect) fed by a bounded queue and a sending thread."""
+    """XPUB socket (bind or connect) fed by a bounded queue and a sending thread."""
 
     def __init__(self, settings: PublisherSettings, context: zmq.Context | None = None) -> None:
-        if settings.encoding not in ENCODERS:
-            raise ValueError(f"unknown encoding {settings.encoding!r}; allowed: {', '.join(ENCODERS)}")
         self.settings = settings
+        self.stats = PublisherStats()
+        self.subscriptions = 0
+        """Subscriptions seen while waiting for ``wait_subscribers``."""
         self._encode = ENCODERS[settings.encoding]
         self._ctx = context or zmq.Context()
         self._own_ctx = context is None
-        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         self._seq: dict[str, int] = {}
         self._seq_lock = threading.Lock()
-        self.sent = 0
-        self.dropped_queue = 0
-        """Messages refused by ``send`` because the queue was full."""
-        self.dropped_socket = 0
-        """Messages the socket would not take without blocking, or that could not be encoded."""
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            self._thread.join()
+        self._sock: zmq.Socket | None = None
+        self._worker: QueueWorker[tuple[str, dict[str, Any]]] = QueueWorker(
+            "publisher", settings.queue_size, self._send, setup=self._open, finish=self._close_socket
+        )
+        self._worker.started.wait()
+        if self._worker.setup_error is not None:
             if self._own_ctx:
                 self._ctx.term()
-            raise RuntimeError(f"publisher.endpoint {settings.endpoint!r}: {self._error}") from self._error
-        if settings.bind and settings.settle_s:
-            time.sleep(settings.settle_s)
-
-    @property
-    def dropped(self) -> int:
-        """All messages dropped on this side (subscribers past their high-water mark lose
-        messages inside ZeroMQ; they see those as ``seq`` gaps)."""
-        return self.dropped_queue + self.dropped_socket
+            e = self._worker.setup_error
+            raise ConfigError(f"publisher.endpoint {settings.endpoint!r}: {e}") from e
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._worker.queue)
 
     def send(self, topic: str, msg: dict[str, Any]) -> bool:
         with self._seq_lock:
             seq = self._seq.get(topic, 0)
             self._seq[topic] = seq + 1
         msg["seq"] = seq
-        try:
-            self._queue.put_nowait((topic, msg))
+        if self._worker.submit((topic, msg)):
             return True
-        except queue.Full:
-            self.dropped_queue += 1
-            return False
+        self.stats.dropped_queue += 1
+        return False
 
-    def _open(self) -> zmq.Socket:
-        sock = self._ctx.socket(zmq.PUB)
+    # ---- on the worker's thread ----------------------------------------------------------
+
+    def _open(self) -> None:
+        s = self.settings
+        sock = self._ctx.socket(zmq.XPUB)
         try:
-            sock.setsockopt(zmq.SNDHWM, self.settings.sndhwm)
-            sock.setsockopt(zmq.LINGER, self.settings.linger_ms)
-            if self.settings.bind:
-                sock.bind(self.settings.endpoint)
+            sock.setsockopt(zmq.SNDHWM, s.sndhwm)
+            sock.setsockopt(zmq.LINGER, s.linger_ms)
+            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+            if s.bind:
+                sock.bind(s.endpoint)
             else:
-                sock.connect(self.settings.endpoint)
+                sock.connect(s.endpoint)
         except zmq.ZMQError:
             sock.close(linger=0)
             raise
-        return sock
+        self._sock = sock
+        if s.wait_subscribers:
+            self._await_subscribers(sock, s.wait_subscribers, s.settle_s)
+        elif s.bind and s.settle_s:
+            time.sleep(s.settle_s)
 
-    def _run(self) -> None:
+    def _await_subscribers(self, sock: zmq.Socket, wanted: int, limit_s: float) -> None:
+        deadline = time.monotonic() + limit_s
+        while self.subscriptions < wanted:
+            remaining_ms = int(1000 * (deadline - time.monotonic()))
+            if remaining_ms <= 0 or not sock.poll(remaining_ms, zmq.POLLIN):
+                log.warning(
+                    "publisher: %d of %d subscriber(s) after %.1f s; going on", self.subscriptions, wanted, limit_s
+                )
+                return
+            if sock.recv()[:1] == b"\x01":
+                self.subscriptions += 1
+
+    def _send(self, item: tuple[str, dict[str, Any]]) -> None:
+        topic, msg = item
+        assert self._sock is not None
         try:
-            sock = self._open()
-        except zmq.ZMQError as e:
-            self._error = e
-            self._ready.set()
+            payload = self._encode(msg)
+        except (TypeError, ValueError) as e:
+            log.error("cannot encode message on %s: %s", topic, e)
+            self.stats.dropped_socket += 1
             return
-        self._ready.set()
         try:
-            while True:
-                item = self._queue.get()
-                if item is _STOP:
-                    break
-                topic, msg = item
-                try:
-                    payload = self._encode(msg)
-                except (TypeError, ValueError) as e:
-                    log.error("cannot encode message on %s: %s", topic, e)
-                    self.dropped_socket += 1
-                    continue
-                try:
-                    sock.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
-                    self.sent += 1
-                except zmq.Again:
-                    self.dropped_socket += 1
-        finally:
-            sock.close(linger=self.settings.linger_ms)
+            self._sock.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
+            self.stats.sent += 1
+        except zmq.Again:
+            self.stats.dropped_socket += 1
+
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=self.settings.linger_ms)
 
     def close(self) -> None:
-        if not self._thread.is_alive():
-            return
-        self._queue.put(_STOP)
-        self._thread.join()
-        if self._own_ctx:
+        """Send what is queued (within ``linger_ms``), close the socket. Idempotent."""
+        self._worker.close()
+        if self._own_ctx and not self._ctx.closed:
             self._ctx.term()

@@ -1,7 +1,7 @@
 """Which tracks the engine scores in a tick: each at most ``max_hz`` times a second, new
 tracks first, then the longest-waiting ones, at most ``max_batch`` per tick.
 
-Owned by the scoring thread. Expressions change slower than frames (DESIGN.md), so a slow
+Owned by the scoring thread. Expressions change slower than frames (docs/design.md), so a slow
 engine (CPU) scores fewer crops per second instead of delaying detection and tracking.
 
 Example:
@@ -14,9 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 
-TrackKey = tuple[Hashable, int]
+from streamer.base import TrackKey
 
 
 class ScoringScheduler:
@@ -56,7 +56,7 @@ class ScoringScheduler:
         """A track ended."""
         self._last.pop(key, None)
 
-    def forget_stream(self, stream_id: Hashable) -> None:
+    def forget_stream(self, stream_id: str) -> None:
         """A stream ended: drop all its tracks."""
         for key in [k for k in self._last if k[0] == stream_id]:
             del self._last[key]

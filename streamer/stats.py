@@ -1,14 +1,16 @@
-"""Pipeline counters and per-stage timings, and the periodic stats line.
+"""Pipeline counters and per-stage timings, their typed snapshot, and the periodic stats line.
 
 Each counter is written by one thread only (the stage that owns it), so no locks; readers
-take approximate snapshots.
+take approximate snapshots. ``StatsSnapshot`` is what ``Pipeline.snapshot()`` and
+``Pipeline.run()`` return, ``streamer bench`` summarises and the stats line prints.
 
 Example:
     >>> stats = PipelineStats()
-    >>> with stats.time("detect"):
-    ...     dets = detector.detect(img)
-    >>> stats.snapshot()["stages_ms"]["detect"]["mean_ms"]
-    12.3
+    >>> with stats.time("detect", items=2):
+    ...     pass
+    >>> snap = stats.snapshot()
+    >>> snap.stages["detect"].calls, snap.stages["detect"].items
+    (1, 2)
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from streamer.base import SourceStats
 
 
 @dataclass
@@ -34,10 +38,18 @@ class StageTime:
         self.items += items
         self.total_s += seconds
 
+    @property
+    def mean_ms(self) -> float:
+        return 1000 * self.total_s / max(1, self.calls)
+
+    @property
+    def per_item_ms(self) -> float:
+        return 1000 * self.total_s / max(1, self.items)
+
 
 @dataclass
 class StreamStats:
-    """Counters of one stream."""
+    """Counters of one stream, written by the detection and scoring threads."""
 
     frames: int = 0
     """Frames detected, tracked and published."""
@@ -46,9 +58,78 @@ class StreamStats:
     scored: int = 0
     """Crops scored by the engine."""
     errors: int = 0
-    """Frames skipped because a stage raised."""
-    started_s: float = field(default_factory=time.monotonic)
-    ended: bool = False
+    """Frames (or crops) skipped because a stage raised."""
+    started: bool = False
+    """The source opened and reported its stream ("started")."""
+    outcome: str | None = None
+    """The terminal event published: "ended" or "failed" (None while running)."""
+    reason: str | None = None
+    """Why it ended or failed."""
+
+    @property
+    def ended(self) -> bool:
+        return self.outcome is not None
+
+
+@dataclass(frozen=True)
+class RescoreSummary:
+    """Seconds between consecutive scorings of the same track."""
+
+    count: int
+    mean_s: float | None
+    p95_s: float | None
+    max_s: float | None
+
+
+@dataclass(frozen=True)
+class StreamSnapshot:
+    """One stream's counters and its source's, at one moment."""
+
+    stats: StreamStats
+    source: SourceStats | None
+    """None when the source could not even be created."""
+    queue_depth: int = 0
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """The pipeline at one moment: totals, per stream, per stage, drops and queue depths."""
+
+    elapsed_s: float
+    ticks: int
+    streams: dict[str, StreamSnapshot]
+    stages: dict[str, StageTime]
+    rescore: RescoreSummary
+    drops: dict[str, int]
+    """Per place: ``source`` (stale frames), ``score`` (frames never scored: a newer one
+    replaced them), ``publish`` (messages the publisher dropped), ``preview``."""
+    queues: dict[str, int]
+    published: int
+
+    @property
+    def frames(self) -> int:
+        return sum(s.stats.frames for s in self.streams.values())
+
+    @property
+    def faces(self) -> int:
+        return sum(s.stats.faces for s in self.streams.values())
+
+    @property
+    def scored(self) -> int:
+        return sum(s.stats.scored for s in self.streams.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(s.stats.errors for s in self.streams.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``streamer bench --json``)."""
+        out = asdict(self)
+        out["stages"] = {
+            name: {**asdict(st), "mean_ms": round(st.mean_ms, 3), "per_item_ms": round(st.per_item_ms, 3)}
+            for name, st in self.stages.items()
+        }
+        return out
 
 
 class PipelineStats:
@@ -78,40 +159,41 @@ class PipelineStats:
         finally:
             self.stages[stage].add(time.perf_counter() - t0, items)
 
-    def snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A JSON-able view: totals, per-stream counts and per-stage mean times."""
-        elapsed = max(1e-9, time.monotonic() - self.started_s)
-        stages = {
-            name: {
-                "calls": s.calls,
-                "items": s.items,
-                "total_s": round(s.total_s, 4),
-                "mean_ms": round(1000 * s.total_s / max(1, s.calls), 3),
-                "per_item_ms": round(1000 * s.total_s / max(1, s.items), 3),
-            }
-            for name, s in sorted(self.stages.items())
-        }
-        streams = {
-            sid: {"frames": s.frames, "faces": s.faces, "scored": s.scored, "errors": s.errors, "ended": s.ended}
-            for sid, s in sorted(self.streams.items())
-        }
+    def rescore(self) -> RescoreSummary:
         gaps = sorted(self.rescore_gaps_s)
-        rescore = {
-            "count": len(gaps),
-            "mean_s": round(sum(gaps) / len(gaps), 4) if gaps else None,
-            "p95_s": round(gaps[int(0.95 * (len(gaps) - 1))], 4) if gaps else None,
-            "max_s": round(gaps[-1], 4) if gaps else None,
+        if not gaps:
+            return RescoreSummary(0, None, None, None)
+        return RescoreSummary(
+            len(gaps), round(sum(gaps) / len(gaps), 4), round(gaps[int(0.95 * (len(gaps) - 1))], 4), round(gaps[-1], 4)
+        )
+
+    def snapshot(
+        self,
+        sources: dict[str, Any] | None = None,
+        drops: dict[str, int] | None = None,
+        queues: dict[str, int] | None = None,
+        published: int = 0,
+    ) -> StatsSnapshot:
+        """A copy of the counters; ``sources`` maps stream ids to ``streamer.base.Source``."""
+        sources = sources or {}
+        streams = {
+            sid: StreamSnapshot(
+                StreamStats(**asdict(st)),
+                SourceStats(**asdict(sources[sid].stats)) if sid in sources else None,
+                sources[sid].queue_depth if sid in sources else 0,
+            )
+            for sid, st in sorted(self.streams.items())
         }
-        out = {
-            "elapsed_s": round(elapsed, 3),
-            "rescore_interval": rescore,
-            "ticks": self.ticks,
-            "score_jobs_replaced": self.score_jobs_replaced,
-            "streams": streams,
-            "stages_ms": stages,
-        }
-        out.update(extra or {})
-        return out
+        return StatsSnapshot(
+            elapsed_s=round(max(1e-9, time.monotonic() - self.started_s), 3),
+            ticks=self.ticks,
+            streams=streams,
+            stages={name: StageTime(**asdict(s)) for name, s in sorted(self.stages.items())},
+            rescore=self.rescore(),
+            drops=dict(drops or {}),
+            queues=dict(queues or {}),
+            published=published,
+        )
 
 
 class RateMeter:
@@ -131,23 +213,59 @@ class RateMeter:
         return (value - prev[1]) / (now_s - prev[0])
 
 
-def stats_line(snap: dict[str, Any], meter: RateMeter) -> str:
-    """``stats: cam0 29.8 fps 4.0 faces/f | faces/s 119 scored/s 8.0 | drops src 0 score 3 pub 0 | queues ...``"""
-    parts = []
-    faces_total = scored_total = 0
-    for sid, s in snap["streams"].items():
-        fps = meter.rate(f"fps.{sid}", s["frames"])
-        parts.append(f"{sid} {fps:.1f} fps")
-        faces_total += s["faces"]
-        scored_total += s["scored"]
-    drops = snap.get("drops", {})
-    queues = snap.get("queues", {})
+def stats_line(snap: StatsSnapshot, meter: RateMeter) -> str:
+    """``stats: cam0 29.8 fps | faces/s 119.0 scored/s 8.0 | drops source 0 score 3 ... | queues ...``"""
+    parts = [f"{sid} {meter.rate(f'fps.{sid}', s.stats.frames):.1f} fps" for sid, s in snap.streams.items()]
     return (
         "stats: "
         + (", ".join(parts) or "no streams")
-        + f" | faces/s {meter.rate('faces', faces_total):.1f} scored/s {meter.rate('scored', scored_total):.1f}"
+        + f" | faces/s {meter.rate('faces', snap.faces):.1f} scored/s {meter.rate('scored', snap.scored):.1f}"
         + " | drops "
-        + " ".join(f"{k} {v}" for k, v in drops.items())
+        + " ".join(f"{k} {v}" for k, v in snap.drops.items())
         + " | queues "
-        + " ".join(f"{k} {v}" for k, v in queues.items())
+        + " ".join(f"{k} {v}" for k, v in snap.queues.items())
+    )
+
+
+@dataclass
+class BenchSummary:
+    """Throughput figures of one ``streamer bench`` run."""
+
+    streams: int
+    elapsed_s: float
+    frames: int
+    frames_decoded: int
+    frames_dropped: int
+    fps_per_stream: dict[str, float]
+    fps_total: float
+    faces_per_frame: float
+    faces_per_s: float
+    crops_scored_per_s: float
+    rescore_interval_s: RescoreSummary
+    score_jobs_replaced: int
+    stages_ms: dict[str, dict[str, float]]
+    errors: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def summarise(snap: StatsSnapshot, config: dict[str, Any]) -> BenchSummary:
+    """Throughput figures from a pipeline's final snapshot."""
+    elapsed = snap.elapsed_s
+    decoded = sum(s.source.frames_decoded for s in snap.streams.values() if s.source is not None)
+    return BenchSummary(
+        streams=len(snap.streams),
+        elapsed_s=elapsed,
+        frames=snap.frames,
+        frames_decoded=decoded,
+        frames_dropped=snap.drops.get("source", 0),
+        fps_per_stream={sid: round(s.stats.frames / elapsed, 2) for sid, s in snap.streams.items()},
+        fps_total=round(snap.frames / elapsed, 2),
+        faces_per_frame=round(snap.faces / max(1, snap.frames), 2),
+        faces_per_s=round(snap.faces / elapsed, 1),
+        crops_scored_per_s=round(snap.scored / elapsed, 2),
+        rescore_interval_s=snap.rescore,
+        score_jobs_replaced=snap.drops.get("score", 0),
+        stages_ms=snap.to_dict()["stages"],
+        errors=snap.errors,
+        config=config,
     )

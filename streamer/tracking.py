@@ -17,8 +17,8 @@ import warnings
 
 import numpy as np
 
+from configs.streamer import TrackerSettings
 from streamer.base import Detections, Tracker, TrackEvent, Tracks
-from streamer.config import TrackerSettings
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

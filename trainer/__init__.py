@@ -3,16 +3,18 @@ unlabelled faces, and measure zero-shot accuracy the way the paper does.
 
 Stages: ``extract`` (frozen CLIP + teacher features, once, sharded and resumable) ->
 ``fit`` (InfoNCE on the stored pairs; the head in the engine's format) -> ``eval``
-(UAR/WAR of the head and of plain CLIP through the engine).
+(UAR/WAR of the head and of plain CLIP through the engine). The configuration is the same
+file ``streamer`` reads (``configs.load_settings``); the ``trainer`` section is its own.
 
-Example:
-    >>> from trainer import load_trainer_config, extract_features, fit_store, evaluate
-    >>> cfg = load_trainer_config("configs/train-offline.yaml")
-    >>> extract_features(cfg, images=["faces/"], out="feats/")
-    >>> fit_store("feats/", cfg.trainer.fit, "head.safetensors")
+Example (plain text)::
+
+    from configs import load_settings
+    from trainer import evaluate, extract_features, fit_store
+    cfg = load_settings("train-offline")
+    extract_features(cfg, images=["faces/"], out="feats/")
+    fit_store("feats/", cfg.trainer.fit, "head.safetensors")
 """
 
-from trainer.config import PAPER_INSTRUCTION, TrainerConfig, TrainerSettings, load_trainer_config
 from trainer.evaluate import evaluate
 from trainer.extract import ExtractStats, extract_features
 from trainer.fit import FitResult, fit_head, fit_store
@@ -20,19 +22,15 @@ from trainer.store import FeatureStore, StoreError
 from trainer.teacher import TEACHERS, TeacherLoadError, load_teacher
 
 __all__ = [
-    "PAPER_INSTRUCTION",
     "TEACHERS",
     "ExtractStats",
     "FeatureStore",
     "FitResult",
     "StoreError",
     "TeacherLoadError",
-    "TrainerConfig",
-    "TrainerSettings",
     "evaluate",
     "extract_features",
     "fit_head",
     "fit_store",
     "load_teacher",
-    "load_trainer_config",
 ]

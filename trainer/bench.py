@@ -5,8 +5,9 @@ depends only on N, D, T, batch and epochs, because the frozen encoders ran once 
 extraction instead of every epoch as in the reference loop.
 
 Example:
-    >>> r = bench_fit(pairs=50_000, dim=768, epochs=5, device="cpu")
-    >>> r["seconds"], r["pairs_per_s"]
+    >>> r = bench_fit(FitSettings(epochs=1, batch_size=64, device="cpu"), pairs=256, dim=32, out_dim=64)
+    >>> r["pairs"], len(r["seconds_per_epoch"])
+    (256, 1)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainer.config import FitSettings
+from configs.trainer import FitSettings
 from trainer.fit import fit_head
 
 
@@ -31,19 +32,16 @@ def synthetic_pairs(pairs: int, dim: int, out_dim: int, seed: int = 0) -> tuple[
 
 
 def bench_fit(
+    settings: FitSettings,
     pairs: int = 50_000,
     dim: int = 768,
     out_dim: int = 4096,
-    epochs: int = 5,
-    batch_size: int = 512,
-    device: str = "cpu",
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Fit a head on synthetic pairs and report the timing."""
+    """Fit a head on synthetic pairs with ``settings`` (epochs, batch, device) and report the timing."""
     if threads:
         torch.set_num_threads(threads)
     clip, teacher = synthetic_pairs(pairs, dim, out_dim)
-    settings = FitSettings(epochs=epochs, batch_size=batch_size, device=device)
     result = fit_head(clip, teacher, settings, logit_scale=100.0)
     dev = str(result.head.mlp.weight.device)
     name = (
@@ -55,14 +53,14 @@ def bench_fit(
         "pairs": pairs,
         "dim": dim,
         "out_dim": out_dim,
-        "epochs": epochs,
-        "batch_size": batch_size,
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
         "device": dev,
         "device_name": name,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "seconds": result.seconds,
         "seconds_per_epoch": [round(h.seconds, 3) for h in result.history],
-        "pairs_per_s": pairs * epochs / result.seconds if result.seconds else 0.0,
+        "pairs_per_s": pairs * settings.epochs / result.seconds if result.seconds else 0.0,
         "final_loss": result.history[-1].loss,
     }

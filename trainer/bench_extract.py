@@ -19,64 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from configs.engine import EngineSettings, ModelSettings
+from configs.trainer import PAPER_INSTRUCTION, TeacherSettings
 from engine import ExpressionEngine
-from engine.config import EngineSettings, ModelSettings
-from trainer.config import PAPER_INSTRUCTION, TeacherSettings
+from trainer.teacher.archs import arch_config
 from trainer.teacher.blip2 import _OPENAI_MEAN, _OPENAI_STD, Blip2Teacher, TeacherParts
-
-_VISION_G = dict(
-    hidden_size=1408,
-    intermediate_size=6144,
-    num_hidden_layers=39,
-    num_attention_heads=16,
-    image_size=224,
-    patch_size=14,
-)
-_QFORMER = dict(
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
-    cross_attention_frequency=2,
-    encoder_hidden_size=1408,
-)
-_T5 = dict(
-    model_type="t5",
-    vocab_size=32128,
-    d_kv=64,
-    num_layers=24,
-    num_decoder_layers=24,
-    feed_forward_proj="gated-gelu",
-    pad_token_id=0,
-    eos_token_id=1,
-    decoder_start_token_id=0,
-)
-ARCHS: dict[str, dict[str, Any]] = {
-    "blip2-flan-t5-xxl": dict(
-        vision_config=_VISION_G,
-        qformer_config=_QFORMER,
-        text_config={**_T5, "d_model": 4096, "d_ff": 10240, "num_heads": 64},
-    ),
-    "blip2-flan-t5-xl": dict(
-        vision_config=_VISION_G,
-        qformer_config=_QFORMER,
-        text_config={**_T5, "d_model": 2048, "d_ff": 5120, "num_heads": 32},
-    ),
-    "tiny": {},  # filled from trainer.teacher.tiny (tests)
-}
-
-
-def arch_config(arch: str):  # -> Blip2Config
-    """The Blip2Config of a named architecture (no weights)."""
-    from transformers import Blip2Config
-
-    if arch == "tiny":
-        from trainer.teacher.tiny import tiny_config
-
-        return tiny_config("blip2")
-    if arch not in ARCHS:
-        raise ValueError(f"teacher architecture {arch!r}; allowed: {', '.join(ARCHS)}")
-    return Blip2Config(**ARCHS[arch], num_query_tokens=32)
 
 
 def random_teacher(arch: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Blip2Teacher:

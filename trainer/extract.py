@@ -7,7 +7,7 @@ recomputed. Unreadable images are skipped, counted and listed (``skipped-r*.json
 Under torchrun each rank takes every world-th pending input and writes its own shards.
 
 Example:
-    >>> cfg = load_trainer_config("configs/train-offline.yaml")
+    >>> cfg = load_settings("train-offline")
     >>> stats = extract_features(cfg, images=["faces/"], out="feats/")
     >>> stats.computed, stats.images_per_s
 """
@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from configs import Settings
 from engine import ExpressionEngine
-from trainer.config import TrainerConfig, engine_with
+from engine.errors import ConfigError
 from trainer.distributed import DistContext, init_distributed
 from trainer.sources import Item, UnreadableImage, list_images, read_rgb, unique_items
 from trainer.store import FeatureStore
@@ -54,7 +55,7 @@ class ExtractStats:
         return self.computed / self.seconds if self.seconds > 0 else 0.0
 
 
-def extraction_engine(cfg: TrainerConfig, device: str | None = None) -> ExpressionEngine:
+def extraction_engine(cfg: Settings, device: str | None = None) -> ExpressionEngine:
     """The engine whose frozen CLIP features are stored: no head, training preprocessing
     pinned (``auto`` means the reference's ``expclip``)."""
     pre = cfg.engine.preprocess if cfg.engine.preprocess != "auto" else "expclip"
@@ -65,7 +66,7 @@ def extraction_engine(cfg: TrainerConfig, device: str | None = None) -> Expressi
     level = head_log.level
     head_log.setLevel(logging.ERROR)  # "running plain CLIP zero-shot" does not apply here
     try:
-        return ExpressionEngine(engine_with(cfg.engine, **changes))
+        return ExpressionEngine(cfg.engine.replace(**changes))
     finally:
         head_log.setLevel(level)
 
@@ -111,7 +112,7 @@ def _decoded_batches(
 
 
 def extract_features(
-    cfg: TrainerConfig,
+    cfg: Settings,
     images: Sequence[str | Path] = (),
     out: str | Path = "feats",
     videos: Sequence[str | Path] = (),
@@ -132,13 +133,13 @@ def extract_features(
         from trainer.harvest import harvest_videos
 
         if ctx.is_main:
-            h = harvest_videos(videos, out / "harvest", st.harvest, progress=progress)
+            h = harvest_videos(videos, out / "harvest", cfg, progress=progress)
             stats.harvested_faces = h.faces
             stats.unreadable.extend(h.failed)
         ctx.barrier()
         roots.append(out / "harvest")
     if not roots:
-        raise ValueError("extract: give at least one image folder or video")
+        raise ConfigError("extract: give at least one image folder or video")
 
     paths = list_images(roots, st.extensions)
     stats.found = len(paths)
@@ -147,9 +148,7 @@ def extract_features(
 
     dev = str(ctx.device) if ctx.world > 1 else None
     engine = engine or extraction_engine(cfg, dev)
-    teacher = teacher or load_teacher(
-        cfg.trainer.teacher, engine.device, cfg.base_dir, Path(cfg.engine.cache_dir).expanduser()
-    )
+    teacher = teacher or load_teacher(cfg.trainer.teacher, engine.device, Path(cfg.engine.cache_dir).expanduser())
     identity = store_identity(engine, teacher)
     if ctx.is_main:
         FeatureStore.create(out, identity)

@@ -1,6 +1,6 @@
 """``trainer fit``: train the projection head on stored (CLIP, teacher) pairs.
 
-The reference objective and optimiser (REFERENCE.md): image side = L2-normalised
+The reference objective and optimiser (docs/training.md): image side = L2-normalised
 ``head(clip_feature)``, text side = the stored, L2-normalised teacher feature;
 ``logits = scale * image @ teacher.T`` with CLIP's frozen scale; loss =
 ``0.5 * CE(logits, arange(N)) + 0.5 * CE(logits.T, arange(N))``; SGD lr 1e-3, momentum 0.9,
@@ -28,9 +28,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.engine import resolve_device
+from configs.trainer import FitSettings
+from engine.errors import ConfigError
 from engine.head import ProjectionHead, export_expclip, save_head
-from trainer.config import FitSettings
+from engine.runtime import resolve_device
 from trainer.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def fit_head(
             f"fit: expected clip [N, D] and teacher [N, T], got {tuple(clip.shape)} and {tuple(teacher.shape)}"
         )
     if clip.shape[0] < 2:
-        raise ValueError(f"fit: need at least 2 pairs, got {clip.shape[0]}")
+        raise ConfigError(f"fit: need at least 2 pairs, got {clip.shape[0]}")
     device = resolve_device(settings.device)
     scale = float(settings.logit_scale or logit_scale)
     torch.manual_seed(settings.seed)

@@ -1,15 +1,13 @@
 """Harvesting face crops from videos, so they can be extracted like an image folder.
 
-Frames are sampled every ``every_s`` seconds with PyAV; faces are found and cut exactly as
-the streamer does (``streamer.detect`` detector by name, ``streamer.align.crop_faces``:
-5-point alignment with keypoints, else square boxes) and saved as PNG under
-``out_dir/<video stem>-<hash>/``. A finished video leaves a ``done.json`` so a rerun skips
+Frames are sampled every ``trainer.extract.harvest.every_s`` seconds with PyAV; faces are
+found and cut exactly as the streamer does (``detect_frames`` with the ``detector`` section,
+``crop_faces`` with the ``crops`` section: 5-point alignment with keypoints, else square
+boxes) and saved as PNG under ``out_dir/<video stem>-<hash>/``. A finished video leaves a ``done.json`` so a rerun skips
 it; a video that cannot be decoded is listed and skipped, never fatal.
 
 Example:
-    >>> stats = harvest_videos(["cams/lobby.mp4"], "feats/harvest", HarvestSettings(every_s=1.0))
-    >>> stats.faces
-    412
+    >>> stats = harvest_videos(["cams/lobby.mp4"], "feats/harvest", load_settings("offline"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.config import HarvestSettings
+from configs import Settings
+from engine.errors import ConfigError, MissingDependency
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +42,31 @@ class HarvestStats:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def streamer_face_cutter(settings: HarvestSettings) -> FaceCutter:
-    """The streamer's detector and alignment as one frame -> faces function.
+def streamer_face_cutter(settings: Settings) -> FaceCutter:
+    """The streamer's own detection (``detect_frames`` with the ``detector`` section) and
+    crops (the ``crops`` section) as one frame -> faces function.
 
     Imported lazily: the trainer needs the streamer only to harvest videos.
     """
     try:
         from streamer.align import crop_faces
-        from streamer.config import DetectorSettings
-        from streamer.detect import create_detector, fit_size, scale_detections
+        from streamer.detect import FrameError, create_detector, detect_frames
         from streamer.frames import FrameImage
     except ImportError as e:
-        raise ImportError(
+        raise MissingDependency(
             f"video harvesting uses the streamer's face detector and alignment, which could not "
             f"be imported ({e}); harvest faces another way and pass the folder with --images"
         ) from e
-    det = create_detector(DetectorSettings(name=settings.detector, min_face_px=settings.min_face_px))
+    det = create_detector(settings.detector)
+    harvest, crops = settings.trainer.extract.harvest, settings.crops
 
     def cut(frame: Any) -> np.ndarray:
         image = FrameImage.from_av(frame)
-        fw, fh = image.size_wh
-        w, h = fit_size((fw, fh), det.input_size_wh)
-        dets = det.detect(image.to_bgr((w, h)))
-        dets = scale_detections(dets, fw / w, fh / h, settings.min_face_px)
-        dets = dets.select(np.arange(min(len(dets), settings.max_faces_per_frame)))
-        return crop_faces(image, dets.bbox_xyxy, dets.kps, settings.crop_size, settings.align, settings.expand)
+        (dets,) = detect_frames(det, [image], settings.detector)
+        if isinstance(dets, FrameError):
+            raise ValueError(f"{dets.stage} failed: {dets.error}")
+        dets = dets.select(np.arange(min(len(dets), harvest.max_faces_per_frame)))
+        return crop_faces(image, dets.bbox_xyxy, dets.kps, harvest.crop_size, crops.align, crops.box_expand)
 
     return cut
 
@@ -115,14 +114,14 @@ def _video_files(videos: Iterable[str | Path]) -> list[Path]:
         elif p.is_file():
             files.append(p)
         else:
-            raise FileNotFoundError(f"video input {p}: no such file or folder")
+            raise ConfigError(f"video input {p}: no such file or folder")
     return files
 
 
 def harvest_videos(
     videos: Iterable[str | Path],
     out_dir: str | Path,
-    settings: HarvestSettings,
+    settings: Settings,
     progress: bool = False,
     cut: FaceCutter | None = None,
 ) -> HarvestStats:
@@ -140,7 +139,7 @@ def harvest_videos(
             continue
         cut = cut or streamer_face_cutter(settings)
         try:
-            frames, faces = harvest_video(path, dest, cut, settings.every_s)
+            frames, faces = harvest_video(path, dest, cut, settings.trainer.extract.harvest.every_s)
         except (av.error.FFmpegError, OSError) as e:
             stats.failed.append((str(path), f"{type(e).__name__}: {e}"))
             log.warning("harvest: skipping %s (%s)", path, e)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.errors import ConfigError
 from engine.models import file_sha256
 
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -50,7 +51,7 @@ def list_images(roots: Iterable[str | Path], extensions: Sequence[str] = DEFAULT
         elif r.is_dir():
             out.extend(p for p in r.rglob("*") if p.suffix.lower() in exts and p.is_file())
         else:
-            raise FileNotFoundError(f"input {r}: no such file or folder")
+            raise ConfigError(f"input {r}: no such file or folder")
     return sorted(set(out))
 
 

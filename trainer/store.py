@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.errors import ConfigError
+
 STORE_FILE = "store.json"
 _SHARD_RE = re.compile(r"shard-r(\d+)-(\d+)\.safetensors$")
 IDENTITY_KEYS = (
@@ -45,7 +47,7 @@ IDENTITY_KEYS = (
 )
 
 
-class StoreError(ValueError):
+class StoreError(ConfigError):
     """A feature store is missing, damaged, or was made with other models."""
 
 

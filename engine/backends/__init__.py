@@ -6,11 +6,12 @@ import logging
 
 import torch
 
-from engine.backends.base import Backend, BackendContext, BackendUnavailable
+from engine.backends.base import Backend, BackendContext
 from engine.backends.compile_backend import CompileBackend
 from engine.backends.onnx_backend import OnnxRuntimeBackend
 from engine.backends.tensorrt_backend import TensorRTBackend
 from engine.backends.torch_backend import TorchBackend
+from engine.errors import BackendError, ConfigError
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)
@@ -30,16 +31,16 @@ AUTO_ORDER = {"cuda": ("tensorrt", "torch"), "cpu": ("onnxruntime", "torch")}
 def create_backend(name: str, model: ScoringModel, ctx: BackendContext) -> Backend:
     """Build the backend ``name`` (or the first usable one for ``auto``).
 
-    A backend asked for by name that cannot run raises BackendUnavailable; under ``auto`` the
+    A backend asked for by name that cannot run raises BackendError; under ``auto`` the
     failure is logged and the next candidate is tried.
     """
     if name != "auto":
         if name not in BACKENDS:
-            raise ValueError(f"unknown backend {name!r}; allowed: auto, {', '.join(BACKENDS)}")
+            raise ConfigError(f"engine.backend: unknown backend {name!r}; allowed: auto, {', '.join(BACKENDS)}")
         cls = BACKENDS[name]
         reason = cls.available(ctx.device)
         if reason:
-            raise BackendUnavailable(f"backend {name!r} is not available: {reason}")
+            raise BackendError(f"backend {name!r} is not available: {reason}")
         return cls(model, ctx)
     for candidate in AUTO_ORDER.get(ctx.device.type, ("torch",)):
         cls = BACKENDS[candidate]
@@ -49,7 +50,7 @@ def create_backend(name: str, model: ScoringModel, ctx: BackendContext) -> Backe
             continue
         try:
             return cls(model, ctx)
-        except BackendUnavailable as e:
+        except BackendError as e:
             log.warning("backend auto: %s failed (%s); falling back", candidate, e)
     return TorchBackend(model, ctx)
 
@@ -63,7 +64,7 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "BackendContext",
-    "BackendUnavailable",
+    "BackendError",
     "available_backends",
     "create_backend",
 ]

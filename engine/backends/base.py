@@ -19,10 +19,6 @@ from engine.scoring import ScoringModel
 log = logging.getLogger(__name__)
 
 
-class BackendUnavailable(RuntimeError):
-    """The backend cannot run here (missing package, no GPU, build failure)."""
-
-
 @dataclass(frozen=True)
 class BackendContext:
     """What a backend needs besides the model."""

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.backends.base import Backend, BackendUnavailable
+from engine.backends.base import Backend
+from engine.errors import BackendError
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def quantise_int8(fp32_path: Path) -> Path:
         quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
     except Exception as e:  # onnxruntime's quantiser raises many types
         tmp.unlink(missing_ok=True)
-        raise BackendUnavailable(f"int8 quantisation failed: {e}") from e
+        raise BackendError(f"int8 quantisation failed: {e}") from e
     tmp.replace(out)
     return out
 
@@ -89,7 +90,7 @@ class OnnxRuntimeBackend(Backend):
             try:
                 export_onnx(model, path, self.ctx.image_size)
             except Exception as e:  # exporter failures come in many types
-                raise BackendUnavailable(f"ONNX export failed: {e}") from e
+                raise BackendError(f"ONNX export failed: {e}") from e
         if self.ctx.precision == "int8":
             path = quantise_int8(path)
         providers = ["CPUExecutionProvider"]

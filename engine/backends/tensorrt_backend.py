@@ -8,7 +8,7 @@ capability, TensorRT / torch-tensorrt versions and the batch range. Build ahead 
 
 UNVERIFIED: written against torch-tensorrt's documented API (``torch_tensorrt.compile``,
 ``torch_tensorrt.Input``, ``torch_tensorrt.save``/``load``); TensorRT could not be installed
-on any machine this was developed on. Every failure raises BackendUnavailable so ``auto``
+on any machine this was developed on. Every failure raises BackendError so ``auto``
 falls back to another backend.
 """
 
@@ -19,7 +19,8 @@ import logging
 
 import torch
 
-from engine.backends.base import Backend, BackendUnavailable
+from engine.backends.base import Backend
+from engine.errors import BackendError
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class TensorRTBackend(Backend):
     def build(self, model: ScoringModel) -> None:
         reason = self.available(self.ctx.device)
         if reason:
-            raise BackendUnavailable(reason)
+            raise BackendError(reason)
         import torch_tensorrt
 
         s, b = self.ctx.image_size, self.ctx.max_batch
@@ -90,10 +91,10 @@ class TensorRTBackend(Backend):
                 )
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch_tensorrt.save(self.module, str(path), output_format="exported_program", inputs=[example])
-        except BackendUnavailable:
+        except BackendError:
             raise
         except Exception as e:  # TensorRT raises many types; auto must fall back
-            raise BackendUnavailable(f"TensorRT build/load failed: {type(e).__name__}: {e}") from e
+            raise BackendError(f"TensorRT build/load failed: {type(e).__name__}: {e}") from e
         self.path = path
 
     @torch.inference_mode()

@@ -1,41 +1,31 @@
-"""The ``streamer`` command: ``run``, ``subscribe``, ``bench``, ``build-engine``.
+"""The ``streamer`` command: ``run``, ``subscribe``, ``bench`` and ``build-engine``.
 
-Example:
-    $ streamer run --demo
+Exit codes (``engine.errors.ExitCode``, docs/streamer.md): 0 every stream ended normally or
+was stopped; 1 some stream failed; 2 bad command line or configuration; 3 a model, head or
+backend could not be loaded; 4 no stream could start; 70 internal error.
+
+Example (plain text)::
+
+    $ streamer run --demo -c offline
     $ streamer run cam0=rtsp://10.0.0.5/live clip.mp4 -c configs/default.yaml --set scheduler.max_hz=4
     $ streamer subscribe tcp://127.0.0.1:5556 --stream cam0
     $ streamer bench --streams 4 --json
-    $ streamer bench --engine-only --batch-sizes 1,64   # forwarded to the engine benchmark
-    $ streamer build-engine --backend tensorrt      # forwarded to the engine's builder
+    $ streamer bench --engine-only --batch-sizes 1,64
+    $ streamer build-engine --backend tensorrt
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
+from collections.abc import Sequence
 
-from engine.backends import BackendUnavailable
-from engine.config import ConfigError, add_config_args
-from engine.head import HeadFormatError
-from engine.models import ModelLoadError
+from engine.cli import add_config_args, add_log_level, run_cli, shorthand
+from engine.errors import ModelError
 
-
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    add_config_args(
-        p,
-        "YAML config file or a packaged config's name (default, offline); defaults fill missing keys",
-        "scheduler.max_hz=4",
-    )
+OFFLINE_HINT = "to try ExpStream without any download: streamer run --demo -c offline"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="streamer", description="ExpStream: facial expressions of live video over ZeroMQ"
-    )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _run_parser(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="run the pipeline on video sources and publish results")
     run.add_argument(
         "sources",
@@ -43,10 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="file path or URL (rtsp://...), optionally ID=URI to name the stream",
     )
-    _add_config_args(run)
-    run.add_argument("--preview", metavar="OUT.mp4", help="also write an annotated video")
+    add_config_args(run, "scheduler.max_hz=4")
+    shorthand(run, "--preview", key="preview.path", metavar="OUT.mp4", help="also write an annotated video")
     run.add_argument("--demo", action="store_true", help="add the built-in sample clip as a source")
 
+
+def _subscribe_parser(sub: argparse._SubParsersAction) -> None:
     subs = sub.add_parser("subscribe", help="print what a running streamer publishes")
     subs.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5556")
     subs.add_argument("--stream", action="append", default=[], metavar="ID", help="only this stream (repeatable)")
@@ -56,74 +48,68 @@ def build_parser() -> argparse.ArgumentParser:
     subs.add_argument("--idle-timeout", type=float, default=0.0, help="exit after this many silent seconds (0 = never)")
     subs.add_argument("--bind", action="store_true", help="bind instead of connect (streamer publishes with connect)")
 
-    bench = sub.add_parser("bench", help="pipeline throughput on N copies of a clip (--engine-only: engine alone)")
-    bench.add_argument("source", nargs="?", help="video file (default: the demo clip)")
-    _add_config_args(bench)
-    bench.add_argument("-n", "--streams", type=int, default=1, help="concurrent copies of the source")
-    bench.add_argument(
-        "--seconds", type=float, default=0.0, help="loop the source and stop after this long (0 = play each copy once)"
-    )
-    bench.add_argument("--realtime", action="store_true", help="play at the clip's frame rate, like a camera")
-    bench.add_argument("--publish", action="store_true", help="publish over ZeroMQ (default: build messages only)")
-    bench.add_argument("--json", action="store_true", help="print the report as JSON")
-    bench.add_argument("--engine-only", action="store_true", help="forward the other arguments to the engine benchmark")
 
-    sub.add_parser("build-engine", help="export/compile an inference engine (arguments go to the engine's builder)")
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    from streamer.cli.bench import add_bench_arguments
+
+    bench = sub.add_parser(
+        "bench",
+        help="pipeline throughput on N copies of a clip; --engine-only: the engine alone",
+        description="Pipeline throughput on N copies of a clip, or with --engine-only the engine "
+        "alone (faces/s and latency per model x backend x batch, open_clip eager as the baseline).",
+    )
+    add_bench_arguments(bench)
+
+
+def _build_engine_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build-engine",
+        help="export/compile the inference engine ahead of time",
+        description="Build (and cache) the inference engine ahead of time: exports, compiles and "
+        "prompt embeddings land in engine.cache_dir, so `streamer run` starts fast.",
+    )
+    add_config_args(p, "engine.device=cuda")
+    shorthand(p, "--backend", key="engine.backend", metavar="NAME", help="auto, torch, compile, onnxruntime, tensorrt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamer", description="ExpStream: facial expressions of live video over ZeroMQ"
+    )
+    add_log_level(parser)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    _subscribe_parser(sub)
+    _bench_parser(sub)
+    _build_engine_parser(sub)
     return parser
 
 
-def _forwarded(argv: list[str]) -> int | None:
-    """``bench --engine-only ...`` and ``build-engine ...`` belong to the engine's CLI."""
-    if argv[:1] == ["build-engine"]:
-        from engine.cli import build_engine_main
+def _run(args: argparse.Namespace) -> int:
+    from streamer.cli.run import run_command
 
-        return build_engine_main(argv[1:])
-    if argv[:1] == ["bench"] and "--engine-only" in argv:
-        from engine.cli import bench_main
-
-        return bench_main([a for a in argv[1:] if a != "--engine-only"])
-    return None
+    return run_command(args)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _subscribe(args: argparse.Namespace) -> int:
+    from streamer.cli.subscribe import subscribe_command
+
+    return subscribe_command(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from streamer.cli.bench import bench_command
+
+    return bench_command(args)
+
+
+def _build_engine(args: argparse.Namespace) -> int:
+    from streamer.cli.build_engine import build_engine_command
+
+    return build_engine_command(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamer`` command; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rest = argv
-    level = "INFO"
-    if rest[:1] == ["--log-level"] and len(rest) > 1:
-        level, rest = rest[1], rest[2:]
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    forwarded = _forwarded(rest)
-    if forwarded is not None:
-        return forwarded
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "run":
-            from streamer.cli.run import run_command
-
-            return run_command(args)
-        if args.command == "subscribe":
-            from streamer.cli.subscribe import subscribe_command
-
-            return subscribe_command(args)
-        if args.command == "bench":
-            from streamer.cli.bench import bench_command
-
-            return bench_command(args)
-    except ConfigError as e:
-        print(f"streamer: {e}", file=sys.stderr)
-        return 2
-    except (ModelLoadError, HeadFormatError, BackendUnavailable) as e:
-        print(f"streamer: {e}", file=sys.stderr)
-        if isinstance(e, ModelLoadError | HeadFormatError):
-            print("streamer: to try ExpStream without any download: streamer run --demo -c offline", file=sys.stderr)
-        return 2
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    handlers = {"run": _run, "subscribe": _subscribe, "bench": _bench, "build-engine": _build_engine}
+    return run_cli("streamer", build_parser(), argv, handlers, hints={ModelError: OFFLINE_HINT})

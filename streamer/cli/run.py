@@ -1,7 +1,11 @@
 """``streamer run``: the service. SIGINT/SIGTERM stop the sources, drain what is queued,
-publish the end events, close the socket and exit 0.
+publish the end events and close the socket.
 
-Example:
+Exit codes: 0 every stream ended normally (or was stopped); 1 some stream failed; 4 no
+stream could start; 2 and 3 for configuration and model errors (``engine.errors.ExitCode``).
+
+Example (plain text)::
+
     $ streamer run cam0=rtsp://10.0.0.5/live lobby.mp4 --set publisher.endpoint=tcp://0.0.0.0:5556
 """
 
@@ -16,8 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streamer.config import StreamerSettings, dump_settings, load_settings
+from configs import Settings, dump_settings, load_settings
+from engine.errors import ConfigError, ExitCode
 from streamer.pipeline import Pipeline, StreamSpec
+from streamer.sources import redact_uri
+from streamer.stats import StatsSnapshot
 
 log = logging.getLogger("streamer")
 
@@ -30,24 +37,33 @@ def _default_id(uri: str) -> str:
 
 
 def parse_sources(items: list[str]) -> list[StreamSpec]:
-    """``ID=URI`` or ``URI`` (id from the file or path name, made unique).
+    """``ID=URI`` or ``URI`` (id from the file or path name, made unique with ``-2``, ``-3``).
+    The same explicit ``ID=`` twice is an error.
 
     Example:
         >>> [s.stream_id for s in parse_sources(["cam0=rtsp://h/x", "a/lobby.mp4", "b/lobby.mp4"])]
         ['cam0', 'lobby', 'lobby-2']
     """
-    specs: list[StreamSpec] = []
-    seen: set[str] = set()
+    explicit: list[tuple[str | None, str]] = []
     for item in items:
         head, sep, tail = item.partition("=")
         if sep and _ID.match(head) and "://" not in head:
-            sid, uri = head, tail
+            explicit.append((head, tail))
         else:
-            sid, uri = _default_id(item), item
-        base, k = sid, 2
-        while sid in seen:
-            sid, k = f"{base}-{k}", k + 1
-        seen.add(sid)
+            explicit.append((None, item))
+    named = [sid for sid, _ in explicit if sid is not None]
+    dupes = sorted({sid for sid in named if named.count(sid) > 1})
+    if dupes:
+        raise ConfigError(f"stream id {', '.join(dupes)} given twice; each ID= must be unique")
+    seen: set[str] = set(named)
+    specs: list[StreamSpec] = []
+    for sid, uri in explicit:
+        if sid is None:
+            base = sid = _default_id(uri)
+            k = 2
+            while sid in seen:
+                sid, k = f"{base}-{k}", k + 1
+            seen.add(sid)
         specs.append(StreamSpec(sid, uri))
     return specs
 
@@ -71,51 +87,63 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def run_command(args: argparse.Namespace) -> int:
-    settings: StreamerSettings = load_settings(args.config, args.overrides)
-    log.info("resolved configuration:\n%s", dump_settings(settings))
+def exit_code(snap: StatsSnapshot) -> ExitCode:
+    """0 all streams ended normally; 1 some failed; 4 none could start."""
+    streams = [s.stats for s in snap.streams.values()]
+    if streams and not any(s.started for s in streams):
+        return ExitCode.NO_STREAM
+    if any(s.outcome == "failed" for s in streams):
+        return ExitCode.STREAM_FAILED
+    return ExitCode.OK
+
+
+def _sources(args: argparse.Namespace, settings: Settings) -> tuple[list[str], Settings]:
     items = list(args.sources)
-    source_settings = settings.sources
     if args.demo:
         from streamer.demo import demo_clip
 
         items.append(f"demo={demo_clip(settings.engine.cache_dir)}")
         # The sample clip plays like a camera unless the user said otherwise.
         if not args.sources and not any(o.startswith("sources.realtime") for o in args.overrides):
-            source_settings = source_settings.model_copy(update={"realtime": True})
+            settings = settings.replace(sources=settings.sources.replace(realtime=True))
+    return items, settings
+
+
+def run_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, args.overrides)
+    items, settings = _sources(args, settings)
     if not items:
-        log.error("no SOURCE given (try: streamer run --demo)")
-        return 2
+        raise ConfigError("no SOURCE given (try: streamer run --demo)")
     specs = parse_sources(items)
+    log.info("resolved configuration:\n%s", dump_settings(settings))
 
     from streamer.publisher import ZmqPublisher
 
-    try:
-        publisher = ZmqPublisher(settings.publisher)
-    except RuntimeError as e:
-        log.error("%s", e)
-        return 1
+    publisher = ZmqPublisher(settings.publisher)
     stop = threading.Event()
     try:
-        pipe = Pipeline(settings, specs, publisher, preview=args.preview, source_settings=source_settings)
+        pipe = Pipeline(settings, specs, publisher)
         log.info(
             "publishing on %s (%s) for %s; engine %s",
             settings.publisher.endpoint,
             "bind" if settings.publisher.bind else "connect",
-            ", ".join(f"{s.stream_id}={s.uri}" for s in specs),
+            ", ".join(f"{s.stream_id}={redact_uri(s.uri)}" for s in specs),
             pipe.engine.fingerprint,
         )
         with stop_on_signals(stop):
-            report = pipe.run(stop)
+            snap = pipe.run(stop)
     finally:
         publisher.close()
-    failed = [sid for sid, s in report["streams"].items() if s["errors"]]
+    code = exit_code(snap)
+    failed = [f"{sid} ({s.stats.reason})" for sid, s in snap.streams.items() if s.stats.outcome == "failed"]
     log.info(
         "done: %d frames, %d faces, %d messages published, %d dropped%s",
-        sum(s["frames"] for s in report["streams"].values()),
-        sum(s["faces"] for s in report["streams"].values()),
-        publisher.sent,
-        publisher.dropped,
-        f"; frame errors in {', '.join(failed)}" if failed else "",
+        snap.frames,
+        snap.faces,
+        publisher.stats.sent,
+        publisher.stats.dropped,
+        f"; failed: {', '.join(failed)}" if failed else "",
     )
-    return 0
+    if code != ExitCode.OK:
+        log.error("exit %d: %s", code, code.name.lower().replace("_", " "))
+    return int(code)

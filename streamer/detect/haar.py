@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from configs.streamer import DetectorSettings
 from streamer.base import Detections, FaceDetector
-from streamer.config import DetectorSettings
 
 CASCADE = "haarcascade_frontalface_default.xml"
 

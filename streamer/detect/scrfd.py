@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from configs.streamer import DetectorSettings
+from engine.errors import ConfigError, MissingDependency, ModelError
 from streamer.base import Detections, FaceDetector
-from streamer.config import DetectorSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,21 @@ def providers_for(device: str) -> list[str]:
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "cuda":
-        raise RuntimeError(f"detector.device is 'cuda' but onnxruntime has no CUDA provider (has {available})")
+        raise ConfigError(
+            f"detector.device: got 'cuda', but onnxruntime has no CUDA provider here (has {available}); "
+            "use detector.runtime=torch for SCRFD on the GPU"
+        )
     return ["CPUExecutionProvider"]
+
+
+def local_onnx(settings: DetectorSettings) -> Path | None:
+    """The SCRFD .onnx file ``detector.model`` names, or None when it names a pack."""
+    if not settings.model.endswith(".onnx"):
+        return None
+    path = Path(settings.model).expanduser()
+    if not path.is_file():
+        raise ModelError(f"detector.model: no SCRFD ONNX file at {path}")
+    return path
 
 
 def load_scrfd(settings: DetectorSettings) -> Any:
@@ -45,21 +59,21 @@ def load_scrfd(settings: DetectorSettings) -> Any:
         from insightface.app import FaceAnalysis
         from insightface.model_zoo import get_model
     except ImportError as e:
-        raise ImportError("detector.name=insightface needs the 'insightface' package (pip install insightface)") from e
+        raise MissingDependency(
+            "detector.name=insightface needs the 'insightface' package: pip install insightface"
+        ) from e
     providers = providers_for(settings.device)
-    if settings.model.endswith(".onnx"):
-        path = Path(settings.model).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"detector.model: no SCRFD ONNX file at {path}")
+    path = local_onnx(settings)
+    if path is not None:
         model = get_model(str(path), providers=providers)
         if model is None or getattr(model, "taskname", None) != "detection":
-            raise ValueError(f"detector.model: {path} is not an SCRFD detection model for insightface")
+            raise ModelError(f"detector.model: {path} is not an SCRFD detection model for insightface")
         return model
     root = Path(settings.root).expanduser()
     try:
         app = FaceAnalysis(name=settings.model, root=str(root), allowed_modules=["detection"], providers=providers)
     except Exception as e:  # insightface raises bare errors (ConnectionError, AssertionError, ...)
-        raise RuntimeError(
+        raise ModelError(
             f"cannot load insightface pack {settings.model!r}: {e}. Without network, place the pack's "
             f"detection .onnx in {root / 'models' / settings.model}/ or set detector.model to a local "
             "SCRFD .onnx, or use detector.name=haar"

@@ -3,7 +3,7 @@ across streams, decoded (anchors, distance-to-box, keypoints, NMS) on the same d
 
 This is the GPU path: the GPU machines this targets have an onnxruntime without the CUDA
 provider, and one batched call per tick serves every stream. Decoding follows insightface's
-SCRFD exactly (NOTES.md): anchor row r of stride s -> cell ``divmod(r // A, W // s)``,
+SCRFD exactly (docs/design.md): anchor row r of stride s -> cell ``divmod(r // A, W // s)``,
 centre ``(x * s, y * s)``; box ``centre -/+ d * s``; keypoint ``centre + k * s``; all divided
 by the letterbox scale; score threshold, then NMS per picture.
 
@@ -22,8 +22,10 @@ import cv2
 import numpy as np
 import torch
 
+from configs.streamer import DetectorSettings
+from engine.errors import ConfigError, MissingDependency, ModelError
 from streamer.base import Detections, FaceDetector
-from streamer.config import DetectorSettings
+from streamer.detect.scrfd import load_scrfd, local_onnx
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +36,9 @@ STRIDES_BY_OUTPUTS[15] = ((8, 16, 32, 64, 128), True)
 def onnx_path_for(settings: DetectorSettings) -> Path:
     """The SCRFD .onnx file: ``detector.model`` itself, or the pack's detection model
     (insightface downloads the pack on first use)."""
-    if settings.model.endswith(".onnx"):
-        path = Path(settings.model).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"detector.model: no SCRFD ONNX file at {path}")
+    path = local_onnx(settings)
+    if path is not None:
         return path
-    from streamer.detect.scrfd import load_scrfd
-
     cpu = settings.model_copy(update={"device": "cpu"})
     return Path(load_scrfd(cpu).model_file)
 
@@ -49,7 +47,7 @@ def _device(name: str) -> torch.device:
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("detector.device is 'cuda' but torch has no CUDA device here")
+        raise ConfigError("detector.device: got 'cuda', but torch has no CUDA device here")
     return torch.device("cuda")
 
 
@@ -63,14 +61,16 @@ class TorchScrfdDetector(FaceDetector):
             import onnx
             from onnx2torch import convert
         except ImportError as e:
-            raise ImportError("detector.runtime=torch needs onnx2torch: pip install 'expstream[gpu-detector]'") from e
+            raise MissingDependency(
+                "detector.runtime=torch needs onnx2torch: pip install 'expstream[gpu-detector]'"
+            ) from e
         self.settings = settings
         self.device = _device(settings.device)
         path = Path(onnx_path) if onnx_path else onnx_path_for(settings)
         graph = onnx.load(str(path))
         n_out = len(graph.graph.output)
         if n_out not in STRIDES_BY_OUTPUTS:
-            raise ValueError(f"{path}: {n_out} outputs; an SCRFD model has 6, 9, 10 or 15")
+            raise ModelError(f"{path}: {n_out} outputs; an SCRFD model has 6, 9, 10 or 15")
         self.strides, self.use_kps = STRIDES_BY_OUTPUTS[n_out]
         self.fmc = len(self.strides)
         self.anchors = 2 if self.fmc == 3 else 1

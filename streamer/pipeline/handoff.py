@@ -5,19 +5,19 @@ the same stream is replaced (counted), so a slow engine never makes detection wa
 and stream ends travel in order on the same object, so the scoring thread frees per-track
 state only after it has scored everything that was offered before the end.
 
-Example:
-    >>> slots = ScoreSlots()
-    >>> slots.offer(ScoreJob(frame, tracks))
-    >>> jobs, ends = slots.take(timeout_s=0.1)
+Example (plain text)::
+
+    slots = ScoreSlots()
+    slots.offer(ScoreJob(frame, tracks))
+    jobs, ends = slots.take(timeout_s=0.1)
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
-from streamer.base import Tracks
-from streamer.frames import Frame
+from streamer.base import Frame, Tracks
+from streamer.queues import Closable
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,13 @@ class EndNotice:
     track_id: int | None = None
 
 
-class ScoreSlots:
+class ScoreSlots(Closable):
     """One slot per stream holding its newest ``ScoreJob``, plus an ordered list of ends."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._jobs: dict[str, ScoreJob] = {}
         self._ends: list[EndNotice] = []
-        self._closed = False
-        self._cond = threading.Condition()
         self.replaced = 0
         """Jobs overwritten before the scoring thread took them."""
 
@@ -56,7 +55,7 @@ class ScoreSlots:
             if job.frame.stream_id in self._jobs:
                 self.replaced += 1
             self._jobs[job.frame.stream_id] = job
-            self._cond.notify()
+            self._cond.notify_all()
 
     def end(self, notice: EndNotice) -> None:
         with self._cond:
@@ -64,24 +63,18 @@ class ScoreSlots:
                 # A stream's unscored last frame is of no use once the stream is over.
                 self._jobs.pop(notice.stream_id, None)
             self._ends.append(notice)
-            self._cond.notify()
-
-    def close(self) -> None:
-        """No more offers; ``take`` returns what is left, then ``closed`` becomes True."""
-        with self._cond:
-            self._closed = True
             self._cond.notify_all()
 
     @property
-    def closed(self) -> bool:
+    def finished(self) -> bool:
+        """Closed (no more offers) and everything taken."""
         with self._cond:
             return self._closed and not self._jobs and not self._ends
 
     def take(self, timeout_s: float) -> tuple[list[ScoreJob], list[EndNotice]]:
         """Every waiting job (one per stream) and the ends, waiting up to ``timeout_s``."""
         with self._cond:
-            if not self._jobs and not self._ends and not self._closed:
-                self._cond.wait(timeout_s)
+            self._wait(lambda: bool(self._jobs or self._ends), timeout_s)
             jobs, ends = list(self._jobs.values()), self._ends
             self._jobs, self._ends = {}, []
             return jobs, ends

@@ -9,7 +9,8 @@ from typing import Any
 import av
 import av.error
 
-from streamer.sources.settings import SourceSettings
+from configs.sources import SourceSettings
+from engine.errors import SourceError
 from streamer.sources.uri import SourceTarget
 
 log = logging.getLogger(__name__)
@@ -18,22 +19,17 @@ log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_DECODE_ERRORS = 50
 
 
-class NoVideoStreamError(ValueError):
+class NoVideoStreamError(SourceError):
     """The input opened but holds no video stream."""
 
 
-class BrokenStreamError(RuntimeError):
+class BrokenStreamError(SourceError):
     """The decoder rejected too many packets in a row."""
 
 
 # What opening and reading a stream can raise (PyAV's own errors subclass FFmpegError; OSError
 # covers failures outside FFmpeg, e.g. a device node that vanished).
-STREAM_ERRORS: tuple[type[Exception], ...] = (
-    av.error.FFmpegError,
-    OSError,
-    NoVideoStreamError,
-    BrokenStreamError,
-)
+STREAM_ERRORS: tuple[type[Exception], ...] = (av.error.FFmpegError, OSError, SourceError)
 
 
 def describe_error(e: BaseException) -> str:

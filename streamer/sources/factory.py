@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from streamer.sources.base import EventCallback, Source
+from configs.sources import SourceSettings
+from streamer.base import EventCallback, Source
 from streamer.sources.file import FileSource
 from streamer.sources.live import LiveSource
-from streamer.sources.settings import SourceSettings
 from streamer.sources.uri import classify_uri
 
 

@@ -7,7 +7,8 @@ import logging
 import time
 from typing import Any
 
-from streamer.sources.base import EventCallback, Source
+from configs.sources import SourceSettings
+from streamer.base import EventCallback
 from streamer.sources.decoding import (
     STREAM_ERRORS,
     decoded_frames,
@@ -16,13 +17,13 @@ from streamer.sources.decoding import (
     stream_details,
     video_stream,
 )
-from streamer.sources.settings import SourceSettings
+from streamer.sources.threaded import ThreadedSource
 from streamer.sources.uri import SourceTarget, redact_uri
 
 log = logging.getLogger(__name__)
 
 
-class FileSource(Source):
+class FileSource(ThreadedSource):
     """A finite source. Not live: with a full queue the decoder waits (backpressure), unless
     ``settings.realtime``, which paces frames at the clip's rate and drops the oldest when
     the consumer falls behind, like a camera.

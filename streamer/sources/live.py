@@ -10,8 +10,9 @@ import logging
 import random
 import time
 
+from configs.sources import SourceSettings
+from streamer.base import EventCallback
 from streamer.sources.backoff import Backoff
-from streamer.sources.base import EventCallback, Source
 from streamer.sources.decoding import (
     STREAM_ERRORS,
     decoded_frames,
@@ -20,13 +21,13 @@ from streamer.sources.decoding import (
     stream_details,
     video_stream,
 )
-from streamer.sources.settings import SourceSettings
+from streamer.sources.threaded import ThreadedSource
 from streamer.sources.uri import SourceTarget
 
 log = logging.getLogger(__name__)
 
 
-class LiveSource(Source):
+class LiveSource(ThreadedSource):
     """A stream that may drop and return. The queue drops the oldest frame when full.
 
     Events: "started" the first time the stream opens; on a disconnect (error, silence

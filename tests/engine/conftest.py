@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import configs
-from engine.config import engine_settings_from
+from configs import load_settings
 
 TINY_DIM = 64  # embed_dim of configs/models/ExpStream-Tiny.json
 
@@ -22,7 +21,7 @@ def offline(cache_dir):
     """Offline EngineSettings with a private cache; pass more overrides to ``offline(...)``."""
 
     def make(*overrides: str):
-        return engine_settings_from(configs.path("offline.yaml"), [f"engine.cache_dir={cache_dir}", *overrides])
+        return load_settings("offline", [f"engine.cache_dir={cache_dir}", *overrides]).engine
 
     return make
 

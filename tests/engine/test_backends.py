@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from engine import ExpressionEngine
-from engine.backends import BackendUnavailable, available_backends
+from engine.backends import BackendError, available_backends
 from engine.backends.base import bucket, pad_batch
+from engine.errors import ConfigError
 
 # Stated tolerances vs eager fp32 on CPU (logits are scaled by CLIP's logit scale).
 TOLERANCE = {"onnxruntime": 1e-4, "compile": 1e-4}
@@ -51,7 +52,7 @@ def test_max_batch_splits_large_inputs(offline, many_crops):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU behaviour")
 def test_tensorrt_by_name_is_a_clear_error_and_auto_falls_back(offline, many_crops):
-    with pytest.raises(BackendUnavailable, match="TensorRT needs a CUDA device"):
+    with pytest.raises(BackendError, match="TensorRT needs a CUDA device"):
         ExpressionEngine(offline("engine.backend=tensorrt"))
     eng = ExpressionEngine(offline("engine.backend=auto"))
     assert eng.backend.name == "onnxruntime"  # the fastest CPU backend measured here
@@ -61,7 +62,7 @@ def test_tensorrt_by_name_is_a_clear_error_and_auto_falls_back(offline, many_cro
 def test_unknown_backend_lists_valid_names():
     from engine.backends import create_backend
 
-    with pytest.raises(ValueError, match="allowed: auto, torch, compile, onnxruntime, tensorrt"):
+    with pytest.raises(ConfigError, match="allowed: auto, torch, compile, onnxruntime, tensorrt"):
         create_backend("turbo", None, None)
 
 
@@ -92,7 +93,7 @@ def test_auto_falls_back_to_torch_when_export_fails(offline, many_crops, monkeyp
     eng = ExpressionEngine(offline("engine.backend=auto"))
     assert eng.backend.name == "torch"
     assert eng.score(many_crops).probs.shape == (5, 7)
-    with pytest.raises(BackendUnavailable, match="ONNX export failed: exporter exploded"):
+    with pytest.raises(BackendError, match="ONNX export failed: exporter exploded"):
         ExpressionEngine(offline("engine.backend=onnxruntime"))
 
 

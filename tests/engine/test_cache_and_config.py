@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-import configs
+from configs.engine import ModelSettings
 from engine import ConfigError, ExpressionEngine, ModelLoadError
-from engine.config import EngineSettings, ModelSettings, engine_settings_from, read_yaml
 from engine.models import load_clip
 
 
@@ -58,11 +57,6 @@ def test_user_templates_with_placeholder(offline):
     assert eng.prompts.templates[1] == ("a photo of a tense face.", "tense")
 
 
-def test_default_yaml_equals_built_in_defaults():
-    data = read_yaml(configs.path("default.yaml"))
-    assert engine_settings_from(data) == EngineSettings()
-
-
 @pytest.mark.parametrize(
     "override, expected",
     [
@@ -84,11 +78,6 @@ def test_bad_config_names_key_value_and_allowed(offline, override, expected):
         ExpressionEngine(offline(override))
 
 
-def test_bad_override_syntax():
-    with pytest.raises(ConfigError, match=r"expected dotted\.key=value"):
-        engine_settings_from(None, ["engine.backend"])
-
-
 def test_unknown_model_and_bad_tag():
     with pytest.raises(ModelLoadError, match="unknown open_clip model 'ViT-Q-99'"):
         load_clip(ModelSettings(name="ViT-Q-99", pretrained=None))
@@ -100,11 +89,3 @@ def test_offline_without_weights_says_what_to_place_where(monkeypatch, tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match=r"ViT-B-32/openai.*set engine.model.pretrained to the local file path"):
         load_clip(ModelSettings(name="ViT-B-32", pretrained="openai", cache_dir=str(tmp_path)))
-
-
-def test_packaged_config_by_name(tmp_path):
-    by_name = engine_settings_from("offline", [f"engine.cache_dir={tmp_path}"])
-    by_path = engine_settings_from(configs.path("offline.yaml"), [f"engine.cache_dir={tmp_path}"])
-    assert by_name == by_path and by_name.model.name == "ExpStream-Tiny"
-    with pytest.raises(ConfigError, match="config file not found: no-such-config"):
-        engine_settings_from("no-such-config")

@@ -43,9 +43,9 @@ def test_fp8_dimensions_must_suit_the_gemm():
 def test_fp8_engine_agrees_with_fp32(offline, faces):
     ref = ExpressionEngine(offline()).score(faces)
     fp8 = ExpressionEngine(offline("engine.precision=fp8"))
-    assert fp8.fp8_pending
+    assert fp8.fp8_calibration.pending
     out = fp8.score(faces)
-    assert not fp8.fp8_pending
+    assert not fp8.fp8_calibration.pending
     assert all(isinstance(m, Fp8Linear) for blk in fp8.scoring_model.visual.blocks for m in blk.linears().values())
     cos = (out.features * ref.features).sum(1)
     assert cos.min() > 0.99

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from streamer.sources import Source, SourceSettings, StreamEvent, open_source
+from configs.sources import SourceSettings
+from streamer.base import Source, StreamEvent
+from streamer.sources import open_source
 from tests.media import make_corrupt_file, make_face_clip
 
 SYSTEM_PYTHON = Path(os.environ.get("EXPSTREAM_GI_PYTHON", "/usr/bin/python3"))

@@ -20,8 +20,18 @@ import zmq
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = str(ROOT / "configs" / "offline.yaml")
 SCHEMAS = ROOT / "streamer" / "schemas"
-# The offline config's engine with OpenCV's Haar detector (no model downloads).
-OFFLINE_SETS = ["--set", "detector.name=haar", "--set", "stats.interval_s=1", "--set", "publisher.settle_s=0.2"]
+# The offline config's engine with OpenCV's Haar detector (no model downloads); the streamer
+# holds its first message until the test's subscriber has subscribed (no sleeping).
+OFFLINE_SETS = [
+    "--set",
+    "detector.name=haar",
+    "--set",
+    "stats.interval_s=1",
+    "--set",
+    "publisher.wait_subscribers=1",
+    "--set",
+    "publisher.settle_s=120",
+]
 
 
 def free_endpoint() -> str:
@@ -42,11 +52,18 @@ def validators() -> dict[str, jsonschema.Draft202012Validator]:
 class Collector:
     """A SUB socket (connect) that records ``(topic, message)`` until closed.
 
-    ``delay_s`` > 0 makes it a slow reader; ``rcvhwm`` bounds what ZeroMQ queues for it.
+    ``delay_s`` > 0 makes it a slow reader, ``paused`` one that reads nothing until
+    ``speed_up()``; ``rcvhwm`` bounds what ZeroMQ queues for it.
     """
 
     def __init__(
-        self, endpoint: str, topics: tuple[str, ...] = ("",), delay_s: float = 0.0, rcvhwm: int = 1000, rcvbuf: int = -1
+        self,
+        endpoint: str,
+        topics: tuple[str, ...] = ("",),
+        delay_s: float = 0.0,
+        rcvhwm: int = 1000,
+        rcvbuf: int = -1,
+        paused: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.messages: list[tuple[str, dict[str, Any]]] = []
@@ -60,12 +77,17 @@ class Collector:
             self._sock.setsockopt_string(zmq.SUBSCRIBE, t)
         self._sock.connect(endpoint)
         self._delay = delay_s
+        self._reading = threading.Event()
+        if not paused:
+            self._reading.set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._reading.wait(0.05):
+                continue
             if self._sock.poll(50):
                 topic, payload = self._sock.recv_multipart()
                 self.raw.append(payload)
@@ -76,11 +98,12 @@ class Collector:
     def speed_up(self) -> None:
         """Read at full speed from now on."""
         self._delay = 0.0
+        self._reading.set()
 
     def close(self, drain_s: float = 0.5) -> None:
         """Read what is still queued at full speed; stop after ``drain_s`` seconds without a
         new message."""
-        self._delay = 0.0
+        self.speed_up()
         last = -1
         while len(self.messages) != last:
             last = len(self.messages)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-import types
+import json
 
 import pytest
 
+from engine.errors import ConfigError, ExitCode
 from streamer.cli import main
 from streamer.cli.run import parse_sources
 from streamer.cli.subscribe import format_message
@@ -32,26 +32,50 @@ def test_bad_override_exits_2_naming_the_key(capsys):
     assert "scheduler.max_hz" in err and "-1" in err
 
 
+def test_duplicate_explicit_stream_id_is_an_error(capsys):
+    with pytest.raises(ConfigError, match="cam0 given twice"):
+        parse_sources(["cam0=a.mp4", "cam0=b.mp4"])
+    assert main(["run", "cam0=a.mp4", "cam0=b.mp4", "-c", "offline"]) == ExitCode.CONFIG
+    assert "given twice" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
-    ("argv", "func", "forwarded"),
+    ("argv", "expected"),
     [
-        (
-            ["build-engine", "--backend", "onnxruntime", "-c", "x.yaml"],
-            "build_engine_main",
-            ["--backend", "onnxruntime", "-c", "x.yaml"],
-        ),
-        (["bench", "--engine-only", "--batch", "8"], "bench_main", ["--batch", "8"]),
+        (["bench", "--help"], ["--engine-only", "--models", "--batch-sizes", "--streams", "--realtime"]),
+        (["build-engine", "--help"], ["--backend", "same as --set engine.backend=VALUE", "--config"]),
+        (["run", "--help"], ["--preview", "same as --set preview.path=VALUE", "--demo"]),
     ],
 )
-def test_engine_subcommands_are_forwarded(monkeypatch, argv, func, forwarded):
-    calls = []
-    fake = types.ModuleType("engine.cli")
-    fake.bench_main = lambda a: calls.append(("bench_main", a)) or 0
-    fake.build_engine_main = lambda a: calls.append(("build_engine_main", a)) or 3
-    monkeypatch.setitem(sys.modules, "engine.cli", fake)
-    rc = main(argv)
-    assert calls == [(func, forwarded)]
-    assert rc == (3 if func == "build_engine_main" else 0)
+def test_subcommands_have_their_own_help(argv, expected, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for piece in expected:
+        assert piece in out, (piece, out)
+
+
+def test_build_engine_runs_on_the_offline_config(tmp_path, capsys):
+    rc = main(["build-engine", "-c", "offline", "--backend", "torch", "--set", f"engine.cache_dir={tmp_path}"])
+    assert rc == 0
+    desc = json.loads(capsys.readouterr().out)
+    assert desc["backend"] == "torch" and len(desc["fingerprint"]) == 12 and desc["artefact"] is None
+
+
+def test_engine_only_bench_is_a_real_subcommand(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--engine-only", "--models", "ExpStream-Tiny", "--batch-sizes", "1,2", "--iters", "2"]
+    assert main([*argv, "--warmup", "1", "--set", f"engine.cache_dir={tmp_path}", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {(r["backend"], r["batch"]) for r in report["rows"]}
+    assert rows == {("openclip-eager", 1), ("openclip-eager", 2), ("torch", 1), ("torch", 2)}
+    assert "| model |" in capsys.readouterr().out
+
+
+def test_unknown_bench_backend_is_a_config_error(capsys):
+    assert main(["bench", "--engine-only", "--backends", "turbo"]) == ExitCode.CONFIG
+    assert "turbo" in capsys.readouterr().err
 
 
 def test_subscribe_lines():
@@ -86,28 +110,31 @@ def test_subscribe_lines():
 def test_subscribe_command_prints_raw_json_lines(capsys):
     import json
     import threading
-    import time
 
-    from streamer.config import PublisherSettings
+    from configs.streamer import PublisherSettings
     from streamer.publisher import ZmqPublisher
     from tests.streamer.helpers import free_endpoint
 
     endpoint = free_endpoint()
-    pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, settle_s=0))
+    pubs = []
 
-    def feed():
-        time.sleep(0.5)
+    def feed():  # binds, waits for the command's two subscriptions (faces.cam1, events.cam1), sends
+        pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, wait_subscribers=2, settle_s=60))
+        pubs.append(pub)
         pub.send("faces.cam10", {"stream_id": "cam10", "type": "faces"})  # filtered out: not cam1
         for i in range(2):
             pub.send(
                 "events.cam1", {"stream_id": "cam1", "type": "event", "scope": "stream", "kind": "started", "i": i}
             )
 
-    threading.Thread(target=feed, daemon=True).start()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     try:
-        rc = main(["subscribe", endpoint, "--stream", "cam1", "--raw", "--count", "2", "--idle-timeout", "10"])
+        rc = main(["subscribe", endpoint, "--stream", "cam1", "--raw", "--count", "2", "--idle-timeout", "120"])
     finally:
-        pub.close()
+        feeder.join(60)
+        for pub in pubs:
+            pub.close()
     out = capsys.readouterr()
     lines = [json.loads(x) for x in out.out.splitlines()]
     assert rc == 0 and [m["i"] for m in lines] == [0, 1] and all(m["stream_id"] == "cam1" for m in lines)
@@ -116,7 +143,7 @@ def test_subscribe_command_prints_raw_json_lines(capsys):
 
 def test_model_that_cannot_load_is_a_clear_error_with_an_offline_hint(tmp_path, capsys):
     argv = ["run", "x.mp4", "-c", "offline", "--set", "engine.model.pretrained=no-such-tag"]
-    assert main([*argv, "--set", f"engine.cache_dir={tmp_path}"]) == 2
+    assert main([*argv, "--set", f"engine.cache_dir={tmp_path}"]) == ExitCode.MODEL
     err = capsys.readouterr().err
     assert "neither a file nor a pretrained tag" in err and "Traceback" not in err
     assert "streamer run --demo -c offline" in err

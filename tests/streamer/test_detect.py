@@ -9,8 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
+from configs.streamer import DetectorSettings
+from engine.errors import ModelError
 from streamer.base import Detections
-from streamer.config import DetectorSettings
 from streamer.demo import group_photo_bgr
 from streamer.detect import create_detector, fit_size, scale_detections
 from streamer.detect.roi import detect_in_regions, regions
@@ -104,7 +105,7 @@ def test_pack_loads_offline_from_root(tiny_scrfd, tmp_path):
 
 
 def test_missing_onnx_file_says_where(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no SCRFD ONNX file"):
+    with pytest.raises(ModelError, match="no SCRFD ONNX file"):
         create_detector(DetectorSettings(model=str(tmp_path / "none.onnx"), device="cpu"))
 
 
@@ -252,5 +253,5 @@ def test_torch_scrfd_threshold_and_bad_model(tiny_scrfd, tmp_path):
     pytest.importorskip("onnx2torch")
     det = create_detector(DetectorSettings(model=str(tiny_scrfd), device="cpu", runtime="torch", score_threshold=0.95))
     assert len(det.detect(np.zeros((360, 640, 3), np.uint8))) == 0
-    with pytest.raises(FileNotFoundError, match="no SCRFD ONNX file"):
+    with pytest.raises(ModelError, match="no SCRFD ONNX file"):
         create_detector(DetectorSettings(model=str(tmp_path / "nope.onnx"), runtime="torch"))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import zmq
 
-from streamer.base import FaceResult, TrackEvent, Tracks
-from streamer.config import PublisherSettings
+from configs.streamer import PublisherSettings
+from engine.errors import ConfigError
+from streamer.base import FaceResult, StreamEvent, TrackEvent, Tracks
 from streamer.frames import Frame, FrameImage
 from streamer.messages import MessageContext, faces_message, stream_event_message, track_event_message
 from streamer.publisher import ZmqPublisher, decode
-from streamer.sources import StreamEvent
 from tests.streamer.helpers import free_endpoint, validators
 
 CTX = MessageContext("0123456789ab", ["happiness", "sadness", "neutral"])
@@ -62,18 +62,23 @@ def _sub(ctx, endpoint, **opts):
     return s
 
 
+def _publisher(endpoint: str, **settings) -> ZmqPublisher:
+    """A publisher that starts only once one subscription has arrived (no sleeping)."""
+    return ZmqPublisher(PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=60, **settings))
+
+
 @pytest.mark.parametrize("encoding", ["json", "msgpack"])
 def test_roundtrip_multipart_topic_payload(encoding):
     endpoint = free_endpoint()
-    pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, encoding=encoding, settle_s=0.3))
     ctx = zmq.Context()
-    sub = _sub(ctx, endpoint)
-    time.sleep(0.3)
+    sub = _sub(ctx, endpoint)  # connects first; ZeroMQ retries until the publisher binds
+    pub = _publisher(endpoint, encoding=encoding)
     try:
+        assert pub.subscriptions == 1
         for i in range(3):
             assert pub.send("faces.cam0", {"i": i})
         got = []
-        while len(got) < 3 and sub.poll(3000):
+        while len(got) < 3 and sub.poll(30_000):
             got.append(sub.recv_multipart())
     finally:
         pub.close()
@@ -86,23 +91,39 @@ def test_roundtrip_multipart_topic_payload(encoding):
         assert msgpack.unpackb(got[0][1]) == msgs[0]
 
 
+def test_json_never_carries_nan_or_infinity():
+    endpoint = free_endpoint()
+    ctx = zmq.Context()
+    sub = _sub(ctx, endpoint)
+    pub = _publisher(endpoint)
+    try:
+        assert pub.send("faces.cam0", {"probs": [float("nan"), 0.5]})  # queued, then refused by the encoder
+        assert pub.send("faces.cam0", {"probs": [0.5, 0.5]})
+        got = [sub.recv_multipart()] if sub.poll(30_000) else []
+    finally:
+        pub.close()
+        sub.close(0)
+        ctx.term()
+    assert [decode(p)["probs"] for _, p in got] == [[0.5, 0.5]]
+    assert pub.stats.dropped_socket == 1 and pub.stats.sent == 1
+
+
 def test_bind_failure_is_reported_with_the_endpoint():
     endpoint = free_endpoint()
     first = ZmqPublisher(PublisherSettings(endpoint=endpoint, settle_s=0))
     try:
-        with pytest.raises(RuntimeError, match=r"publisher\.endpoint"):
+        with pytest.raises(ConfigError, match=r"publisher\.endpoint"):
             ZmqPublisher(PublisherSettings(endpoint=endpoint, settle_s=0))
     finally:
         first.close()
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_subscriber_that_never_reads_does_not_block_send():
     endpoint = free_endpoint()
-    pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, sndhwm=10, queue_size=64, settle_s=0, linger_ms=0))
     ctx = zmq.Context()
     stuck = _sub(ctx, endpoint, RCVHWM=10, RCVBUF=4096)
-    time.sleep(0.3)
+    pub = _publisher(endpoint, sndhwm=10, queue_size=64, linger_ms=0)
     payload = {"blob": "x" * 2000}
     n = 5000
     try:
@@ -115,37 +136,43 @@ def test_a_subscriber_that_never_reads_does_not_block_send():
     finally:
         stuck.close(0)
         ctx.term()
-    assert pub.sent + pub.dropped == n
-    assert accepted == n - pub.dropped_queue
-    assert received < n  # ZeroMQ dropped past the high-water marks instead of waiting
+    assert pub.stats.sent + pub.stats.dropped == n
+    assert accepted == n - pub.stats.dropped_queue
+    assert 0 < received < n  # it was subscribed, and ZeroMQ dropped past the high-water marks
 
 
-def test_docs_carry_the_same_schemas():
-    from tests.streamer.helpers import ROOT, SCHEMAS
+def test_one_copy_of_the_schemas_and_the_docs_link_to_it():
+    from tests.streamer.helpers import ROOT
 
+    assert not (ROOT / "docs" / "schemas").exists()
+    text = (ROOT / "docs" / "messages.md").read_text()
     for name in ("faces.v1.json", "events.v1.json"):
-        assert (ROOT / "docs" / "schemas" / name).read_bytes() == (SCHEMAS / name).read_bytes()
+        assert (ROOT / "streamer" / "schemas" / name).is_file()
+        assert f"../streamer/schemas/{name}" in text
 
 
 def test_subscriber_example_in_the_docs_runs(capsys):
     """The few-line subscriber of docs/messages.md, run against a real publisher."""
+    import threading
+
     from tests.streamer.helpers import ROOT
 
     text = (ROOT / "docs" / "messages.md").read_text()
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     endpoint = free_endpoint()
     code = code.replace("tcp://127.0.0.1:5556", endpoint).replace("while True:", "for _ in range(1):")
-    pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, settle_s=0))
+    pubs = []
+
+    def feed():  # binds, waits for the example's subscription, then sends one message
+        pubs.append(_publisher(endpoint))
+        pubs[0].send("faces.cam0", sample_faces_message(1))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     try:
-        import threading
-
-        def feed():
-            time.sleep(0.5)
-            msg = sample_faces_message(1)
-            pub.send("faces.cam0", msg)
-
-        threading.Thread(target=feed, daemon=True).start()
         exec(compile(code, "docs/messages.md", "exec"), {})
     finally:
-        pub.close()
+        feeder.join(60)
+        for pub in pubs:
+            pub.close()
     assert capsys.readouterr().out.strip() == "cam0 7 1 happiness 0.7"

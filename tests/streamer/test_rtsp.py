@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from streamer.sources import LiveSource, SourceSettings
+from configs.sources import SourceSettings
+from streamer.sources import LiveSource
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
 
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)

@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from engine.errors import ExitCode
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
 from tests.streamer.helpers import OFFLINE, OFFLINE_SETS, Collector, free_endpoint, start_streamer, validators, wait_for
 
@@ -108,7 +109,7 @@ def test_corrupt_file_fails_and_the_other_stream_completes(face_clip, corrupt_fi
         f"publisher.endpoint={endpoint}",
     )
     col.close()
-    assert rc == 0, err[-3000:]
+    assert rc == ExitCode.STREAM_FAILED, err[-3000:]
     check_schemas(col)
     bad = [e for e in col.of("events.bad") if e["scope"] == "stream"]
     assert [e["kind"] for e in bad] == ["failed"]
@@ -124,7 +125,7 @@ def test_slow_subscriber_loses_messages_not_throughput_and_sigterm_exits_cleanly
     # ipc: the kernel buffers little (TCP on loopback would absorb ~2 MB before any drop).
     endpoint = f"ipc://{tmp_path / 'pub.ipc'}"
     fast = Collector(endpoint)
-    slow = Collector(endpoint, delay_s=0.5, rcvhwm=2, rcvbuf=4096)
+    slow = Collector(endpoint, rcvhwm=2, rcvbuf=4096, paused=True)  # reads nothing until speed_up()
     proc = start_streamer(
         "run",
         f"loop={face_clip}",
@@ -137,10 +138,12 @@ def test_slow_subscriber_loses_messages_not_throughput_and_sigterm_exits_cleanly
         "sources.loop=true",
         "--set",
         "publisher.sndhwm=50",
+        "--set",
+        "publisher.wait_subscribers=2",
     )
     try:
-        wait_for(lambda: len(fast.of("faces.")) >= 4 * N_FRAMES, 120, "faces messages")
-        # The slow reader catches up while the streamer still runs (a closed connection
+        wait_for(lambda: len(fast.of("faces.")) >= 6 * N_FRAMES, 300, "faces messages")
+        # The paused reader starts reading while the streamer still runs (a closed connection
         # discards what ZeroMQ still holds for it), then the streamer is stopped.
         slow.speed_up()
         target = len(fast.of("faces.")) + 20
@@ -168,3 +171,15 @@ def test_slow_subscriber_loses_messages_not_throughput_and_sigterm_exits_cleanly
         e["track_id"] for e in events if e["kind"] == "ended" and e["scope"] == "track"
     }
     print(f"\nfast reader {len(f_faces)} faces messages, slow reader {len(s_faces)} with {gaps} seq gaps")
+
+
+def test_exit_codes_tell_a_supervisor_what_happened(face_clip, corrupt_file, tmp_path):
+    """4 when no stream could start (missing and zero-byte files), 0 when all ended normally."""
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    sets = ["-c", OFFLINE, "--set", "detector.name=haar", "--set", f"publisher.endpoint={free_endpoint()}"]
+    rc, err = run_to_end("run", f"gone={tmp_path / 'missing.mp4'}", f"empty={empty}", *sets)
+    assert rc == ExitCode.NO_STREAM, err[-3000:]
+    assert "no stream" in err
+    rc, err = run_to_end("run", f"ok={face_clip}", *sets, "--set", "publisher.settle_s=0")
+    assert rc == ExitCode.OK, err[-3000:]

@@ -15,14 +15,13 @@ import numpy as np
 import pydantic
 import pytest
 
+from configs.sources import SourceSettings
+from streamer.base import StreamEvent
 from streamer.sources import (
     Backoff,
     FileSource,
-    FrameBuffer,
     LiveSource,
-    SourceSettings,
     SourceTarget,
-    StreamEvent,
     backoff_delay,
     classify_uri,
     open_source,
@@ -304,46 +303,6 @@ def test_http_not_found_fails(start_source, web_dir, event_log):
     assert read_all(src, timeout_s=10) == []
     assert event_log.kinds() == ["failed"]
     assert "404" in event_log.events[0].reason
-
-
-# ---- the queue ----------------------------------------------------------------------------
-
-
-def test_frame_buffer_drop_oldest():
-    buf = FrameBuffer(3, drop_oldest=True)
-    assert all(buf.put(i) for i in range(10))
-    assert buf.dropped == 7
-    assert [buf.get(0), buf.get(0), buf.get(0), buf.get(0)] == [7, 8, 9, None]
-
-
-def test_frame_buffer_blocks_until_room_or_close():
-    buf = FrameBuffer(1, drop_oldest=False)
-    assert buf.put("a")
-    results = []
-    writer = threading.Thread(target=lambda: results.append(buf.put("b")))
-    writer.start()
-    writer.join(0.2)
-    assert writer.is_alive(), "put on a full blocking buffer returned"
-    assert buf.get(0) == "a"
-    writer.join(5)
-    assert results == [True] and buf.get(0) == "b"
-
-    assert buf.put("c")
-    writer = threading.Thread(target=lambda: results.append(buf.put("d")))
-    writer.start()
-    buf.close()
-    writer.join(5)
-    assert results == [True, False]
-    assert not buf.drained
-    assert buf.get() == "c" and buf.get() is None and buf.drained
-    assert buf.dropped == 0
-
-
-def test_frame_buffer_get_times_out():
-    buf = FrameBuffer(2, drop_oldest=True)
-    t0 = time.monotonic()
-    assert buf.get(timeout=0.05) is None
-    assert time.monotonic() - t0 >= 0.04
 
 
 # ---- URIs, settings, events ------------------------------------------------------------------

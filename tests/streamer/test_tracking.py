@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from configs.streamer import TrackerSettings
 from streamer.base import Detections
-from streamer.config import TrackerSettings
 from streamer.tracking import ByteTracker
 
 

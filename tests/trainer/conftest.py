@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import configs
-from trainer.config import TrainerConfig, load_trainer_config
+from configs import Settings, load_settings
 from trainer.teacher import build_tiny_teacher
 
 
@@ -40,8 +40,8 @@ def overrides(tiny_teacher_dir: Path, cache_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def cfg(config_path: Path, overrides: list[str]) -> TrainerConfig:
-    return load_trainer_config(config_path, overrides)
+def cfg(config_path: Path, overrides: list[str]) -> Settings:
+    return load_settings(config_path, overrides)
 
 
 def write_images(root: Path, n: int, seed: int = 0, classes: tuple[str, ...] = ("a", "b")) -> list[Path]:

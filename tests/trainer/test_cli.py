@@ -22,11 +22,7 @@ def test_extract_fit_eval_from_the_cli(
     make_face_clip(tmp_path / "clips" / "group.mp4", seconds=1.0, fps=10)
     for seed, c in enumerate(("happy", "sad", "surprised")):
         write_images(tmp_path / "labelled", 4, seed=seed, classes=(c,))
-    sets = [
-        a
-        for o in [*overrides, "trainer.extract.shard_size=8", "trainer.extract.harvest.min_face_px=20"]
-        for a in ("--set", o)
-    ]
+    sets = [a for o in [*overrides, "trainer.extract.shard_size=8", "detector.min_face_px=20"] for a in ("--set", o)]
     common = ["--config", str(config_path), "-q", *sets]
 
     assert (

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import Settings
 from engine import ExpressionEngine
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from tests.media import make_face_clip
-from trainer.config import TrainerConfig, engine_with
 from trainer.evaluate import confusion_matrix, evaluate, folder_mapping, segment_indices, uar_war
 from trainer.evaluate.run import video_logits
 
@@ -78,7 +78,7 @@ class ColourEngine:
         return {"engine": "colour"}
 
 
-def test_report_and_png_on_a_constructed_case(tmp_path: Path, cfg: TrainerConfig) -> None:
+def test_report_and_png_on_a_constructed_case(tmp_path: Path, cfg: Settings) -> None:
     preds = {"happy": [0, 0, 1, 2], "sad": [1, 0], "neutral": [2, 2, 2, 0]}  # as in the hand case
     for folder, ps in preds.items():
         (tmp_path / "data" / folder).mkdir(parents=True)
@@ -96,14 +96,14 @@ def test_report_and_png_on_a_constructed_case(tmp_path: Path, cfg: TrainerConfig
         assert png.format == "PNG" and png.size[0] > 100
 
 
-def test_video_protocol_reduces_to_the_image_path_for_a_still_clip(cfg: TrainerConfig) -> None:
+def test_video_protocol_reduces_to_the_image_path_for_a_still_clip(cfg: Settings) -> None:
     engine = ExpressionEngine(cfg.engine)
     frame = np.random.default_rng(1).integers(0, 256, (60, 50, 3), dtype=np.uint8)
     still = video_logits(engine, [frame] * 16, 16)
     np.testing.assert_allclose(still, engine.score([frame]).logits, rtol=1e-5, atol=1e-4)
 
 
-def test_video_list_end_to_end_with_head_and_clip(tmp_path: Path, cfg: TrainerConfig) -> None:
+def test_video_list_end_to_end_with_head_and_clip(tmp_path: Path, cfg: Settings) -> None:
     rng = np.random.default_rng(2)
     lines = []
     for k, (frames, label) in enumerate([(20, 0), (10, 3), (40, 6)]):
@@ -125,10 +125,10 @@ def test_video_list_end_to_end_with_head_and_clip(tmp_path: Path, cfg: TrainerCo
     assert [Path(s["path"]).name for s in report["skipped"]] == ["missing"]
 
 
-def test_head_none_evaluates_plain_clip_once(tmp_path: Path, cfg: TrainerConfig) -> None:
+def test_head_none_evaluates_plain_clip_once(tmp_path: Path, cfg: Settings) -> None:
     from trainer.evaluate import eval_engines
 
     engines = eval_engines(cfg, head="none")
     assert list(engines) == ["clip"]
     assert engines["clip"].describe()["head"] == "none"
-    assert engine_with(cfg.engine, head="none").head == "none"
+    assert cfg.engine.replace(head="none").head == "none"

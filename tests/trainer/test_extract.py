@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from configs import Settings, load_settings
 from engine import ExpressionEngine
 from tests.media import make_corrupt_file, make_face_clip
 from tests.trainer.conftest import write_images
-from trainer.config import HarvestSettings, TrainerConfig, load_trainer_config
 from trainer.distributed import DistContext
 from trainer.extract import extract_features, extraction_engine
 from trainer.harvest import harvest_videos
@@ -42,20 +42,18 @@ class CountingTeacher(Teacher):
 
 
 @pytest.fixture(scope="module")
-def small_cfg(config_path: Path, overrides: list[str]) -> TrainerConfig:
-    return load_trainer_config(
-        config_path, [*overrides, "trainer.extract.shard_size=4", "trainer.extract.batch_size=4"]
-    )
+def small_cfg(config_path: Path, overrides: list[str]) -> Settings:
+    return load_settings(config_path, [*overrides, "trainer.extract.shard_size=4", "trainer.extract.batch_size=4"])
 
 
 @pytest.fixture(scope="module")
-def engine(small_cfg: TrainerConfig) -> ExpressionEngine:
+def engine(small_cfg: Settings) -> ExpressionEngine:
     return extraction_engine(small_cfg)
 
 
 @pytest.fixture(scope="module")
-def teacher(small_cfg: TrainerConfig) -> Teacher:
-    return load_teacher(small_cfg.trainer.teacher, "cpu", small_cfg.base_dir)
+def teacher(small_cfg: Settings) -> Teacher:
+    return load_teacher(small_cfg.trainer.teacher, "cpu", small_cfg.engine.cache_dir)
 
 
 def _by_hash(store: FeatureStore) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -65,7 +63,7 @@ def _by_hash(store: FeatureStore) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def test_interrupted_extraction_resumes_without_recomputation(
-    tmp_path: Path, small_cfg: TrainerConfig, engine: ExpressionEngine, teacher: Teacher
+    tmp_path: Path, small_cfg: Settings, engine: ExpressionEngine, teacher: Teacher
 ) -> None:
     write_images(tmp_path / "faces", 20)
     out = tmp_path / "feats"
@@ -95,7 +93,7 @@ def test_interrupted_extraction_resumes_without_recomputation(
 
 
 def test_duplicates_skipped_and_unreadable_listed(
-    tmp_path: Path, small_cfg: TrainerConfig, engine: ExpressionEngine, teacher: Teacher
+    tmp_path: Path, small_cfg: Settings, engine: ExpressionEngine, teacher: Teacher
 ) -> None:
     paths = write_images(tmp_path / "faces", 6)
     (tmp_path / "faces" / "a" / "copy.png").write_bytes(paths[0].read_bytes())
@@ -123,7 +121,10 @@ def test_faces_harvested_from_video(tmp_path: Path) -> None:
     (tmp_path / "clips").mkdir()
     clip = make_face_clip(tmp_path / "clips" / "group.mp4", seconds=1.0, fps=10)
     make_corrupt_file(tmp_path / "clips" / "broken.mp4")
-    settings = HarvestSettings(detector="haar", every_s=0.5, min_face_px=20, crop_size=96)
+    settings = load_settings(
+        "train-offline",
+        ["detector.min_face_px=20", "trainer.extract.harvest.every_s=0.5", "trainer.extract.harvest.crop_size=96"],
+    )
     stats = harvest_videos([tmp_path / "clips"], tmp_path / "harvest", settings)
     assert stats.videos == 1 and stats.frames == 2
     assert stats.faces >= 2
@@ -142,7 +143,7 @@ class OneRankOfTwo(DistContext):
 
 
 def test_a_rank_takes_every_world_th_input_and_writes_its_own_shards(
-    tmp_path: Path, small_cfg: TrainerConfig, engine: ExpressionEngine, teacher: Teacher
+    tmp_path: Path, small_cfg: Settings, engine: ExpressionEngine, teacher: Teacher
 ) -> None:
     write_images(tmp_path / "faces", 10, seed=3)
     ctx = OneRankOfTwo(rank=1, world=2, device=torch.device("cpu"))

@@ -11,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from configs import Settings
+from configs.trainer import FitSettings
 from engine import ExpressionEngine
 from engine.head import load_head
-from trainer.config import FitSettings, TrainerConfig, engine_with
 from trainer.fit import fit_head, fit_store, infonce
 from trainer.store import FeatureStore
 
@@ -64,7 +65,7 @@ def test_fit_is_deterministic_with_a_seed() -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def _store_from(root: Path, clip: torch.Tensor, teacher: torch.Tensor, cfg: TrainerConfig) -> FeatureStore:
+def _store_from(root: Path, clip: torch.Tensor, teacher: torch.Tensor, cfg: Settings) -> FeatureStore:
     identity = {
         "model": "ExpStream-Tiny",
         "preprocess": "expclip",
@@ -80,13 +81,13 @@ def _store_from(root: Path, clip: torch.Tensor, teacher: torch.Tensor, cfg: Trai
     return store
 
 
-def test_saved_head_loads_in_engine_and_gives_the_trainers_features(tmp_path: Path, cfg: TrainerConfig) -> None:
+def test_saved_head_loads_in_engine_and_gives_the_trainers_features(tmp_path: Path, cfg: Settings) -> None:
     clip, teacher = synthetic()
     _store_from(tmp_path / "store", clip, teacher, cfg)
     settings = FitSettings(batch_size=128, epochs=2, device="cpu")
     r = fit_store(tmp_path / "store", settings, tmp_path / "head.safetensors", tmp_path / "head.pth")
 
-    engine = ExpressionEngine(engine_with(cfg.engine, head=str(tmp_path / "head.safetensors")))
+    engine = ExpressionEngine(cfg.engine.replace(head=str(tmp_path / "head.safetensors")))
     assert engine.head_info.format == "expstream"
     assert engine.head_info.metadata["backbone"] == "ExpStream-Tiny"
     assert engine.head_info.metadata["fit"]["lr"] == 1e-3

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import ConfigError
+from engine.errors import ConfigError
 from trainer.sources import DEFAULT_EXTENSIONS, list_images
 
 # Official label ids of each dataset's release, as folder names.
@@ -136,7 +136,7 @@ def image_folder(
     """A labelled image folder ``root/<class folder>/**/image``."""
     r = Path(root).expanduser()
     if not r.is_dir():
-        raise FileNotFoundError(f"eval images: no such folder {r}")
+        raise ConfigError(f"eval images: no such folder {r}")
     folders = sorted(p.name for p in r.iterdir() if p.is_dir())
     if not folders:
         raise ConfigError(f"eval images: {r} has no class folders (expected ROOT/<class>/*.jpg)")
@@ -154,7 +154,7 @@ def read_video_list(path: str | Path, num_classes: int, root: str | Path | None 
     paths resolve against ``root`` or the list file's folder."""
     p = Path(path).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"video list: no such file {p}")
+        raise ConfigError(f"video list: no such file {p}")
     base = Path(root).expanduser() if root else p.parent
     clips = []
     for n, line in enumerate(p.read_text().splitlines(), 1):

@@ -1,7 +1,7 @@
 """``trainer eval``: zero-shot UAR/WAR of the head and of plain CLIP, in one run, through
 the engine (images: ``ExpressionEngine.score``, the streamer's code path; videos: the
 engine's frozen CLIP features -> its head -> mean over 16 frames -> L2-normalise -> the
-engine's class embeddings, as REFERENCE.md's video protocol).
+engine's class embeddings, the paper's video protocol: docs/design.md).
 
 Example:
     >>> report = evaluate(cfg, images="RAFDB/test", layout="raf-db", out="eval/")
@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from configs import Settings
 from engine import ExpressionEngine
+from engine.errors import ConfigError
 from engine.scoring import scores_from_features
-from trainer.config import TrainerConfig, engine_with
 from trainer.evaluate.datasets import VideoClip, image_folder, read_video_list, segment_indices
 from trainer.evaluate.metrics import confusion_matrix, per_class_recall, plot_confusion, uar_war
 from trainer.sources import DEFAULT_EXTENSIONS, UnreadableImage, list_images, read_rgb
@@ -30,14 +31,14 @@ from trainer.sources import DEFAULT_EXTENSIONS, UnreadableImage, list_images, re
 log = logging.getLogger(__name__)
 
 
-def eval_engines(cfg: TrainerConfig, head: str | None = None) -> dict[str, ExpressionEngine]:
+def eval_engines(cfg: Settings, head: str | None = None) -> dict[str, ExpressionEngine]:
     """``head``: the configured (or given) head; ``clip``: the same engine with no head."""
-    settings = cfg.engine if head is None else engine_with(cfg.engine, head=head)
+    settings = cfg.engine if head is None else cfg.engine.replace(head=head)
     engines = {"head": ExpressionEngine(settings)}
     if engines["head"].head is None:
         return {"clip": engines["head"]}
     if cfg.trainer.eval.baseline:
-        engines["clip"] = ExpressionEngine(engine_with(settings, head="none"))
+        engines["clip"] = ExpressionEngine(settings.replace(head="none"))
     return engines
 
 
@@ -149,7 +150,7 @@ def _model_report(
 
 
 def evaluate(
-    cfg: TrainerConfig,
+    cfg: Settings,
     out: str | Path,
     images: str | Path | None = None,
     video_list: str | Path | None = None,
@@ -162,7 +163,7 @@ def evaluate(
     """Evaluate on one labelled image folder or one video list; write ``report.json`` and a
     confusion-matrix PNG per model into ``out``; return the report."""
     if (images is None) == (video_list is None):
-        raise ValueError("evaluate: give exactly one of images or video_list")
+        raise ConfigError("evaluate: give exactly one of images or video_list")
     engines = engines or eval_engines(cfg, head)
     first = next(iter(engines.values()))
     classes = first.classes

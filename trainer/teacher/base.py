@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import ModelError
 
-class TeacherLoadError(RuntimeError):
+
+class TeacherLoadError(ModelError):
     """A teacher model could not be found or loaded."""
 
 

@@ -1,6 +1,6 @@
 """BLIP-2 / InstructBLIP teachers through Hugging Face transformers: the encoder only.
 
-REFERENCE.md's feature, per image: ViT -> Q-Former (32 queries) -> ``language_projection``
+The reference's feature (docs/design.md), per image: ViT -> Q-Former (32 queries) -> ``language_projection``
 (LAVIS ``t5_proj``) -> concatenated IN FRONT of the instruction's token embeddings -> the
 Flan-T5 ENCODER -> its ``final_layer_norm`` output (``last_hidden_state``) -> mean over all
 tokens -> float32 -> L2-normalise. No decoder, no generation: the reference ran beam search
@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from configs.trainer import TeacherSettings
+from engine.errors import MissingDependency
 from engine.preprocess import PreprocessSpec, preprocess
-from trainer.config import TeacherSettings
 from trainer.teacher.base import TEACHERS, Teacher, TeacherLoadError
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class TeacherParts(nn.Module):
 
 
 def teacher_feature(encoder_states: torch.Tensor) -> torch.Tensor:
-    """REFERENCE.md's reduction: mean over all tokens -> float32 -> L2-normalise."""
+    """The reference's reduction: mean over all tokens -> float32 -> L2-normalise."""
     return F.normalize(encoder_states.mean(dim=1).float(), dim=-1)
 
 
@@ -168,9 +169,10 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None if precision == "fp32" else _DTYPES[precision]
 
 
-def resolve_teacher_source(settings: TeacherSettings, base_dir: Path, cache_root: Path) -> tuple[str, list[str]]:
+def resolve_teacher_source(settings: TeacherSettings, cache_root: Path) -> tuple[str, list[str]]:
     """Where to load the teacher from: a local directory or a Hugging Face id, plus the
-    places looked at (for error messages)."""
+    places looked at (for error messages). The config loader made local directories
+    absolute (``./dir`` in a file is relative to the file); anything else is a name."""
     model = settings.model
     if model == "tiny-random":
         from trainer.teacher.tiny import build_tiny_teacher
@@ -180,19 +182,18 @@ def resolve_teacher_source(settings: TeacherSettings, base_dir: Path, cache_root
             build_tiny_teacher(path, settings.seed, instruction=settings.instruction)
         return str(path), [str(path)]
     raw = Path(model).expanduser()
-    candidates = [raw] if raw.is_absolute() else [base_dir / raw, Path.cwd() / raw]
-    for c in candidates:
-        if c.is_dir():
-            return str(c.resolve()), [str(c)]
-    looked = [f"{c} (no such directory)" for c in candidates]
+    if raw.is_absolute():
+        if raw.is_dir():
+            return str(raw), [str(raw)]
+        raise TeacherLoadError(f"trainer.teacher.model: no such directory {raw}")
     if model in TEACHERS:
-        return TEACHERS[model].hf_id, looked
-    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
-        return model, looked
+        return TEACHERS[model].hf_id, []
+    if model.count("/") == 1:
+        return model, []
     names = ", ".join(TEACHERS)
     raise TeacherLoadError(
-        f"trainer.teacher.model: {model!r} is not a directory ({'; '.join(looked)}), a known "
-        f"teacher ({names}, tiny-random) or a Hugging Face id (owner/name)"
+        f"trainer.teacher.model: {model!r} is not a known teacher ({names}, tiny-random), a "
+        "Hugging Face id (owner/name) or a local directory (write ./dir or an absolute path)"
     )
 
 
@@ -219,7 +220,6 @@ def _image_stats(source: str) -> tuple[tuple[float, float, float], tuple[float, 
 def load_teacher(
     settings: TeacherSettings,
     device: torch.device | str = "cpu",
-    base_dir: str | Path = ".",
     cache_root: str | Path = "~/.cache/expstream",
 ) -> Blip2Teacher:
     """Load a teacher from a local directory or the Hugging Face hub (``HF_HUB_OFFLINE``
@@ -236,9 +236,9 @@ def load_teacher(
             InstructBlipForConditionalGeneration,
         )
     except ImportError as e:
-        raise ImportError("the teacher needs transformers: pip install 'expstream[train]'") from e
+        raise MissingDependency("the teacher needs transformers: pip install 'expstream[train]'") from e
     dev = torch.device(device)
-    source, looked = resolve_teacher_source(settings, Path(base_dir), Path(cache_root).expanduser())
+    source, looked = resolve_teacher_source(settings, Path(cache_root).expanduser())
     classes = {
         "blip-2": Blip2ForConditionalGeneration,
         "instructblip": InstructBlipForConditionalGeneration,

@@ -2,7 +2,7 @@
 
 Right structure, meaningless features: ~84k parameters, built in milliseconds, saved with
 ``save_pretrained`` so the normal local-directory loading path reads it back
-(NOTES.md, "A tiny BLIP-2 teacher, fully offline").
+(the offline config's ``tiny-random`` teacher).
 
 Example:
     >>> path = build_tiny_teacher("/tmp/tiny-blip2", seed=0)
@@ -17,9 +17,8 @@ from typing import Literal
 
 import torch
 
-from trainer.config import PAPER_INSTRUCTION
-
-TINY_VOCAB = 64
+from configs.trainer import PAPER_INSTRUCTION
+from trainer.teacher.archs import TINY_VOCAB, arch_config
 
 
 def _tiny_tokenizer(words: list[str]):  # -> PreTrainedTokenizerFast
@@ -37,46 +36,8 @@ def _tiny_tokenizer(words: list[str]):  # -> PreTrainedTokenizerFast
 
 
 def tiny_config(kind: Literal["blip2", "instructblip"] = "blip2"):  # -> PretrainedConfig
-    """The NOTES.md tiny configuration (vision 64 px, Q-Former 32 queries, T5 d_model 32)."""
-    from transformers import Blip2Config, InstructBlipConfig
-
-    parts = dict(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=64,
-            patch_size=16,
-        ),
-        qformer_config=dict(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=4,
-            intermediate_size=64,
-            cross_attention_frequency=1,
-            vocab_size=TINY_VOCAB,
-            max_position_embeddings=64,
-        ),
-        text_config=dict(
-            model_type="t5",
-            vocab_size=TINY_VOCAB,
-            d_model=32,
-            d_kv=8,
-            d_ff=64,
-            num_layers=1,
-            num_decoder_layers=1,
-            num_heads=4,
-            feed_forward_proj="gated-gelu",
-            relative_attention_num_buckets=8,
-            relative_attention_max_distance=16,
-            pad_token_id=0,
-            eos_token_id=1,
-            decoder_start_token_id=0,
-        ),
-        num_query_tokens=32,
-    )
-    return (InstructBlipConfig if kind == "instructblip" else Blip2Config)(**parts)
+    """The tiny configuration (vision 64 px, Q-Former 32 queries, T5 d_model 32)."""
+    return arch_config("tiny", kind)
 
 
 def build_tiny_teacher(

@@ -1,7 +1,8 @@
-"""What every video source is: a decode thread feeding a bounded queue, plus lifecycle events.
+"""The sources' common core: a decode thread feeding a bounded queue, plus lifecycle events.
 
-``Source`` owns the thread, the queue, the frame numbering and the event plumbing;
-implementations (``FileSource``, ``LiveSource``) only write ``_run``, the body of the thread.
+``ThreadedSource`` (a ``streamer.base.Source``) owns the thread, the queue, the frame
+numbering and the event plumbing; implementations (``FileSource``, ``LiveSource``) only write
+``_run``, the body of the thread.
 """
 
 from __future__ import annotations
@@ -9,71 +10,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from abc import abstractmethod
 from typing import Any, Literal
 
+from configs.sources import SourceSettings
+from streamer.base import EventCallback, Source, SourceStats, StreamEvent
 from streamer.frames import Frame, FrameImage
-from streamer.sources.buffer import FrameBuffer
-from streamer.sources.settings import SourceSettings
+from streamer.queues import BoundedQueue
 from streamer.sources.uri import redact_uri
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["started", "reconnecting", "resumed", "ended", "failed"]
-EVENT_KINDS: tuple[str, ...] = ("started", "reconnecting", "resumed", "ended", "failed")
-TERMINAL_KINDS = ("ended", "failed")
 
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """A change in a stream's life, as sources report it to ``on_event``.
-
-    Example:
-        >>> ev = StreamEvent("cam1", "reconnecting", 1.7e9, "stream ended", {"attempt": 1})
-        >>> ev.kind, ev.details["attempt"]
-        ('reconnecting', 1)
-    """
-
-    stream_id: str
-    kind: str
-    """One of "started", "reconnecting", "resumed", "ended", "failed"."""
-    wall_time_s: float
-    reason: str | None = None
-    """Human-readable cause; always set for "reconnecting" and "failed"."""
-    details: dict = field(default_factory=dict)
-    """JSON-able extras, e.g. ``{"attempt": 2, "delay_s": 1.3, "uri": "rtsp://..."}``."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in EVENT_KINDS:
-            raise ValueError(f"StreamEvent.kind must be one of {EVENT_KINDS}, got {self.kind!r}")
-        if self.kind in ("failed", "reconnecting") and not self.reason:
-            raise ValueError(f"a {self.kind!r} StreamEvent needs a reason")
-
-
-@dataclass
-class SourceStats:
-    """Counters of one source; written by its thread only, safe to read from any thread."""
-
-    frames_decoded: int = 0
-    """Frames the decoder produced (delivered or dropped)."""
-    frames_dropped: int = 0
-    """Frames discarded because the queue was full (live sources and realtime files)."""
-    reconnects: int = 0
-    """Reconnect attempts made (one per "reconnecting" event)."""
-    decode_errors: int = 0
-    """Packets the decoder rejected (skipped; the stream goes on)."""
-    last_error: str | None = None
-    """The latest open, read or decode error, as text."""
-    last_frame_wall_s: float | None = None
-    """``time.time()`` of the latest decoded frame."""
-
-
-EventCallback = Callable[[StreamEvent], None]
-
-
-class Source(ABC):
+class ThreadedSource(Source):
     """One video stream decoded on its own thread into a bounded queue.
 
     Lifecycle: ``start()`` -> ``read()`` until ``done`` -> ``stop()``. Every source emits
@@ -105,7 +54,8 @@ class Source(ABC):
         self.stats = SourceStats()
         self._on_event = on_event
         # Realtime files behave like cameras: a slow consumer loses old frames, not time.
-        self._buffer: FrameBuffer[Frame] = FrameBuffer(settings.queue_size, drop_oldest=live or settings.realtime)
+        policy = "drop_oldest" if live or settings.realtime else "block"
+        self._buffer: BoundedQueue[Frame] = BoundedQueue(settings.queue_size, policy)
         self._stop_requested = threading.Event()
         self._thread: threading.Thread | None = None
         self._lifecycle_lock = threading.Lock()
@@ -189,7 +139,7 @@ class Source(ABC):
         self.stats.frames_dropped = self._buffer.dropped
         return queued
 
-    def _emit(self, kind: EventKind, reason: str | None = None, **details: Any) -> None:
+    def _emit(self, kind: str, reason: str | None = None, **details: Any) -> None:
         """Send an event to ``on_event``; a raising callback is logged, never propagated."""
         details.setdefault("uri", redact_uri(self.uri))
         event = StreamEvent(self.stream_id, kind, time.time(), reason, details)

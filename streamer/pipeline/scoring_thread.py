@@ -5,9 +5,10 @@ due for (re-)scoring across all streams, cuts their crops, scores them in ONE en
 smooths per track and writes each track's latest ``FaceResult`` to the results board the
 detection thread reads when it publishes.
 
-Example:
-    >>> stage = ScoringStage(engine, slots, settings, stats)
-    >>> stage.start(); ...; slots.close(); stage.join()
+Example (plain text)::
+
+    thread = ScoringThread(engine, slots, settings, stats)
+    thread.start(); ...; slots.close(); thread.join()
 """
 
 from __future__ import annotations
@@ -16,27 +17,23 @@ import logging
 import threading
 import time
 
+import cv2
 import numpy as np
 
-from engine import ExpressionEngine
+from configs import Settings
 from streamer.align import crop_faces
-from streamer.base import FaceResult
-from streamer.config import StreamerSettings
+from streamer.base import ExpressionScorer, FaceResult, TrackKey
 from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
 from streamer.scheduler import ScoringScheduler
 from streamer.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 
-TrackKey = tuple[str, int]
 
-
-class ScoringStage(threading.Thread):
+class ScoringThread(threading.Thread):
     """Crops -> engine (one batch per tick, all streams) -> smoother -> results board."""
 
-    def __init__(
-        self, engine: ExpressionEngine, slots: ScoreSlots, settings: StreamerSettings, stats: PipelineStats
-    ) -> None:
+    def __init__(self, engine: ExpressionScorer, slots: ScoreSlots, settings: Settings, stats: PipelineStats) -> None:
         super().__init__(name="scoring", daemon=True)
         self.engine = engine
         self.slots = slots
@@ -44,12 +41,11 @@ class ScoringStage(threading.Thread):
         self.stats = stats
         self.smoother = engine.make_smoother()
         self.scheduler = ScoringScheduler(settings.scheduler.max_hz, settings.scheduler.max_batch)
-        self.crop_size = engine.preprocess_spec.image_size
         self.results: dict[TrackKey, FaceResult] = {}
         """Latest result per track. Written only here; the detection thread only reads."""
 
     def run(self) -> None:
-        while not self.slots.closed:
+        while not self.slots.finished:
             jobs, ends = self.slots.take(timeout_s=0.1)
             if jobs:
                 try:
@@ -59,49 +55,49 @@ class ScoringStage(threading.Thread):
                     for job in jobs:
                         self.stats.stream(job.frame.stream_id).errors += 1
             for notice in ends:
-                self._forget(notice)
+                self.forget(notice)
+
+    def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[int], np.ndarray]:
+        """The chosen tracks' crops in one batch, with their keys and frame indices."""
+        keys: list[TrackKey] = []
+        frame_of: list[int] = []
+        batches: list[np.ndarray] = []
+        for job in jobs:
+            sid = job.frame.stream_id
+            ids = job.tracks.track_ids.tolist()
+            sel = [i for i, tid in enumerate(ids) if (sid, tid) in chosen]
+            if not sel:
+                continue
+            t = job.tracks
+            kps = None if t.kps is None else t.kps[sel]
+            size, c = self.engine.crop_size, self.settings.crops
+            try:
+                crops = crop_faces(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
+            except (ValueError, cv2.error) as e:
+                log.warning("%s frame %d: cannot crop faces (%s); skipped", sid, job.frame.index, e)
+                self.stats.stream(sid).errors += 1
+                continue
+            batches.append(crops)
+            keys.extend((sid, ids[i]) for i in sel)
+            frame_of.extend([job.frame.index] * len(sel))
+            self.stats.stream(sid).scored += len(sel)
+        return keys, frame_of, np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
 
     def score(self, jobs: list[ScoreJob]) -> None:
         """Score the due tracks of these frames (one per stream) in one engine batch."""
-        now = time.monotonic()
         candidates = [(j.frame.stream_id, tid) for j in jobs for tid in j.tracks.track_ids.tolist()]
-        chosen = set(self.scheduler.select(candidates, now))
+        chosen = set(self.scheduler.select(candidates, time.monotonic()))
         if not chosen:
             return
-        keys: list[TrackKey] = []
-        crops: list[np.ndarray] = []
-        frame_of: list[int] = []
         with self.stats.time("crop"):
-            for job in jobs:
-                sid = job.frame.stream_id
-                ids = job.tracks.track_ids.tolist()
-                sel = [i for i, tid in enumerate(ids) if (sid, tid) in chosen]
-                if not sel:
-                    continue
-                t = job.tracks
-                try:
-                    batch = crop_faces(
-                        job.frame.image,
-                        t.bbox_xyxy[sel],
-                        None if t.kps is None else t.kps[sel],
-                        self.crop_size,
-                        self.settings.crops.align,
-                        self.settings.crops.box_expand,
-                    )
-                except (ValueError, RuntimeError) as e:
-                    log.warning("%s frame %d: cannot crop faces (%s); skipped", sid, job.frame.index, e)
-                    self.stats.stream(sid).errors += 1
-                    continue
-                crops.append(batch)
-                keys.extend((sid, ids[i]) for i in sel)
-                frame_of.extend([job.frame.index] * len(sel))
-                self.stats.stream(sid).scored += len(sel)
+            keys, frame_of, crops = self._crops(jobs, chosen)
         if not keys:
             return
         with self.stats.time("engine", items=len(keys)):
-            out = self.engine.score(np.concatenate(crops))
+            out = self.engine.score(crops)
         with self.stats.time("smooth", items=len(keys)):
-            smoothed = self.smoother.update(keys, out.probs, out.projected_features())
+            feats = out.projected_features() if self.smoother.needs_features else None
+            smoothed = self.smoother.update(keys, out.probs, feats)
             top = smoothed.argmax(axis=1)
             classes = self.engine.classes
             done = time.monotonic()
@@ -113,7 +109,8 @@ class ScoringStage(threading.Thread):
                     out.probs[i], smoothed[i], classes[top[i]], float(smoothed[i, top[i]]), frame_of[i], done
                 )
 
-    def _forget(self, notice: EndNotice) -> None:
+    def forget(self, notice: EndNotice) -> None:
+        """Free a finished track's (or a whole stream's) state."""
         if notice.track_id is None:
             self.smoother.end_stream(notice.stream_id)
             self.scheduler.forget_stream(notice.stream_id)

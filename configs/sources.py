@@ -1,4 +1,4 @@
-"""How sources open, time out, reconnect and buffer: one validated, immutable settings model."""
+"""The ``sources`` section: how video sources open, time out, reconnect and buffer (docs/sources.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from engine.config import StrictSettings
+from configs.base import StrictSettings
 
 
 class SourceSettings(StrictSettings):

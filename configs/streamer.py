@@ -1,27 +1,18 @@
-"""The streamer's typed settings: one YAML schema, loaded as defaults -> ``-c FILE`` ->
-``--set dotted.key=value`` overrides -> validation (STYLE.md #5).
-
-``configs/default.yaml`` mirrors these defaults and comments every key (docs/config.md).
+"""The streamer's sections: ``detector``, ``tracker``, ``crops``, ``scheduler``,
+``publisher``, ``pipeline``, ``preview`` and ``stats`` (docs/streamer.md).
 
 Example:
-    >>> settings = load_settings("configs/offline.yaml", ["detector.name=haar"])
-    >>> settings.publisher.endpoint
-    'tcp://127.0.0.1:5556'
+    >>> PublisherSettings().endpoint, DetectorSettings(name="haar").input_size
+    ('tcp://127.0.0.1:5556', 640)
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field, field_validator
 
-from engine.config import ConfigError, EngineSettings, StrictSettings, load_yaml_config, resolve_config_path, validate
-from streamer.sources import SourceSettings
-
-log = logging.getLogger(__name__)
+from configs.base import ConfigPath, StrictSettings
 
 PACKS = ("buffalo_l", "buffalo_s")
 
@@ -31,9 +22,9 @@ class DetectorSettings(StrictSettings):
 
     name: Literal["insightface", "haar"] = "insightface"
     """insightface (SCRFD through onnxruntime) or haar (OpenCV's bundled cascade, offline)."""
-    model: str = "buffalo_l"
+    model: Annotated[str, ConfigPath((".onnx",))] = "buffalo_l"
     """insightface pack (buffalo_l, buffalo_s; downloaded on first use) or a local SCRFD .onnx."""
-    root: str = "~/.insightface"
+    root: Annotated[str, ConfigPath()] = "~/.insightface"
     """Where insightface keeps packs (``<root>/models/<pack>/``)."""
     input_size: int = Field(640, ge=64, le=4096)
     """Longest side of the picture the detector sees; frames are scaled to fit (aspect kept)."""
@@ -123,14 +114,46 @@ class PublisherSettings(StrictSettings):
     publish_empty: bool = True
     """Publish a faces message for frames without faces (subscribers see every processed frame)."""
     settle_s: float = Field(0.3, ge=0.0)
-    """Pause after binding so subscribers can connect before the first message (slow joiner)."""
+    """Pause after binding so subscribers can connect before the first message (ZeroMQ's slow
+    joiner); with ``wait_subscribers`` the longest wait for them instead."""
+    wait_subscribers: int = Field(0, ge=0)
+    """Hold the first message until this many subscriptions have reached the socket (at most
+    ``settle_s``); 0 = only pause ``settle_s``. For runs whose subscribers must see every message."""
 
     @field_validator("endpoint")
     @classmethod
     def _check_endpoint(cls, v: str) -> str:
-        if not v.startswith(("tcp://", "ipc://", "inproc://")):
-            raise ValueError("allowed: tcp://HOST:PORT, ipc://PATH or inproc://NAME")
-        return v
+        return check_endpoint(v)
+
+
+def check_endpoint(endpoint: str) -> str:
+    """A ZeroMQ endpoint this service can bind or connect: ``tcp://HOST:PORT`` (port 1-65535,
+    or ``*`` to bind any free port), ``ipc://PATH`` or ``inproc://NAME``.
+
+    Example:
+        >>> check_endpoint("tcp://127.0.0.1:5556")
+        'tcp://127.0.0.1:5556'
+        >>> check_endpoint("tcp://127.0.0.1:99999")
+        Traceback (most recent call last):
+        ...
+        ValueError: port 99999 is out of range; allowed: 1-65535 or *
+    """
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
+        raise ValueError("allowed: tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+    if scheme != "tcp":
+        return endpoint
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host:
+        raise ValueError("a tcp endpoint needs a host and a port: tcp://HOST:PORT")
+    if port != "*":
+        if not port.isdigit():
+            raise ValueError(f"port {port!r} is not a number; allowed: 1-65535 or *")
+        if not 1 <= int(port) <= 65535:
+            raise ValueError(f"port {port} is out of range; allowed: 1-65535 or *")
+    if host.startswith("[") != host.endswith("]") or any(c.isspace() for c in host):
+        raise ValueError(f"host {host!r} is not a host name, an address or *")
+    return endpoint
 
 
 class PipelineSettings(StrictSettings):
@@ -150,7 +173,7 @@ class PipelineSettings(StrictSettings):
 class PreviewSettings(StrictSettings):
     """Annotated video written with PyAV (``--preview``)."""
 
-    path: str | None = None
+    path: Annotated[str | None, ConfigPath()] = None
     """Output .mp4 (one file per stream: ``name.<stream_id>.mp4`` when several streams)."""
     fps: float = Field(30.0, gt=0.0)
     """Frame rate written into the preview file."""
@@ -165,65 +188,3 @@ class StatsSettings(StrictSettings):
     """Seconds between stats lines (fps per stream, faces/s, drops, queue depths)."""
     enabled: bool = True
     """Log the stats line (``streamer bench`` and tests read the same numbers programmatically)."""
-
-
-class StreamerSettings(StrictSettings):
-    """The whole ``streamer`` configuration."""
-
-    engine: EngineSettings = EngineSettings()
-    sources: SourceSettings = SourceSettings()
-    detector: DetectorSettings = DetectorSettings()
-    tracker: TrackerSettings = TrackerSettings()
-    crops: CropSettings = CropSettings()
-    scheduler: SchedulerSettings = SchedulerSettings()
-    publisher: PublisherSettings = PublisherSettings()
-    pipeline: PipelineSettings = PipelineSettings()
-    preview: PreviewSettings = PreviewSettings()
-    stats: StatsSettings = StatsSettings()
-
-
-def _resolve_detector_path(data: dict[str, Any], base_dir: Path) -> None:
-    det = data.get("detector")
-    if isinstance(det, dict) and isinstance(det.get("model"), str) and det["model"].endswith(".onnx"):
-        p = Path(det["model"]).expanduser()
-        if not p.is_absolute() and (base_dir / p).exists():
-            det["model"] = str(base_dir / p)
-
-
-def load_settings(
-    config: str | Path | dict[str, Any] | None = None, overrides: list[str] | None = None
-) -> StreamerSettings:
-    """Defaults -> ``config`` (file or dict) -> ``overrides`` -> validated settings.
-
-    Raises:
-        ConfigError: naming each bad dotted key, its value and what is allowed.
-
-    Example:
-        >>> load_settings(None, ["scheduler.max_hz=4"]).scheduler.max_hz
-        4.0
-    """
-    data = load_yaml_config(config, overrides)
-    if isinstance(config, str | Path):
-        _resolve_detector_path(data, resolve_config_path(config).resolve().parent)
-    return validate(StreamerSettings, data)
-
-
-def dump_settings(settings: StreamerSettings) -> str:
-    """The resolved configuration as YAML (logged once at start)."""
-    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
-
-
-__all__ = [
-    "ConfigError",
-    "CropSettings",
-    "DetectorSettings",
-    "PipelineSettings",
-    "PreviewSettings",
-    "PublisherSettings",
-    "SchedulerSettings",
-    "StatsSettings",
-    "StreamerSettings",
-    "TrackerSettings",
-    "dump_settings",
-    "load_settings",
-]

@@ -1,0 +1,76 @@
+"""The settings root: one pydantic model for a whole ExpStream config file.
+
+Every command (``streamer run``, ``streamer bench``, ``streamer build-engine``, every
+``trainer`` command) loads the same file the same way with ``load_settings``, so one file
+drives serving and training alike; each command reads the sections it needs.
+
+Example:
+    >>> s = load_settings("offline", ["trainer.fit.epochs=2"])
+    >>> s.engine.model.name, s.detector.name, s.trainer.fit.epochs
+    ('ExpStream-Tiny', 'haar', 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from configs.base import StrictSettings
+from configs.engine import EngineSettings
+from configs.loader import ConfigSource, dump, load
+from configs.sources import SourceSettings
+from configs.streamer import (
+    CropSettings,
+    DetectorSettings,
+    PipelineSettings,
+    PreviewSettings,
+    PublisherSettings,
+    SchedulerSettings,
+    StatsSettings,
+    TrackerSettings,
+)
+from configs.trainer import TrainerSettings
+
+
+class Settings(StrictSettings):
+    """A whole ExpStream configuration."""
+
+    engine: EngineSettings = EngineSettings()
+    """Expression engine: CLIP image tower + Exp-CLIP head scored against cached prompts."""
+    sources: SourceSettings = SourceSettings()
+    """Video sources (files, RTSP, HTTP/HLS, V4L2), one decode thread each."""
+    detector: DetectorSettings = DetectorSettings()
+    """Face detection on every frame (batched across streams); also harvests faces for training."""
+    tracker: TrackerSettings = TrackerSettings()
+    """ByteTrack per stream: stable ids through short misses; track started/ended events."""
+    crops: CropSettings = CropSettings()
+    """Face crops handed to the engine (and saved when harvesting faces for training)."""
+    scheduler: SchedulerSettings = SchedulerSettings()
+    """Expression re-scoring rate per track."""
+    publisher: PublisherSettings = PublisherSettings()
+    """ZeroMQ PUB output: topics faces.<stream_id> and events.<stream_id>."""
+    pipeline: PipelineSettings = PipelineSettings()
+    """Threads and queues."""
+    preview: PreviewSettings = PreviewSettings()
+    """Annotated preview video (also --preview OUT.mp4)."""
+    stats: StatsSettings = StatsSettings()
+    """Periodic statistics line on stderr."""
+    trainer: TrainerSettings = TrainerSettings()
+    """The trainer: LLM teacher, feature extraction, the head's fit, zero-shot evaluation."""
+
+
+def load_settings(config: ConfigSource = None, overrides: Sequence[str] = ()) -> Settings:
+    """Defaults -> ``config`` (file, packaged name or mapping) -> ``overrides`` -> validation.
+
+    Raises:
+        ConfigError: naming each bad dotted key, its value and what is allowed.
+
+    Example:
+        >>> load_settings(None, ["scheduler.max_hz=4"]).scheduler.max_hz
+        4.0
+    """
+    return load(Settings, config, overrides)
+
+
+def dump_settings(settings: Settings) -> str:
+    """The resolved configuration as YAML."""
+    return dump(settings)

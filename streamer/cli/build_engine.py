@@ -1,0 +1,23 @@
+"""``streamer build-engine``: build the backend once (exports, compiled engines, prompt
+embeddings); its artefacts land in ``engine.cache_dir`` so ``streamer run`` starts fast.
+
+Example (plain text)::
+
+    $ streamer build-engine -c configs/default.yaml --backend tensorrt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from configs import load_settings
+
+
+def build_engine_command(args: argparse.Namespace) -> int:
+    from engine import ExpressionEngine
+
+    engine = ExpressionEngine(load_settings(args.config, args.overrides).engine)
+    artefact = getattr(engine.backend, "path", None)
+    print(json.dumps({**engine.describe(), "artefact": str(artefact) if artefact else None}, indent=2))
+    return 0

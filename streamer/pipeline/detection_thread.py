@@ -1,0 +1,171 @@
+"""The detection thread: reads every source, detects faces for all streams of a tick in one
+call (``detect_frames``), tracks per stream, publishes each processed frame through the
+emitter and hands the newest tracked frame of each stream to the scoring thread
+(drop-to-latest).
+
+It owns the per-stream trackers (no locks) and never waits for the engine: a faces message
+carries each track's latest result from the scoring thread's board (null until first scored).
+
+Example (plain text)::
+
+    thread = DetectionThread(streams, detector, slots, scoring.results, emitter, settings, stats)
+    thread.start(); thread.join()    # returns when every stream is done
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from configs import Settings
+from streamer.base import Detections, FaceDetector, FaceResult, Frame, Source, Tracker, TrackKey
+from streamer.detect.frames import FrameError, detect_frames
+from streamer.pipeline.emitter import Emitter
+from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
+from streamer.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+TERMINAL_GRACE_S = 2.0
+"""How long a drained stream waits for its source's terminal event before one is made up."""
+
+
+@dataclass
+class StreamState:
+    """One stream as the detection thread sees it."""
+
+    stream_id: str
+    source: Source
+    tracker: Tracker
+    last_index: int = 0
+    since_full: int = 1 << 30
+    """Frames since the last full-frame detection (huge = the next frame gets one)."""
+    finishing_since: float | None = None
+    finished: bool = False
+
+
+class DetectionThread(threading.Thread):
+    """Read -> detect (batched over streams) -> track -> publish -> offer to scoring."""
+
+    def __init__(
+        self,
+        streams: list[StreamState],
+        detector: FaceDetector,
+        slots: ScoreSlots,
+        results: Mapping[TrackKey, FaceResult],
+        emitter: Emitter,
+        settings: Settings,
+        stats: PipelineStats,
+    ) -> None:
+        super().__init__(name="detection", daemon=True)
+        self.streams = streams
+        self.detector = detector
+        self.slots = slots
+        self.results = results
+        self.emitter = emitter
+        self.settings = settings
+        self.stats = stats
+        self._rr = 0
+
+    def run(self) -> None:
+        try:
+            while True:
+                active = [s for s in self.streams if not s.finished]
+                if not active:
+                    break
+                frames = self._gather(active)
+                if frames:
+                    self.tick(frames)
+        finally:
+            self.slots.close()
+
+    def _gather(self, active: list[StreamState]) -> list[tuple[StreamState, Frame]]:
+        """At most one frame per stream; waits briefly on one stream when none has any."""
+        frames = []
+        limit = self.settings.pipeline.max_streams_per_tick
+        n = len(active)
+        for k in range(n):
+            st = active[(self._rr + k) % n]
+            if len(frames) >= limit:
+                break
+            frame = st.source.read(0)
+            if frame is not None:
+                frames.append((st, frame))
+            elif st.source.done:
+                self._finish(st)
+        self._rr = (self._rr + 1) % max(1, n)
+        if not frames:
+            waiting = [s for s in active if not s.finished and s.finishing_since is None]
+            if waiting:
+                st = waiting[self._rr % len(waiting)]
+                frame = st.source.read(self.settings.pipeline.read_timeout_s)
+                if frame is not None:
+                    frames.append((st, frame))
+            else:
+                time.sleep(self.settings.pipeline.read_timeout_s)
+        return frames
+
+    def _search_boxes(self, st: StreamState) -> np.ndarray | None:
+        """None when this frame gets a full-frame pass, else where its tracks are expected."""
+        every = self.settings.detector.full_frame_every
+        boxes = st.tracker.predicted_boxes() if every > 1 else None
+        if boxes is None or len(boxes) == 0 or st.since_full + 1 >= every:
+            st.since_full = 0
+            return None
+        st.since_full += 1
+        return boxes
+
+    def tick(self, frames: list[tuple[StreamState, Frame]]) -> None:
+        """Detect, track and publish one frame per stream."""
+        self.stats.ticks += 1
+        boxes = [self._search_boxes(st) for st, _ in frames]
+        images = [f.image for _, f in frames]
+        found = detect_frames(self.detector, images, self.settings.detector, boxes, self.stats.time)
+        for (st, frame), dets in zip(frames, found, strict=True):
+            if isinstance(dets, FrameError):
+                self._frame_error(st, frame, dets.stage, dets.error)
+                continue
+            try:
+                self._track_and_publish(st, frame, dets)
+            except Exception as e:  # one broken frame is skipped, the stream goes on
+                self._frame_error(st, frame, "track/publish", e)
+
+    def _track_and_publish(self, st: StreamState, frame: Frame, dets: Detections) -> None:
+        with self.stats.time("track"):
+            tracks, events = st.tracker.update(dets, frame.index)
+        st.last_index = frame.index
+        self.emitter.track_events(events)
+        for ev in events:
+            if ev.kind == "ended":
+                self.slots.end(EndNotice(st.stream_id, ev.track_id))
+        if len(tracks):
+            self.slots.offer(ScoreJob(frame, tracks))
+        with self.stats.time("publish"):
+            sid = st.stream_id
+            results = [self.results.get((sid, tid)) for tid in tracks.track_ids.tolist()]
+            self.emitter.faces(frame, tracks, results)
+        s = self.stats.stream(sid)
+        s.frames += 1
+        s.faces += len(tracks)
+
+    def _frame_error(self, st: StreamState, frame: Frame, stage: str, e: BaseException) -> None:
+        self.stats.stream(st.stream_id).errors += 1
+        log.warning(
+            "%s frame %d: %s failed (%s: %s); frame skipped", st.stream_id, frame.index, stage, type(e).__name__, e
+        )
+
+    def _finish(self, st: StreamState) -> None:
+        """End a drained stream: its tracks end, scoring forgets it, then its terminal event."""
+        now = time.monotonic()
+        if st.finishing_since is None:
+            st.finishing_since = now
+            self.emitter.track_events(st.tracker.end(st.last_index))
+            self.slots.end(EndNotice(st.stream_id))
+        if self.emitter.terminal_seen(st.stream_id) or now - st.finishing_since >= TERMINAL_GRACE_S:
+            st.finished = True
+            self.emitter.stream_finished(st.stream_id)

@@ -1,0 +1,101 @@
+"""The one place where the pipeline's output leaves: faces messages, track events and stream
+events go to the publisher (and frames to the preview), in an order subscribers can rely on.
+
+A stream's terminal event (``ended`` or ``failed``) may come from its source's thread before
+the detection thread has published the stream's last frames and track ends; it is held
+until the detection thread calls ``stream_finished``, so it is always the stream's last
+message. Sources call ``source_event`` from their own threads; everything else is called
+from the detection thread.
+
+Example (plain text)::
+
+    emitter = Emitter(publisher, MessageContext(engine.fingerprint, engine.classes), stats)
+    source = open_source(uri, "cam0", settings.sources, emitter.source_event)
+    ...
+    emitter.faces(frame, tracks, results)
+    emitter.stream_finished("cam0")     # publishes the held "ended" (or "failed") last
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from streamer.base import FaceResult, Frame, Publisher, StreamEvent, TrackEvent, Tracks
+from streamer.messages import (
+    MessageContext,
+    events_topic,
+    faces_message,
+    faces_topic,
+    stream_event_message,
+    track_event_message,
+)
+from streamer.preview import PreviewWriter
+from streamer.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+
+class Emitter:
+    """Publishes what the pipeline produces and keeps each stream's terminal event last."""
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        ctx: MessageContext,
+        stats: PipelineStats,
+        *,
+        publish_empty: bool = True,
+        preview: PreviewWriter | None = None,
+    ) -> None:
+        self.publisher = publisher
+        self.ctx = ctx
+        self.stats = stats
+        self.publish_empty = publish_empty
+        self.preview = preview
+        self._lock = threading.Lock()
+        self._terminal: dict[str, StreamEvent] = {}
+        """The terminal event of each stream (held until it finishes, then published)."""
+        self._finished: set[str] = set()
+
+    def source_event(self, event: StreamEvent) -> None:
+        """A source's event (any thread). Terminal events are held; a second one is ignored."""
+        if event.kind == "started":
+            self.stats.stream(event.stream_id).started = True
+        if event.terminal:
+            with self._lock:
+                if event.stream_id in self._terminal:
+                    return
+                self._terminal[event.stream_id] = event
+                if event.stream_id not in self._finished:
+                    return
+        self._send_stream_event(event)
+
+    def terminal_seen(self, stream_id: str) -> bool:
+        with self._lock:
+            return stream_id in self._terminal
+
+    def track_events(self, events: list[TrackEvent]) -> None:
+        for event in events:
+            self.publisher.send(events_topic(event.stream_id), track_event_message(event, self.ctx))
+
+    def faces(self, frame: Frame, tracks: Tracks, results: list[FaceResult | None]) -> None:
+        if len(tracks) or self.publish_empty:
+            self.publisher.send(faces_topic(frame.stream_id), faces_message(frame, tracks, results, self.ctx))
+        if self.preview is not None:
+            self.preview.put(frame, tracks, results)
+
+    def stream_finished(self, stream_id: str) -> None:
+        """The stream's last frames and track ends are out: publish its terminal event (an
+        "ended" is made up when the source never sent one)."""
+        with self._lock:
+            self._finished.add(stream_id)
+            event = self._terminal.setdefault(stream_id, StreamEvent(stream_id, "ended", time.time(), "end of stream"))
+        self._send_stream_event(event)
+
+    def _send_stream_event(self, event: StreamEvent) -> None:
+        if event.terminal:
+            st = self.stats.stream(event.stream_id)
+            st.outcome, st.reason = event.kind, event.reason
+        self.publisher.send(events_topic(event.stream_id), stream_event_message(event, self.ctx))

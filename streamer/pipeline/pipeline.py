@@ -1,0 +1,199 @@
+"""``Pipeline``: sources -> detection thread -> scoring thread -> emitter -> publisher.
+
+Threads (docs/design.md): one decode thread per source (bounded queue), ONE detection thread
+across all streams (owns the trackers; ``detection_thread``), ONE scoring thread (owns
+engine, smoother and scheduler; one engine batch per tick across streams;
+``scoring_thread``), one publisher thread (owns the socket), and an optional preview thread.
+A dead stream ends with its events and never stops the others.
+
+Example (plain text)::
+
+    pipe = Pipeline(settings, [StreamSpec("cam0", "rtsp://10.0.0.5/live")], publisher)
+    snapshot = pipe.run(stop_event)     # returns when all streams are done or stop is set
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from configs import Settings
+from streamer.base import ExpressionScorer, FaceDetector, Publisher, PublisherStats, Source, StreamEvent
+from streamer.messages import MessageContext
+from streamer.pipeline.detection_thread import DetectionThread, StreamState
+from streamer.pipeline.emitter import Emitter
+from streamer.pipeline.handoff import ScoreSlots
+from streamer.pipeline.scoring_thread import ScoringThread
+from streamer.preview import PreviewWriter
+from streamer.sources import open_source
+from streamer.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
+from streamer.tracking import ByteTracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A source to run: its id (used in topics) and URI (file path, rtsp://, ...)."""
+
+    stream_id: str
+    uri: str
+
+
+class NullPublisher(Publisher):
+    """Counts messages without sending them (``streamer bench``)."""
+
+    def __init__(self) -> None:
+        self.stats = PublisherStats()
+
+    def send(self, topic: str, msg: dict[str, Any]) -> bool:
+        self.stats.sent += 1
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class Pipeline:
+    """The running service for a set of streams."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        streams: list[StreamSpec],
+        publisher: Publisher,
+        *,
+        engine: ExpressionScorer | None = None,
+        detector: FaceDetector | None = None,
+    ) -> None:
+        if not streams:
+            raise ValueError("Pipeline needs at least one stream")
+        ids = [s.stream_id for s in streams]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"stream ids must be unique, got {ids}")
+        self.settings = settings
+        self.specs = streams
+        self.publisher = publisher
+        self.stats = PipelineStats()
+        apply_thread_limits(settings)
+        if engine is None:
+            from engine import ExpressionEngine
+
+            engine = ExpressionEngine(settings.engine)
+        self.engine = engine
+        if detector is None:
+            from streamer.detect import create_detector
+
+            detector = create_detector(settings.detector)
+        self.detector = detector
+        path = settings.preview.path
+        self.preview = PreviewWriter(path, settings.preview, len(streams) > 1) if path else None
+        self.emitter = Emitter(
+            publisher,
+            MessageContext(engine.fingerprint, engine.classes),
+            self.stats,
+            publish_empty=settings.publisher.publish_empty,
+            preview=self.preview,
+        )
+        self.sources: dict[str, Source] = {}
+        self._slots = ScoreSlots()
+
+    def _open_sources(self) -> list[StreamState]:
+        states = []
+        for spec in self.specs:
+            try:
+                src = open_source(spec.uri, spec.stream_id, self.settings.sources, self.emitter.source_event)
+            except Exception as e:  # a bad URI fails its stream, not the service
+                log.error("stream %s: cannot open: %s", spec.stream_id, e)
+                reason = f"cannot open source: {e}"
+                self.emitter.source_event(StreamEvent(spec.stream_id, "failed", time.time(), reason))
+                self.emitter.stream_finished(spec.stream_id)
+                continue
+            self.sources[spec.stream_id] = src
+            states.append(StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker)))
+        return states
+
+    def snapshot(self) -> StatsSnapshot:
+        """Counters, stage timings, drops and queue depths right now."""
+        self.stats.score_jobs_replaced = self._slots.replaced
+        pub = self.publisher.stats
+        drops = {
+            "source": sum(s.stats.frames_dropped for s in self.sources.values()),
+            "score": self._slots.replaced,
+            "publish": pub.dropped,
+        }
+        queues = {f"src:{sid}": s.queue_depth for sid, s in self.sources.items()}
+        queues["publish"] = self.publisher.queue_depth
+        if self.preview is not None:
+            drops["preview"] = self.preview.dropped
+            queues["preview"] = self.preview.queue_depth
+        return self.stats.snapshot(self.sources, drops, queues, pub.sent)
+
+    def run(
+        self, stop: threading.Event | None = None, on_stats: Callable[[StatsSnapshot], None] | None = None
+    ) -> StatsSnapshot:
+        """Run until every stream is done or ``stop`` is set; return the final snapshot.
+
+        On stop: sources stop (each emits "ended"), queued frames are drained and
+        published, track and stream end events go out, then threads are joined.
+        """
+        stop = stop or threading.Event()
+        scoring = ScoringThread(self.engine, self._slots, self.settings, self.stats)
+        states = self._open_sources()
+        detection = DetectionThread(
+            states, self.detector, self._slots, scoring.results, self.emitter, self.settings, self.stats
+        )
+        self.stats.started_s = time.monotonic()
+        scoring.start()
+        detection.start()
+        for st in states:
+            st.source.start()
+        meter = RateMeter()
+        next_stats = time.monotonic() + self.settings.stats.interval_s
+        stopping = False
+        try:
+            while detection.is_alive():
+                detection.join(timeout=0.1)
+                if stop.is_set() and not stopping:
+                    stopping = True
+                    log.info("stopping: %d source(s)", len(self.sources))
+                    self._stop_sources()
+                if time.monotonic() >= next_stats:
+                    next_stats += self.settings.stats.interval_s
+                    snap = self.snapshot()
+                    if self.settings.stats.enabled:
+                        log.info("%s", stats_line(snap, meter))
+                    if on_stats is not None:
+                        on_stats(snap)
+        finally:
+            self._stop_sources()
+            detection.join()
+            self._slots.close()
+            scoring.join()
+            if self.preview is not None:
+                self.preview.close()
+        return self.snapshot()
+
+    def _stop_sources(self) -> None:
+        """Stop every source in parallel (each ``stop`` may wait for its thread)."""
+        threads = [threading.Thread(target=s.stop, daemon=True) for s in self.sources.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+
+def apply_thread_limits(settings: Settings) -> None:
+    """``pipeline.torch_threads`` / ``pipeline.opencv_threads`` (0 = leave the default)."""
+    if settings.pipeline.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.pipeline.torch_threads)
+    if settings.pipeline.opencv_threads:
+        import cv2
+
+        cv2.setNumThreads(settings.pipeline.opencv_threads)
