@@ -2,13 +2,11 @@
 attribute docstrings are its field descriptions, and the marker for settings that hold paths.
 
 Example:
-    >>> class Demo(StrictSettings):
-    ...     size: int = 3
-    ...     '''How big.'''
-    >>> Demo.model_fields["size"].description
-    'How big.'
-    >>> Demo().replace(size=4).size
-    4
+    >>> from configs.streamer import SchedulerSettings
+    >>> SchedulerSettings.model_fields["max_hz"].description
+    'Each track is re-scored at most this many times per second (new tracks first).'
+    >>> SchedulerSettings().replace(max_hz=4).max_hz
+    4.0
 """
 
 from __future__ import annotations

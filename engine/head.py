@@ -9,8 +9,9 @@ Two file formats load here:
   pretrained tag, preprocessing, teacher, instruction, data fingerprint) under the
   ``expstream`` metadata key.
 
-Example:
-    >>> head, info = load_head("expclip-l14", backbone="ViT-L-14", in_dim=768, cache_dir="~/.cache/expstream")
+Example (plain text)::
+
+    head, info = load_head("expclip-l14", backbone="ViT-L-14", in_dim=768, cache_dir="~/.cache/expstream")
 """
 
 from __future__ import annotations

@@ -72,8 +72,9 @@ def _missing_weights_message(name: str, tag: str, err: Exception) -> str:
 def load_clip(settings: ModelSettings, device: torch.device | str = "cpu") -> LoadedClip:
     """Create the frozen CLIP model named by ``settings`` on ``device`` in fp32.
 
-    Example:
-        >>> clip = load_clip(ModelSettings(name="ViT-B-32", pretrained="openai"))
+    Example (plain text)::
+
+        clip = load_clip(ModelSettings(name="ViT-B-32", pretrained="openai"))
     """
     import open_clip
 

@@ -6,7 +6,11 @@ embeddings, not re-normalised (this equals averaging logits over templates).
 
 Example:
     >>> prompts = load_prompts(PromptSettings(set="ensemble5", classes="basic7"))
-    >>> emb = build_prompt_embeddings(clip.model, clip.tokenizer, head, prompts)  # [7, 4096]
+    >>> prompts.classes[:3], len(prompts.templates[0])
+    (('happiness', 'sadness', 'neutral'), 5)
+
+    ``build_prompt_embeddings(clip.model, clip.tokenizer, head, prompts)`` then gives the
+    [7, 4096] class-embedding matrix.
 """
 
 from __future__ import annotations

@@ -5,8 +5,13 @@ past ``max_tracks`` the least recently updated track is evicted (counted in ``ev
 A smoother is owned by one thread (the scoring thread) and takes no locks.
 
 Example:
-    >>> sm = make_smoother("ema", class_embeddings=emb, logit_scale=100.0, alpha=0.3)
-    >>> smoothed = sm.update([("cam0", 1), ("cam0", 2)], probs, features)
+    >>> sm = make_smoother("ema", alpha=0.5)
+    >>> sm.update([("cam0", 1)], np.array([[1.0, 0.0]])).tolist()
+    [[1.0, 0.0]]
+    >>> sm.update([("cam0", 1)], np.array([[0.0, 1.0]])).tolist()
+    [[0.5, 0.5]]
+    >>> sm.end_stream("cam0"), len(sm)
+    (1, 0)
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ fast-path branches, and the linears can be swapped for fp8 ones (``Fp8Linear``).
 fp8 (opt-in, ``engine.precision: fp8``): weights are quantised per tensor to e4m3; the
 activation entering each linear gets a STATIC scale calibrated on the first batch the engine
 scores (amax x ``margin``), so under ``torch.compile`` the cast fuses into the LayerNorm /
-GELU that produces the activation (REFERENCE.md: eager casts cost more than fp8 saves).
+GELU that produces the activation (docs/BENCHMARKS.md: eager casts cost more than fp8 saves).
 Accuracy on real weights cannot be checked without them: fp8 is off by default.
 """
 

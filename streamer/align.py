@@ -6,9 +6,9 @@ side, clipped at the frame border. Either way only the face's region is converte
 (``FrameImage.region_rgb``) and the transform is offset to that region.
 
 Example:
-    >>> crops = crop_faces(frame.image, tracks.bbox_xyxy, tracks.kps, size=224)
-    >>> crops.shape
-    (4, 224, 224, 3)
+    >>> image = FrameImage.from_bgr(np.zeros((120, 160, 3), np.uint8))
+    >>> crop_faces(image, np.array([[40, 30, 90, 100]], np.float32), None, size=64).shape
+    (1, 64, 64, 3)
 """
 
 from __future__ import annotations

@@ -2,13 +2,15 @@
 
 A ``Frame`` keeps the decoder's own picture (usually YUV 4:2:0) and converts only what a
 stage asks for: a small BGR image for the detector (scaled and converted in one swscale
-pass) and RGB face regions for the engine. REFERENCE.md measured full-frame RGB conversion
-at ~4x the cost of decoding a 1080p frame; this module never does it for 4:2:0 input.
+pass) and RGB face regions for the engine. Full-frame RGB conversion costs ~4x decoding a
+1080p frame (docs/BENCHMARKS.md); this module never does it for 4:2:0 input.
 
 Example:
-    >>> img = FrameImage.from_av(av_frame)
-    >>> small = img.to_bgr((640, 360))            # detector input
-    >>> face = img.region_rgb(100, 80, 260, 240)   # uint8 RGB [160, 160, 3]
+    >>> img = FrameImage.from_bgr(np.zeros((720, 1280, 3), np.uint8))  # decoders give FrameImage.from_av
+    >>> img.to_bgr((640, 360)).shape             # detector input
+    (360, 640, 3)
+    >>> img.region_rgb(100, 80, 260, 240).shape   # one face region, RGB
+    (160, 160, 3)
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@
 Faces of one frame are turned into JSON-able lists column by column (one ``tolist`` per
 array, not per number).
 
-Example:
-    >>> msg = faces_message(frame, tracks, results, ctx, now_s=time.time())
-    >>> msg["faces"][0]["label"]
-    'happiness'
+Example (plain text)::
+
+    msg = faces_message(frame, tracks, results, ctx, now_s=time.time())
+    msg["faces"][0]["label"]
+    # -> 'happiness'
 """
 
 from __future__ import annotations

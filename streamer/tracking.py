@@ -5,10 +5,10 @@ along with their detections through the tracker (ByteTrack re-orders detections;
 original index travels in ``sv.Detections.data``), so aligned crops need no re-matching.
 
 Example:
-    >>> tr = ByteTracker("cam0", TrackerSettings())
-    >>> tracks, events = tr.update(dets, frame_index=0)
-    >>> [(e.kind, e.track_id) for e in events]
-    [('started', 1)]
+    >>> tr = ByteTracker("cam0", TrackerSettings(min_consecutive_frames=2))
+    >>> dets = Detections(np.array([[10, 10, 60, 70]], np.float32), np.array([0.9], np.float32))
+    >>> [tr.update(dets, frame_index=i)[1] for i in range(2)][1]   # confirmed on its 2nd frame
+    [TrackEvent(stream_id='cam0', track_id=0, kind='started', frame_index=1, age=0)]
 """
 
 from __future__ import annotations

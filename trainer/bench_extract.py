@@ -6,9 +6,10 @@ teacher is BLIP-2 with the published Flan-T5 configuration, built directly on th
 (meta tensors -> ``to_empty`` -> random init), then the decoder is dropped. Cost depends on
 shapes, not weight values, so the timing is the real one; the features are meaningless.
 
-Example:
-    >>> r = bench_extract("ViT-L-14", "blip2-flan-t5-xxl", images=2048, batch=64, device="cuda")
-    >>> r["images_per_s"]
+Example (plain text)::
+
+    r = bench_extract("ViT-L-14", "blip2-flan-t5-xxl", images=2048, batch=64, device="cuda")
+    r["images_per_s"]
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """torchrun support: rank, world size and the device of this process.
 
-Example:
-    >>> ctx = init_distributed("auto")    # under `torchrun --nproc-per-node 4 ...`
-    >>> ctx.rank, ctx.world, ctx.device
-    (2, 4, device(type='cuda', index=2))
+Example (plain text)::
+
+    ctx = init_distributed("auto")    # under `torchrun --nproc-per-node 4 ...`
+    ctx.rank, ctx.world, ctx.device
+    # -> (2, 4, device(type='cuda', index=2))
 """
 
 from __future__ import annotations

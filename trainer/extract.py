@@ -6,10 +6,11 @@ of their bytes: duplicates are skipped, and inputs already in a finished shard a
 recomputed. Unreadable images are skipped, counted and listed (``skipped-r*.json``).
 Under torchrun each rank takes every world-th pending input and writes its own shards.
 
-Example:
-    >>> cfg = load_settings("train-offline")
-    >>> stats = extract_features(cfg, images=["faces/"], out="feats/")
-    >>> stats.computed, stats.images_per_s
+Example (plain text)::
+
+    cfg = load_settings("train-offline")
+    stats = extract_features(cfg, images=["faces/"], out="feats/")
+    stats.computed, stats.images_per_s
 """
 
 from __future__ import annotations

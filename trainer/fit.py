@@ -9,8 +9,9 @@ encoders are frozen their outputs are read from the store instead of being recom
 epoch as in the reference loop.
 
 Example:
-    >>> clip, teacher = FeatureStore("feats/").load_pairs()
-    >>> result = fit_head(clip, teacher, FitSettings(), logit_scale=100.0)
+    >>> gen = torch.Generator().manual_seed(0)
+    >>> clip, teacher = torch.randn(256, 32, generator=gen), F.normalize(torch.randn(256, 64, generator=gen), dim=-1)
+    >>> result = fit_head(clip, teacher, FitSettings(epochs=3, batch_size=64, lr=0.1, device="cpu"), 100.0)
     >>> result.history[-1].loss < result.history[0].loss
     True
 """

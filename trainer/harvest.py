@@ -6,8 +6,9 @@ found and cut exactly as the streamer does (``detect_frames`` with the ``detecto
 boxes) and saved as PNG under ``out_dir/<video stem>-<hash>/``. A finished video leaves a ``done.json`` so a rerun skips
 it; a video that cannot be decoded is listed and skipped, never fatal.
 
-Example:
-    >>> stats = harvest_videos(["cams/lobby.mp4"], "feats/harvest", load_settings("offline"))  # doctest: +SKIP
+Example (plain text)::
+
+    stats = harvest_videos(["cams/lobby.mp4"], "feats/harvest", load_settings("offline"))
 """
 
 from __future__ import annotations

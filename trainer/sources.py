@@ -1,9 +1,10 @@
 """Finding, hashing and decoding input images.
 
-Example:
-    >>> paths = list_images(["faces/"], ["jpg", "png"])
-    >>> items, duplicates, unreadable = unique_items(paths)
-    >>> rgb = read_rgb(items[0].path)              # uint8 [H, W, 3]
+Example (plain text)::
+
+    paths = list_images(["faces/"], ["jpg", "png"])
+    items, duplicates, unreadable = unique_items(paths)
+    rgb = read_rgb(items[0].path)              # uint8 [H, W, 3]
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ an interrupted run loses at most the shard in progress. The content hashes in fi
 shards say which inputs are done, so a rerun (or a run over a grown folder) computes only
 the rest.
 
-Example:
-    >>> store = FeatureStore.create("feats/", identity)
-    >>> clip, teacher = store.load_pairs()
+Example (plain text)::
+
+    store = FeatureStore.create("feats/", identity)
+    clip, teacher = store.load_pairs()
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """torch.compile of the ScoringModel.
 
 Batches are padded to power-of-two buckets so each bucket compiles once. On CUDA the mode
-is ``reduce-overhead`` (CUDA graphs: REFERENCE.md measured batch 1 at 1.42 ms vs 7.5 ms
-eager for ViT-L/14); on CPU the default inductor mode.
+is ``reduce-overhead`` (CUDA graphs: 1.42 ms vs 7.5 ms eager at batch 1 for ViT-L/14 on an
+H200, docs/BENCHMARKS.md); on CPU the default inductor mode.
 """
 
 from __future__ import annotations

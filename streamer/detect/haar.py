@@ -5,7 +5,8 @@ It gives no keypoints (crops fall back to square boxes) and no calibrated confid
 
 Example:
     >>> det = HaarDetector(DetectorSettings(name="haar", input_size=640))
-    >>> dets = det.detect(small_bgr)
+    >>> len(det.detect(np.zeros((360, 640, 3), np.uint8)))   # a blank picture has no face
+    0
 """
 
 from __future__ import annotations

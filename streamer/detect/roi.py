@@ -7,7 +7,8 @@ tracker; faces that newly enter are found at the next full pass. Worth it for sl
 detectors (haar: ~2 ms per region vs ~80 ms per 640x360 frame on the benchmark machine).
 
 Example:
-    >>> dets = detect_in_regions(detector, small_bgr, predicted_boxes_small, expand=2.0)
+    >>> regions(np.array([[10, 10, 30, 40]]), expand=2.0, size_wh=(100, 100)).tolist()
+    [[0, 0, 50, 55]]
 """
 
 from __future__ import annotations

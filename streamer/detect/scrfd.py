@@ -6,9 +6,10 @@ downloaded by insightface on first use into ``<root>/models/<pack>/``) or a loca
 is already scaled to fit ``input_size`` by the pipeline, so SCRFD's own letterbox is
 (almost) the identity and no full-resolution conversion is ever made.
 
-Example:
-    >>> det = ScrfdDetector(DetectorSettings(model="buffalo_s", input_size=640))
-    >>> dets = det.detect(small_bgr)     # dets.kps: float32 [N, 5, 2]
+Example (plain text)::
+
+    det = ScrfdDetector(DetectorSettings(model="buffalo_s", input_size=640))
+    dets = det.detect(small_bgr)     # dets.kps: float32 [N, 5, 2]
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ SCRFD exactly (docs/design.md): anchor row r of stride s -> cell ``divmod(r // A
 centre ``(x * s, y * s)``; box ``centre -/+ d * s``; keypoint ``centre + k * s``; all divided
 by the letterbox scale; score threshold, then NMS per picture.
 
-Example:
-    >>> det = TorchScrfdDetector(DetectorSettings(runtime="torch", model="buffalo_l"))
-    >>> per_stream = det.detect_batch([small_bgr_cam0, small_bgr_cam1])
+Example (plain text)::
+
+    det = TorchScrfdDetector(DetectorSettings(runtime="torch", model="buffalo_l"))
+    per_stream = det.detect_batch([small_bgr_cam0, small_bgr_cam1])
 """
 
 from __future__ import annotations

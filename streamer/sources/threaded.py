@@ -29,11 +29,12 @@ class ThreadedSource(Source):
     exactly one terminal event ("ended" or "failed"); nothing it does raises into the
     caller's thread.
 
-    Example:
-        >>> src = open_source("clip.mp4", "cam1", SourceSettings(), print)  # doctest: +SKIP
-        >>> src.start()  # doctest: +SKIP
-        >>> while not src.done:  # doctest: +SKIP
-        ...     frame = src.read(timeout=1.0)
+    Example (plain text)::
+
+        src = open_source("clip.mp4", "cam1", SourceSettings(), print)
+        src.start()
+        while not src.done:
+            frame = src.read(timeout=1.0)
     """
 
     def __init__(

@@ -1,8 +1,8 @@
-"""score() equals an independent re-statement of REFERENCE.md's formulas.
+"""score() equals an independent re-statement of the reference formulas (docs/design.md).
 
 The re-statement below uses only open_clip, torchvision and the head weight: it averages
 LOGITS over templates (the reference code's way), while the engine averages normalised
-template embeddings per class once and caches them. REFERENCE.md says both are equal.
+template embeddings per class once and caches them. docs/design.md says both are equal.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from streamer.base import Source, StreamEvent
 from streamer.sources import open_source
 from tests.media import make_corrupt_file, make_face_clip
 
+collect_ignore = ["rtsp_server.py"]  # runs under Debian's python3 with gi, never imported here
+
 SYSTEM_PYTHON = Path(os.environ.get("EXPSTREAM_GI_PYTHON", "/usr/bin/python3"))
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 CLIP_SECONDS = 3.0

@@ -20,6 +20,10 @@ import zmq
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = str(ROOT / "configs" / "offline.yaml")
 SCHEMAS = ROOT / "streamer" / "schemas"
+LIVENESS_S = 120.0
+"""How long a test waits for something that must happen before calling it a failure. Only a
+broken build ever waits this long; a busy machine merely gets there later."""
+
 # The offline config's engine with OpenCV's Haar detector (no model downloads); the streamer
 # holds its first message until the test's subscriber has subscribed (no sleeping).
 OFFLINE_SETS = [

@@ -12,13 +12,14 @@ import pytest
 from configs.sources import SourceSettings
 from streamer.sources import LiveSource
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
+from tests.streamer.helpers import LIVENESS_S
 
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
 # Short waits so outages resolve within a test's budget; real deployments keep the defaults.
 FAST = {"backoff_initial_s": 0.1, "backoff_max_s": 0.5, "open_timeout_s": 3.0, "read_timeout_s": 2.0}
 
 
-def read_n(source, n: int, timeout_s: float = 20.0) -> list:
+def read_n(source, n: int, timeout_s: float = LIVENESS_S) -> list:
     """``n`` frames from ``source`` (fails the test past ``timeout_s``)."""
     frames = []
     deadline = time.monotonic() + timeout_s
@@ -69,7 +70,7 @@ def test_rtsp_normal_end_of_stream_counts_as_disconnect(start_source, rtsp_serve
     # without an error. A live source must reconnect, and the server plays it again.
     once = rtsp_server(face_clip, loop=False)
     src = start_source(once.url, "once", SourceSettings(**FAST), event_log)
-    frames = read_n(src, N_FRAMES + 10, timeout_s=30)
+    frames = read_n(src, N_FRAMES + 10, timeout_s=LIVENESS_S)
     src.stop()
     assert_increasing(frames[:N_FRAMES])
     assert [f.index for f in frames] == list(range(N_FRAMES + 10))
@@ -88,15 +89,15 @@ def test_rtsp_server_killed_and_restarted(start_source, rtsp_server, event_log):
 
     n_events = len(event_log.events)
     rtsp_server.kill()
-    first = event_log.wait_for("reconnecting", timeout_s=10, after=n_events)
+    first = event_log.wait_for("reconnecting", timeout_s=LIVENESS_S, after=n_events)
     assert first is not None, event_log.kinds()
     assert first.details["attempt"] == 1 and first.details["delay_s"] > 0
     # While the server is down every attempt fails and backs off.
-    assert event_log.wait_for("reconnecting", timeout_s=10, after=event_log.events.index(first) + 1)
+    assert event_log.wait_for("reconnecting", timeout_s=LIVENESS_S, after=event_log.events.index(first) + 1)
     assert event_log.of_kind("resumed") == []
 
     rtsp_server.start()  # same port
-    resumed = event_log.wait_for("resumed", timeout_s=15)
+    resumed = event_log.wait_for("resumed", timeout_s=LIVENESS_S)
     assert resumed is not None, event_log.kinds()
     assert resumed.details["attempts"] >= 2 and resumed.details["downtime_s"] > 0
     while src.read(timeout=0) is not None:  # frames from before the outage
@@ -123,12 +124,12 @@ def test_rtsp_frozen_server_hits_read_timeout(start_source, rtsp_server, event_l
     read_n(src, 5)
     rtsp_server.pause()  # TCP stays open, nothing arrives
     try:
-        reconnecting = event_log.wait_for("reconnecting", timeout_s=10)
+        reconnecting = event_log.wait_for("reconnecting", timeout_s=LIVENESS_S)
         assert reconnecting is not None, event_log.kinds()
         assert reconnecting.reason != "stream ended"  # a timeout error, not a clean end
     finally:
         rtsp_server.resume()
-    assert event_log.wait_for("resumed", timeout_s=20) is not None, event_log.kinds()
+    assert event_log.wait_for("resumed", timeout_s=LIVENESS_S) is not None, event_log.kinds()
     read_n(src, 5)
     src.stop()
     assert event_log.kinds()[-1] == "ended"
@@ -147,7 +148,7 @@ def test_dead_rtsp_url_fails_after_max_reconnects(start_source, event_log):
     url = f"rtsp://127.0.0.1:{free_port()}/test"
     settings = SourceSettings(**{**FAST, "max_reconnects": 2})
     src = start_source(url, "dead", settings, event_log)
-    assert event_log.wait_for("failed", timeout_s=20) is not None, event_log.kinds()
+    assert event_log.wait_for("failed", timeout_s=LIVENESS_S) is not None, event_log.kinds()
     src.stop()
     assert event_log.kinds() == ["reconnecting", "reconnecting", "failed"]
     assert [e.details["attempt"] for e in event_log.of_kind("reconnecting")] == [1, 2]
@@ -159,7 +160,7 @@ def test_dead_rtsp_url_fails_after_max_reconnects(start_source, event_log):
 def test_dead_rtsp_url_without_reconnect_fails_at_once(start_source, event_log):
     url = f"rtsp://127.0.0.1:{free_port()}/test"
     src = start_source(url, "dead", SourceSettings(**{**FAST, "reconnect": False}), event_log)
-    assert event_log.wait_for("failed", timeout_s=20) is not None
+    assert event_log.wait_for("failed", timeout_s=LIVENESS_S) is not None
     src.stop()
     assert event_log.kinds() == ["failed"]
     assert src.done
@@ -190,7 +191,7 @@ def silent_url():
 def test_silent_server_hits_open_timeout(start_source, silent_url, event_log):
     settings = SourceSettings(**{**FAST, "open_timeout_s": 0.5, "read_timeout_s": 0.5, "max_reconnects": 1})
     src = start_source(silent_url, "silent", settings, event_log)
-    assert event_log.wait_for("failed", timeout_s=20) is not None, event_log.kinds()
+    assert event_log.wait_for("failed", timeout_s=LIVENESS_S) is not None, event_log.kinds()
     src.stop()
     assert event_log.kinds() == ["reconnecting", "failed"]
     assert all(e.reason != "stream ended" for e in event_log.events)

@@ -13,12 +13,21 @@ import pytest
 
 from engine.errors import ExitCode
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
-from tests.streamer.helpers import OFFLINE, OFFLINE_SETS, Collector, free_endpoint, start_streamer, validators, wait_for
+from tests.streamer.helpers import (
+    LIVENESS_S,
+    OFFLINE,
+    OFFLINE_SETS,
+    Collector,
+    free_endpoint,
+    start_streamer,
+    validators,
+    wait_for,
+)
 
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
 
 
-def run_to_end(*args: str, timeout_s: float = 90.0):
+def run_to_end(*args: str, timeout_s: float = 3 * LIVENESS_S):
     proc = start_streamer(*args)
     try:
         _out, err = proc.communicate(timeout=timeout_s)
@@ -120,7 +129,7 @@ def test_corrupt_file_fails_and_the_other_stream_completes(face_clip, corrupt_fi
     assert [m["frame_index"] for m in col.of("faces.good")] == list(range(N_FRAMES))
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(900)
 def test_slow_subscriber_loses_messages_not_throughput_and_sigterm_exits_cleanly(face_clip, tmp_path):
     # ipc: the kernel buffers little (TCP on loopback would absorb ~2 MB before any drop).
     endpoint = f"ipc://{tmp_path / 'pub.ipc'}"
@@ -142,14 +151,14 @@ def test_slow_subscriber_loses_messages_not_throughput_and_sigterm_exits_cleanly
         "publisher.wait_subscribers=2",
     )
     try:
-        wait_for(lambda: len(fast.of("faces.")) >= 6 * N_FRAMES, 300, "faces messages")
+        wait_for(lambda: len(fast.of("faces.")) >= 6 * N_FRAMES, 3 * LIVENESS_S, "faces messages")
         # The paused reader starts reading while the streamer still runs (a closed connection
         # discards what ZeroMQ still holds for it), then the streamer is stopped.
         slow.speed_up()
         target = len(fast.of("faces.")) + 20
-        wait_for(lambda: len(fast.of("faces.")) >= target, 60, "more faces messages")
+        wait_for(lambda: len(fast.of("faces.")) >= target, LIVENESS_S, "more faces messages")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=LIVENESS_S)
     finally:
         if proc.poll() is None:
             proc.kill()

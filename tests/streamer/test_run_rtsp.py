@@ -8,7 +8,16 @@ import signal
 
 import pytest
 
-from tests.streamer.helpers import OFFLINE, OFFLINE_SETS, Collector, free_endpoint, start_streamer, validators, wait_for
+from tests.streamer.helpers import (
+    LIVENESS_S,
+    OFFLINE,
+    OFFLINE_SETS,
+    Collector,
+    free_endpoint,
+    start_streamer,
+    validators,
+    wait_for,
+)
 
 FAST_RECONNECT = [
     "--set",
@@ -24,7 +33,7 @@ FAST_RECONNECT = [
 
 @pytest.mark.rtsp
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 def test_camera_killed_and_restarted_mid_run(rtsp_server):
     endpoint = free_endpoint()
     col = Collector(endpoint)
@@ -40,15 +49,15 @@ def test_camera_killed_and_restarted_mid_run(rtsp_server):
     )
     kinds = lambda: [e["kind"] for e in col.of("events.door") if e["scope"] == "stream"]  # noqa: E731
     try:
-        wait_for(lambda: len(col.of("faces.door")) >= 10, 90, "faces before the outage")
+        wait_for(lambda: len(col.of("faces.door")) >= 10, LIVENESS_S, "faces before the outage")
         rtsp_server.kill()
-        wait_for(lambda: "reconnecting" in kinds(), 30, "a reconnecting event")
+        wait_for(lambda: "reconnecting" in kinds(), LIVENESS_S, "a reconnecting event")
         before = len(col.of("faces.door"))
         rtsp_server.start()
-        wait_for(lambda: "resumed" in kinds(), 30, "a resumed event")
-        wait_for(lambda: len(col.of("faces.door")) >= before + 10, 30, "faces after the outage")
+        wait_for(lambda: "resumed" in kinds(), LIVENESS_S, "a resumed event")
+        wait_for(lambda: len(col.of("faces.door")) >= before + 10, LIVENESS_S, "faces after the outage")
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=LIVENESS_S)
     finally:
         if proc.poll() is None:
             proc.kill()

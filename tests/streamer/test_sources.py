@@ -28,11 +28,12 @@ from streamer.sources import (
     redact_uri,
 )
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
+from tests.streamer.helpers import LIVENESS_S
 
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
 
 
-def read_all(source, timeout_s: float = 30.0) -> list:
+def read_all(source, timeout_s: float = LIVENESS_S) -> list:
     """Every frame until the source is done (fails the test past ``timeout_s``)."""
     frames = []
     deadline = time.monotonic() + timeout_s
@@ -100,7 +101,7 @@ def test_looping_file_restarts_with_increasing_pts(start_source, face_clip, even
     src = start_source(str(face_clip), "loop", SourceSettings(loop=True), event_log)
     frames = []
     while len(frames) < 2 * N_FRAMES + 5:
-        frame = src.read(timeout=10)
+        frame = src.read(timeout=LIVENESS_S)
         assert frame is not None, "a looping file stopped delivering"
         frames.append(frame)
     src.stop()
@@ -114,7 +115,7 @@ def test_looping_file_restarts_with_increasing_pts(start_source, face_clip, even
 
 def test_corrupt_file_fails_with_reason(start_source, corrupt_file, event_log):
     src = start_source(str(corrupt_file), "bad", SourceSettings(), event_log)
-    assert read_all(src, timeout_s=10) == []
+    assert read_all(src, timeout_s=LIVENESS_S) == []
     src.stop()
     assert event_log.kinds() == ["failed"]
     reason = event_log.events[0].reason
@@ -126,7 +127,7 @@ def test_corrupt_file_fails_with_reason(start_source, corrupt_file, event_log):
 def test_missing_file_fails(start_source, tmp_path, event_log):
     missing = tmp_path / "nope.mp4"
     src = start_source(str(missing), "missing", SourceSettings(), event_log)
-    assert read_all(src, timeout_s=10) == []
+    assert read_all(src, timeout_s=LIVENESS_S) == []
     src.stop()
     assert event_log.kinds() == ["failed"]
     assert "No such file" in event_log.events[0].reason
@@ -159,14 +160,14 @@ def test_file_without_video_fails(start_source, tmp_path, event_log):
         for packet in stream.encode():
             out.mux(packet)
     src = start_source(str(path), "audio", SourceSettings(), event_log)
-    assert read_all(src, timeout_s=10) == []
+    assert read_all(src, timeout_s=LIVENESS_S) == []
     assert event_log.kinds() == ["failed"]
     assert "no video stream" in event_log.events[0].reason
 
 
 def test_file_applies_backpressure_instead_of_dropping(start_source, face_clip, event_log):
     src = start_source(str(face_clip), "slow", SourceSettings(queue_size=2), event_log)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + LIVENESS_S
     while src.stats.frames_decoded < 3:  # two queued, a third waiting for room
         assert time.monotonic() < deadline, "the decoder never filled the queue"
         time.sleep(0.01)
@@ -184,7 +185,7 @@ def test_live_policy_drops_oldest_and_counts(face_clip, event_log):
     target = SourceTarget("file", True, str(face_clip))
     src = LiveSource(target, "live", SourceSettings(queue_size=3, reconnect=False), event_log)
     src.start()
-    assert event_log.wait_for("ended", timeout_s=20) is not None
+    assert event_log.wait_for("ended", timeout_s=LIVENESS_S) is not None
     frames = read_all(src)
     src.stop()
     assert [f.index for f in frames] == [N_FRAMES - 3, N_FRAMES - 2, N_FRAMES - 1]
@@ -196,7 +197,7 @@ def test_live_policy_drops_oldest_and_counts(face_clip, event_log):
 
 def test_stop_unblocks_a_full_queue_and_emits_ended_once(start_source, face_clip, event_log):
     src = start_source(str(face_clip), "stop", SourceSettings(queue_size=1), event_log)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + LIVENESS_S
     while src.stats.frames_decoded < 2:  # one frame queued, the next one waiting for room
         assert time.monotonic() < deadline, "the decoder never filled the queue"
         time.sleep(0.01)
@@ -300,7 +301,7 @@ def test_hls_playlist_is_live(web_dir, event_log):
 
 def test_http_not_found_fails(start_source, web_dir, event_log):
     src = start_source(f"{web_dir}/missing.mp4", "404", SourceSettings(), event_log)
-    assert read_all(src, timeout_s=10) == []
+    assert read_all(src, timeout_s=LIVENESS_S) == []
     assert event_log.kinds() == ["failed"]
     assert "404" in event_log.events[0].reason
 
@@ -352,7 +353,7 @@ def test_redact_uri(uri, expected):
 
 def test_events_never_carry_a_password(start_source, event_log):
     src = start_source("rtsp://admin:s3cret@127.0.0.1:9/x", "pw", SourceSettings(reconnect=False), event_log)
-    assert event_log.wait_for("failed", timeout_s=20) is not None
+    assert event_log.wait_for("failed", timeout_s=LIVENESS_S) is not None
     src.stop()
     assert "s3cret" not in repr(event_log.events) and "s3cret" not in repr(src)
     assert event_log.events[-1].details["uri"] == "rtsp://admin:***@127.0.0.1:9/x"

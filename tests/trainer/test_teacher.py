@@ -1,4 +1,4 @@
-"""The teacher feature is exactly REFERENCE.md's definition; loading errors say where."""
+"""The teacher feature is exactly the reference's definition (docs/design.md); loading errors say where."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_feature_equals_direct_restatement_of_reference(tiny_teacher_dir: Path) 
     crops = _crops(5)
     got = teacher.features(crops)
 
-    # REFERENCE.md, re-stated on the full model: image -> ViT -> Q-Former (32 queries) ->
+    # docs/design.md, re-stated on the full model: image -> ViT -> Q-Former (32 queries) ->
     # t5_proj -> [queries ; instruction embeddings] -> T5 encoder -> final_layer_norm
     # output -> mean over all tokens -> float32 -> L2-normalise.
     model = Blip2ForConditionalGeneration.from_pretrained(tiny_teacher_dir).eval()

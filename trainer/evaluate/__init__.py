@@ -1,7 +1,8 @@
 """Zero-shot evaluation: datasets, metrics and the run that scores them with the engine.
 
-Example:
-    >>> report = evaluate(cfg, out="eval/", images="RAFDB/test", layout="raf-db")
+Example (plain text)::
+
+    report = evaluate(cfg, out="eval/", images="RAFDB/test", layout="raf-db")
 """
 
 from trainer.evaluate.datasets import (

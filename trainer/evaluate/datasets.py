@@ -2,10 +2,11 @@
 any folder-to-class mapping) and video lists in the reference annotation format.
 
 Example:
-    >>> ds = image_folder("RAFDB/test", classes=["happiness", ...], layout="raf-db")
-    >>> clips = read_video_list("annotation/AFEW_validation.txt", num_classes=7)
-    >>> segment_indices(86, 16)[:3]
+    >>> segment_indices(86, 16)[:3]   # the reference's 16 frames at segment centres
     [2, 8, 13]
+
+    ``image_folder("RAFDB/test", classes, layout="raf-db")`` and
+    ``read_video_list("annotation/AFEW_validation.txt", num_classes=7)`` read the datasets.
 """
 
 from __future__ import annotations

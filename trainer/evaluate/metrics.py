@@ -1,10 +1,10 @@
-"""Zero-shot metrics (REFERENCE.md): WAR = overall accuracy; UAR = mean per-class recall
+"""Zero-shot metrics (docs/design.md): WAR = overall accuracy; UAR = mean per-class recall
 (the diagonal of the row-normalised confusion matrix), both in %.
 
 Example:
     >>> cm = confusion_matrix([0, 0, 1], [0, 1, 1], num_classes=2)
-    >>> uar_war(cm)
-    (75.0, 66.66666666666667)
+    >>> [round(v, 2) for v in uar_war(cm)]
+    [75.0, 66.67]
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@ the engine (images: ``ExpressionEngine.score``, the streamer's code path; videos
 engine's frozen CLIP features -> its head -> mean over 16 frames -> L2-normalise -> the
 engine's class embeddings, the paper's video protocol: docs/design.md).
 
-Example:
-    >>> report = evaluate(cfg, images="RAFDB/test", layout="raf-db", out="eval/")
-    >>> report["models"]["head"]["uar"], report["models"]["clip"]["uar"]
+Example (plain text)::
+
+    report = evaluate(cfg, images="RAFDB/test", layout="raf-db", out="eval/")
+    report["models"]["head"]["uar"], report["models"]["clip"]["uar"]
 """
 
 from __future__ import annotations

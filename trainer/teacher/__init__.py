@@ -1,10 +1,11 @@
-"""LLM teachers: BLIP-2 / InstructBLIP encoder features (REFERENCE.md), loaded by name,
+"""LLM teachers: BLIP-2 / InstructBLIP encoder features (docs/design.md), loaded by name,
 Hugging Face id or local directory.
 
-Example:
-    >>> teacher = load_teacher(TeacherSettings(model="blip2-flan-t5-xxl"), device="cuda")
-    >>> teacher.features(crops).shape
-    (N, 4096)
+Example (plain text)::
+
+    teacher = load_teacher(TeacherSettings(model="blip2-flan-t5-xxl"), device="cuda")
+    teacher.features(crops).shape
+    # -> (N, 4096)
 """
 
 from trainer.teacher.base import TEACHERS, Teacher, TeacherLoadError, TeacherSpec

@@ -6,9 +6,10 @@ Flan-T5 ENCODER -> its ``final_layer_norm`` output (``last_hidden_state``) -> me
 tokens -> float32 -> L2-normalise. No decoder, no generation: the reference ran beam search
 only to capture that encoder output. The decoder's weights are dropped after loading.
 
-Example:
-    >>> teacher = load_teacher(TeacherSettings(model="blip2-flan-t5-xxl"), device="cuda")
-    >>> feats = teacher.features(crops)           # float32 [N, 4096], unit rows
+Example (plain text)::
+
+    teacher = load_teacher(TeacherSettings(model="blip2-flan-t5-xxl"), device="cuda")
+    feats = teacher.features(crops)           # float32 [N, 4096], unit rows
 """
 
 from __future__ import annotations
@@ -225,8 +226,9 @@ def load_teacher(
     """Load a teacher from a local directory or the Hugging Face hub (``HF_HUB_OFFLINE``
     respected), keep its encoder-side parts, and drop the decoder.
 
-    Example:
-        >>> t = load_teacher(TeacherSettings(model="~/models/blip2-flan-t5-xxl"), "cuda")
+    Example (plain text)::
+
+        t = load_teacher(TeacherSettings(model="~/models/blip2-flan-t5-xxl"), "cuda")
     """
     try:
         from transformers import (

@@ -4,9 +4,10 @@ Right structure, meaningless features: ~84k parameters, built in milliseconds, s
 ``save_pretrained`` so the normal local-directory loading path reads it back
 (the offline config's ``tiny-random`` teacher).
 
-Example:
-    >>> path = build_tiny_teacher("/tmp/tiny-blip2", seed=0)
-    >>> teacher = load_teacher(TeacherSettings(model=str(path)))
+Example (plain text)::
+
+    path = build_tiny_teacher("/tmp/tiny-blip2", seed=0)
+    teacher = load_teacher(TeacherSettings(model=str(path)))
 """
 
 from __future__ import annotations
