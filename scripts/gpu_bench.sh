@@ -29,13 +29,13 @@ run)
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
   common=(--device cuda --warmup 5 --iters 30 --max-seconds 4 --set engine.cache_dir=/tmp/expstream-cache)
   # 1. eager fp16, three backbones, batch 1/8/64/256 (baseline open_clip eager in the same process)
-  python3 -m engine.cli bench --models ViT-L-14,ViT-B-16,ViT-B-32 --backends torch --batch-sizes 1,8,64,256 \
+  python3 -m streamer bench --engine-only --models ViT-L-14,ViT-B-16,ViT-B-32 --backends torch --batch-sizes 1,8,64,256 \
     --precision fp16 "${common[@]}" --json "$out/engine-gpu-eager.json" 2>&1 | tee "$out/engine-gpu-eager.log"
   # 2. compile (CUDA graphs per batch bucket) on ViT-L/14: the batch-1 latency and batch-64 targets
-  python3 -m engine.cli bench --models ViT-L-14 --backends compile --batch-sizes 1,64 \
+  python3 -m streamer bench --engine-only --models ViT-L-14 --backends compile --batch-sizes 1,64 \
     --precision fp16 "${common[@]}" --json "$out/engine-gpu-compile.json" 2>&1 | tee "$out/engine-gpu-compile.log"
   # 3. fp8 (Hopper) on ViT-L/14 at batch 64, agreement with fp16 eager reported
-  python3 -m engine.cli bench --models ViT-L-14 --backends compile --batch-sizes 64 \
+  python3 -m streamer bench --engine-only --models ViT-L-14 --backends compile --batch-sizes 64 \
     --precision fp8 "${common[@]}" --json "$out/engine-gpu-fp8.json" 2>&1 | tee "$out/engine-gpu-fp8.log"
   ;;
 *)

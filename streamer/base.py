@@ -35,8 +35,6 @@ def _check(name: str, arr: np.ndarray, shape: tuple[int | None, ...], dtype: Any
 
 
 # ---------------------------------------------------------------- values
-
-
 @dataclass(frozen=True)
 class Detections:
     """Faces found in one picture, in that picture's pixel coordinates."""
@@ -98,7 +96,8 @@ class Tracks:
 
     @classmethod
     def empty(cls) -> Tracks:
-        return cls(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+        z = np.zeros(0, np.int64)
+        return cls(z, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), z.copy())
 
 
 @dataclass(frozen=True)
@@ -122,13 +121,7 @@ STREAM_EVENT_KINDS = ("started", "reconnecting", "resumed", "ended", "failed")
 
 @dataclass(frozen=True)
 class StreamEvent:
-    """A change in a stream's life, as a source reports it.
-
-    Example:
-        >>> ev = StreamEvent("cam1", "reconnecting", 1.7e9, "stream ended", {"attempt": 1})
-        >>> ev.kind, ev.details["attempt"], ev.terminal
-        ('reconnecting', 1, False)
-    """
+    """A change in a stream's life, as a source reports it."""
 
     stream_id: str
     kind: Literal["started", "reconnecting", "resumed", "ended", "failed"]
@@ -169,18 +162,15 @@ class FaceResult:
     frame_index: int
     """Frame the crop was taken from."""
     scored_at_s: float = 0.0
-    """Monotonic time of scoring."""
+    """``time.monotonic()`` of scoring."""
 
     def __post_init__(self) -> None:
         if self.probs.ndim != 1 or self.smoothed_probs.shape != self.probs.shape:
-            raise ValueError(
-                f"FaceResult: probs {self.probs.shape} and smoothed_probs {self.smoothed_probs.shape} must be [C]"
-            )
+            got = f"{self.probs.shape} and {self.smoothed_probs.shape}"
+            raise ValueError(f"FaceResult: probs and smoothed_probs must both be [C], got {got}")
 
 
 # ---------------------------------------------------------------- counters
-
-
 @dataclass
 class SourceStats:
     """Counters of one source; written by its thread only, safe to read from any thread."""
@@ -217,8 +207,6 @@ class PublisherStats:
 
 
 # ---------------------------------------------------------------- interfaces
-
-
 class ExpressionScorer(Protocol):
     """What the pipeline needs of the expression engine (``engine.ExpressionEngine``)."""
 

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import zmq
+
+from streamer.base import Frame, Tracks
+from streamer.frames import FrameImage
+from streamer.pipeline.handoff import ScoreJob
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = str(ROOT / "configs" / "offline.yaml")
@@ -137,3 +142,12 @@ def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.1) -> Non
     while not predicate():
         assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
         time.sleep(poll_s)
+
+
+def score_job(stream_id: str, track_ids: list[int]) -> ScoreJob:
+    """A grey 160x120 frame of ``stream_id`` with one same-box track per id."""
+    img = FrameImage.from_bgr(np.full((120, 160, 3), 100, np.uint8))
+    n = len(track_ids)
+    boxes = np.tile(np.float32([20, 20, 60, 70]), (n, 1))
+    tracks = Tracks(np.array(track_ids, np.int64), boxes, np.ones(n, np.float32), np.zeros(n, np.int64))
+    return ScoreJob(Frame(stream_id, 0, 0.0, time.time(), img), tracks)

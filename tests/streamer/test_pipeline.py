@@ -5,7 +5,6 @@ thread publishes (never on the clock), so the tests hold on a machine of any spe
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import torch
@@ -13,14 +12,13 @@ import torch
 from configs import load_settings
 from engine.output import EngineOutput
 from engine.smoothing import make_smoother
-from streamer.base import Publisher, PublisherStats, Tracks
-from streamer.frames import Frame, FrameImage
+from streamer.base import Publisher, PublisherStats
 from streamer.pipeline import Pipeline, StreamSpec
-from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
+from streamer.pipeline.handoff import EndNotice, ScoreSlots
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.stats import PipelineStats
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS
-from tests.streamer.helpers import OFFLINE
+from tests.streamer.helpers import OFFLINE, score_job
 
 CLASSES = ["happiness", "sadness", "neutral"]
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
@@ -82,19 +80,11 @@ class FakeEngine:
         return EngineOutput.from_tensors(logits, torch.ones(len(crops), 4), CLASSES)
 
 
-def job(stream_id: str, ids: list[int]) -> ScoreJob:
-    img = FrameImage.from_bgr(np.full((120, 160, 3), 100, np.uint8))
-    n = len(ids)
-    boxes = np.tile(np.float32([20, 20, 60, 70]), (n, 1))
-    tracks = Tracks(np.array(ids, np.int64), boxes, np.ones(n, np.float32), np.zeros(n, np.int64))
-    return ScoreJob(Frame(stream_id, 0, 0.0, time.time(), img), tracks)
-
-
 def test_one_engine_batch_for_all_streams_and_state_freed_on_end():
     settings = load_settings(None, ["detector.name=haar", "scheduler.max_hz=1000"])
     eng = FakeEngine()
     stage = ScoringThread(eng, ScoreSlots(), settings, PipelineStats())
-    stage.score([job("a", [1, 2]), job("b", [7])])
+    stage.score([score_job("a", [1, 2]), score_job("b", [7])])
     assert eng.batches == [3]
     assert set(stage.results) == {("a", 1), ("a", 2), ("b", 7)}
     r = stage.results[("b", 7)]

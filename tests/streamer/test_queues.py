@@ -6,13 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 
-from streamer.base import Frame, Tracks
-from streamer.frames import FrameImage
-from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
+from streamer.pipeline.handoff import EndNotice, ScoreSlots
 from streamer.queues import BoundedQueue, QueueWorker
+from tests.streamer.helpers import score_job
 
 
 def test_drop_oldest_keeps_the_newest_and_counts():
@@ -96,19 +94,11 @@ def test_worker_setup_error_is_reported_and_nothing_runs():
     w.close()
 
 
-def _job(stream_id: str, ids: list[int]) -> ScoreJob:
-    img = FrameImage.from_bgr(np.full((120, 160, 3), 100, np.uint8))
-    n = len(ids)
-    boxes = np.tile(np.float32([20, 20, 60, 70]), (n, 1))
-    tracks = Tracks(np.array(ids, np.int64), boxes, np.ones(n, np.float32), np.zeros(n, np.int64))
-    return ScoreJob(Frame(stream_id, 0, 0.0, time.time(), img), tracks)
-
-
 def test_slots_keep_only_the_newest_frame_per_stream():
     slots = ScoreSlots()
-    slots.offer(_job("a", [1]))
-    slots.offer(_job("a", [1, 2]))
-    slots.offer(_job("b", [3]))
+    slots.offer(score_job("a", [1]))
+    slots.offer(score_job("a", [1, 2]))
+    slots.offer(score_job("b", [3]))
     jobs, ends = slots.take(0.01)
     assert slots.replaced == 1 and ends == []
     assert sorted((j.frame.stream_id, len(j.tracks)) for j in jobs) == [("a", 2), ("b", 1)]
@@ -116,8 +106,8 @@ def test_slots_keep_only_the_newest_frame_per_stream():
 
 def test_slots_keep_ends_in_order_and_drop_a_finished_streams_job():
     slots = ScoreSlots()
-    slots.offer(_job("a", [1]))
-    slots.offer(_job("b", [2]))
+    slots.offer(score_job("a", [1]))
+    slots.offer(score_job("b", [2]))
     slots.end(EndNotice("a", 1))
     slots.end(EndNotice("a"))
     jobs, ends = slots.take(0)
