@@ -16,7 +16,8 @@ from tests.streamer.helpers import LIVENESS_S
 
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
 # Short waits so outages resolve within a test's budget; real deployments keep the defaults.
-FAST = {"backoff_initial_s": 0.1, "backoff_max_s": 0.5, "open_timeout_s": 3.0, "read_timeout_s": 2.0}
+# A queue long enough that a reader slowed down by a busy machine never loses frames here.
+FAST = {"backoff_initial_s": 0.1, "backoff_max_s": 0.5, "open_timeout_s": 3.0, "read_timeout_s": 2.0, "queue_size": 64}
 
 
 def read_n(source, n: int, timeout_s: float = LIVENESS_S) -> list:
