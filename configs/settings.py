@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from configs.analytics import AbstainSettings, EpisodeSettings
 from configs.base import StrictSettings
 from configs.engine import EngineSettings
 from configs.loader import ConfigSource, dump, load
+from configs.service import ControlSettings, SnapshotSettings
 from configs.sources import SourceSettings
 from configs.streamer import (
     CropSettings,
@@ -46,8 +48,16 @@ class Settings(StrictSettings):
     """Face crops handed to the engine (and saved when harvesting faces for training)."""
     scheduler: SchedulerSettings = SchedulerSettings()
     """Expression re-scoring rate per track."""
+    abstain: AbstainSettings = AbstainSettings()
+    """Faces too small, blurred or turned away: published without a label, not scored."""
+    episodes: EpisodeSettings = EpisodeSettings()
+    """Expression episodes per track: started / ended events with onset, peak and duration."""
     publisher: PublisherSettings = PublisherSettings()
-    """ZeroMQ PUB output: topics faces.<stream_id> and events.<stream_id>."""
+    """ZeroMQ PUB output: topics faces.<stream_id> and events.<stream_id> (or a JSON-lines file)."""
+    snapshot: SnapshotSettings = SnapshotSettings()
+    """State for late joiners: every active stream and track, consistent with a seq per topic."""
+    control: ControlSettings = ControlSettings()
+    """Live changes while running: prompts, head, sources."""
     pipeline: PipelineSettings = PipelineSettings()
     """Threads and queues."""
     preview: PreviewSettings = PreviewSettings()

@@ -76,6 +76,15 @@ class TrackerSettings(StrictSettings):
     """Frames a new face must be seen in a row before its track is confirmed (gets an id)."""
     frame_rate: float = Field(30.0, gt=0.0)
     """Nominal frame rate the tracker's motion model assumes."""
+    coast_s: float = Field(0.3, ge=0.0)
+    """A confirmed track the detector misses keeps being published at its predicted box
+    (``predicted: true``) for up to this long, instead of vanishing from the faces messages
+    (never longer than ``lost_track_s``; 0 = only matched tracks)."""
+    relink_s: float = Field(2.0, ge=0.0)
+    """A new track whose face looks like one that ended less than this long ago continues it
+    (``relinked_from``, smoothed state carried over); 0 = never re-link."""
+    relink_min_similarity: float = Field(0.9, ge=-1.0, le=1.0)
+    """Cosine similarity of the two tracks' projected engine features needed to re-link."""
 
 
 class CropSettings(StrictSettings):
@@ -97,8 +106,13 @@ class SchedulerSettings(StrictSettings):
 
 
 class PublisherSettings(StrictSettings):
-    """ZeroMQ PUB socket for results and events."""
+    """Where results and events go: a ZeroMQ PUB socket, or a JSON-lines file."""
 
+    kind: Literal["zmq", "jsonl"] = "zmq"
+    """zmq = publish on ``endpoint``; jsonl = write every message to ``path``, one JSON object
+    per line, never dropping one (the pipeline waits for the file instead)."""
+    path: Annotated[str | None, ConfigPath()] = None
+    """The file ``kind: jsonl`` writes (also ``streamer run --out FILE``)."""
     endpoint: str = "tcp://127.0.0.1:5556"
     """ZeroMQ endpoint (tcp://host:port, ipc://path, inproc://name)."""
     bind: bool = True
@@ -179,6 +193,8 @@ class PreviewSettings(StrictSettings):
     """Frame rate written into the preview file."""
     queue_size: int = Field(256, ge=1)
     """Frames waiting to be drawn; beyond it preview frames are dropped (never the pipeline)."""
+    blur_faces: bool = False
+    """Blur every face box in the preview (for videos that may be shown to others)."""
 
 
 class StatsSettings(StrictSettings):

@@ -52,13 +52,17 @@ def add_config_args(parser: argparse.ArgumentParser, example_key: str) -> None:
 class _SetAction(argparse.Action):
     """Appends ``key=value`` to ``args.overrides``, in command-line order with ``--set``."""
 
-    def __init__(self, option_strings: Sequence[str], dest: str, key: str, **kwargs: Any) -> None:
+    def __init__(
+        self, option_strings: Sequence[str], dest: str, key: str, also: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         self.key = key
+        self.also = dict(also or {})
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: str | None = None):
         value = self.const if self.nargs == 0 else values
         items = list(getattr(namespace, "overrides", None) or [])
+        items += [f"{k}={json.dumps(v)}" for k, v in self.also.items()]
         items.append(f"{self.key}={json.dumps(value)}")
         namespace.overrides = items
 
@@ -71,16 +75,19 @@ def shorthand(
     const: Any = None,
     help: str | None = None,
     metavar: str | None = None,
+    also: Mapping[str, Any] | None = None,
 ) -> None:
     """A flag that stands for ``--set key=VALUE`` (or ``--set key=const`` when ``const`` is
-    given and the flag takes no value)."""
-    text = f"same as --set {key}=" + ("VALUE" if const is None else json.dumps(const))
+    given and the flag takes no value); ``also`` sets more keys to constants with it."""
+    sets = [f"--set {k}={json.dumps(v)}" for k, v in (also or {}).items()]
+    text = "same as " + " ".join([*sets, f"--set {key}=" + ("VALUE" if const is None else json.dumps(const))])
     kwargs: dict[str, Any] = {"nargs": 0, "const": const} if const is not None else {"type": type, "metavar": metavar}
     parser.add_argument(
         *flags,
         dest="overrides",
         action=_SetAction,
         key=key,
+        also=also,
         default=argparse.SUPPRESS,
         help=f"{help} ({text})" if help else text,
         **kwargs,

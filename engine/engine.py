@@ -42,13 +42,13 @@ log = logging.getLogger(__name__)
 class ExpressionEngine:
     """Frozen CLIP image tower + Exp-CLIP projection head scored against cached prompts."""
 
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, settings: EngineSettings, clip: LoadedClip | None = None) -> None:
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.dtype = resolve_dtype(settings.precision, self.device)
         self.cache_dir = Path(settings.cache_dir).expanduser()
 
-        self._clip: LoadedClip = load_clip(settings.model, self.device)
+        self._clip: LoadedClip = clip if clip is not None else load_clip(settings.model, self.device)
         self.head, self.head_info = self._load_head()
         if self.head is not None:
             self.head.to(self.device)
@@ -103,6 +103,17 @@ class ExpressionEngine:
         from configs import load_settings
 
         return cls(load_settings(config, overrides).engine)
+
+    def derive(self, settings: EngineSettings) -> ExpressionEngine:
+        """A new engine for ``settings`` (new prompts, head, ...) that shares this one's frozen
+        CLIP model when the backbone, device and precision are the same (no second copy of
+        the weights); built while this one keeps scoring."""
+        same = (settings.model, settings.device, settings.precision) == (
+            self.settings.model,
+            self.settings.device,
+            self.settings.precision,
+        )
+        return ExpressionEngine(settings, self._clip if same else None)
 
     def _load_head(self) -> tuple[ProjectionHead | None, HeadInfo]:
         return load_head(

@@ -78,6 +78,14 @@ class Smoother(ABC):
         """Free a finished track's state."""
         self._state.pop(key, None)
 
+    def take_state(self, key: TrackKey) -> object | None:
+        """Remove and return a track's state (to hand it to another key)."""
+        return self._state.pop(key, None)
+
+    def put_state(self, key: TrackKey, state: object) -> None:
+        """Give ``key`` a state taken from another track (it continues from there)."""
+        self._state[key] = state
+
     def end_stream(self, stream_id: Hashable) -> int:
         """Free every track of a finished stream; return how many were freed."""
         gone = [k for k in self._state if k[0] == stream_id]

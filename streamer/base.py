@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from configs.engine import EngineSettings
 from engine.output import EngineOutput
 from engine.smoothing import Smoother
 from engine.smoothing import TrackKey as TrackKey  # re-exported: the one per-track key
@@ -80,7 +81,10 @@ class Tracks:
     ages: np.ndarray
     """int64 [N]: frames since each track started."""
     kps: np.ndarray | None = None
-    """float32 [N, 5, 2] or None."""
+    """float32 [N, 5, 2] or None (zeros for predicted tracks)."""
+    predicted: np.ndarray | None = None
+    """bool [N]: True for a track the detector missed in this frame, at its predicted box
+    (``tracker.coast_s``); None = all matched."""
 
     def __post_init__(self) -> None:
         _check("Tracks.track_ids", self.track_ids, (None,), np.int64)
@@ -90,6 +94,19 @@ class Tracks:
         _check("Tracks.ages", self.ages, (n,), np.int64)
         if self.kps is not None:
             _check("Tracks.kps", self.kps, (n, 5, 2), np.float32)
+        if self.predicted is not None:
+            _check("Tracks.predicted", self.predicted, (n,), np.bool_)
+
+    def select(self, mask: np.ndarray) -> Tracks:
+        """The tracks where ``mask`` (bool [N] or indices) selects."""
+        kps = None if self.kps is None else self.kps[mask]
+        pred = None if self.predicted is None else self.predicted[mask]
+        return Tracks(self.track_ids[mask], self.bbox_xyxy[mask], self.det_scores[mask], self.ages[mask], kps, pred)
+
+    @property
+    def matched(self) -> np.ndarray:
+        """bool [N]: tracks with a detection in this frame."""
+        return np.ones(len(self), bool) if self.predicted is None else ~self.predicted
 
     def __len__(self) -> int:
         return self.track_ids.shape[0]
@@ -102,18 +119,23 @@ class Tracks:
 
 @dataclass(frozen=True)
 class TrackEvent:
-    """A track started (first confirmed) or ended (lost longer than the buffer, or stream end)."""
+    """A track started (first confirmed), ended (lost longer than the buffer, or stream end),
+    or was re-linked to a track that ended just before (``relinked_from``)."""
 
     stream_id: str
     track_id: int
-    kind: Literal["started", "ended"]
+    kind: Literal["started", "ended", "relinked"]
     frame_index: int
     age: int = 0
     """Frames the track lived (for ``ended``)."""
+    relinked_from: int | None = None
+    """For ``relinked``: the ended track this one continues."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("started", "ended"):
-            raise ValueError(f"TrackEvent.kind must be 'started' or 'ended', got {self.kind!r}")
+        if self.kind not in ("started", "ended", "relinked"):
+            raise ValueError(f"TrackEvent.kind must be 'started', 'ended' or 'relinked', got {self.kind!r}")
+        if (self.kind == "relinked") != (self.relinked_from is not None):
+            raise ValueError("TrackEvent: relinked_from is set exactly for kind 'relinked'")
 
 
 STREAM_EVENT_KINDS = ("started", "reconnecting", "resumed", "ended", "failed")
@@ -163,11 +185,28 @@ class FaceResult:
     """Frame the crop was taken from."""
     scored_at_s: float = 0.0
     """``time.monotonic()`` of scoring."""
+    frame_time_s: float = 0.0
+    """Media time of that frame (its pts; its decode wall time when it has none)."""
+    generation: int = 0
+    """Which engine produced it (counts engine changes); other generations are never published."""
+    relinked_from: int | None = None
+    """The ended track whose smoothed state this one continued."""
 
     def __post_init__(self) -> None:
         if self.probs.ndim != 1 or self.smoothed_probs.shape != self.probs.shape:
             got = f"{self.probs.shape} and {self.smoothed_probs.shape}"
             raise ValueError(f"FaceResult: probs and smoothed_probs must both be [C], got {got}")
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """A face published without a label and not scored: ``too_small``, ``not_frontal`` or
+    ``blurred`` (docs/streamer.md)."""
+
+    reason: str
+    frame_index: int
+    scored_at_s: float = 0.0
+    generation: int = 0
 
 
 # ---------------------------------------------------------------- counters
@@ -226,6 +265,13 @@ class ExpressionScorer(Protocol):
     def make_smoother(self) -> Smoother: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+    def derive(self, settings: EngineSettings) -> ExpressionScorer:
+        """A new engine for changed settings (prompts, head), built while this one scores."""
+        ...
+
+    @property
+    def settings(self) -> EngineSettings: ...
 
 
 class FaceDetector(ABC):
@@ -290,8 +336,8 @@ class Source(ABC):
     def queue_depth(self) -> int: ...
 
     @abstractmethod
-    def stop(self) -> None:
-        """Stop decoding (emits "ended" unless already terminal). Idempotent."""
+    def stop(self, reason: str = "stopped") -> None:
+        """Stop decoding (emits "ended" with ``reason`` unless already terminal). Idempotent."""
 
 
 class Publisher(ABC):

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from configs.streamer import PreviewSettings
-from streamer.base import FaceResult, Frame, Tracks
+from streamer.base import Abstention, FaceResult, Frame, Tracks
 from streamer.queues import QueueWorker
 
 log = logging.getLogger(__name__)
@@ -34,15 +34,31 @@ def preview_path(path: str | Path, stream_id: str, several_streams: bool) -> Pat
     return p.with_name(f"{p.stem}.{stream_id}{p.suffix or '.mp4'}") if several_streams else p
 
 
-def annotate(bgr: np.ndarray, tracks: Tracks, results: list[FaceResult | None]) -> np.ndarray:
+def blur_faces(bgr: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
+    """Blur each face box of ``bgr`` in place (strongly enough that nobody is recognisable)."""
+    h, w = bgr.shape[:2]
+    for x0, y0, x1, y1 in np.round(boxes_xyxy).astype(int).tolist():
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 > 1 and y1 - y0 > 1:
+            k = max(3, (max(x1 - x0, y1 - y0) // 4) | 1)
+            bgr[y0:y1, x0:x1] = cv2.GaussianBlur(bgr[y0:y1, x0:x1], (k, k), 0)
+    return bgr
+
+
+def _caption(tid: int, r: FaceResult | Abstention | None) -> str:
+    if isinstance(r, Abstention):
+        return f"#{tid} ({r.reason})"
+    return f"#{tid} " + (f"{r.label} {r.score:.2f}" if r is not None else "...")
+
+
+def annotate(bgr: np.ndarray, tracks: Tracks, results: list[FaceResult | Abstention | None]) -> np.ndarray:
     """Draw boxes, track ids and labels onto ``bgr`` (in place) and return it."""
     for i, tid in enumerate(tracks.track_ids.tolist()):
         x0, y0, x1, y1 = (round(v) for v in tracks.bbox_xyxy[i])
         r = results[i]
-        colour = (0, 200, 0) if r is not None else (0, 200, 200)
+        colour = (0, 200, 0) if isinstance(r, FaceResult) else (0, 200, 200)
         cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
-        text = f"#{tid} " + (f"{r.label} {r.score:.2f}" if r is not None else "...")
-        cv2.putText(bgr, text, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        cv2.putText(bgr, _caption(tid, r), (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
     return bgr
 
 
@@ -56,7 +72,7 @@ class PreviewWriter:
         self.written = 0
         self.paths: dict[str, Path] = {}
         self._outs: dict[str, tuple[Any, Any]] = {}
-        self._worker: QueueWorker[tuple[Frame, Tracks, list[FaceResult | None]]] = QueueWorker(
+        self._worker: QueueWorker[tuple[Frame, Tracks, list[FaceResult | Abstention | None]]] = QueueWorker(
             "preview", settings.queue_size, lambda item: self._write(*item), finish=self._finish
         )
 
@@ -69,7 +85,7 @@ class PreviewWriter:
         """Frames not written: queue full, or drawing/encoding failed."""
         return self._worker.dropped + self._worker.errors
 
-    def put(self, frame: Frame, tracks: Tracks, results: list[FaceResult | None]) -> None:
+    def put(self, frame: Frame, tracks: Tracks, results: list[FaceResult | Abstention | None]) -> None:
         """Queue a frame for drawing; never waits (a full queue drops it, counted)."""
         self._worker.submit((frame, tracks, results))
 
@@ -84,12 +100,14 @@ class PreviewWriter:
         self.paths[stream_id] = path
         return container, stream
 
-    def _write(self, frame: Frame, tracks: Tracks, results: list[FaceResult | None]) -> None:
+    def _write(self, frame: Frame, tracks: Tracks, results: list[FaceResult | Abstention | None]) -> None:
         out = self._outs.get(frame.stream_id)
         if out is None:
             out = self._outs[frame.stream_id] = self._open(frame.stream_id, frame.size_wh)
         container, stream = out
         bgr = np.array(frame.image.to_bgr()[: stream.height, : stream.width])
+        if self.settings.blur_faces:
+            blur_faces(bgr, tracks.bbox_xyxy)
         annotate(bgr, tracks, results)
         for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
             container.mux(packet)

@@ -20,7 +20,6 @@ Example (plain text: binds a port)::
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -33,41 +32,29 @@ from configs.streamer import PublisherSettings
 from engine.errors import ConfigError
 from streamer.base import Publisher, PublisherStats
 from streamer.queues import QueueWorker
+from streamer.wire import decode, encode
+
+__all__ = ["JsonlPublisher", "Observer", "ZmqPublisher", "decode"]
+
+Observer = Callable[[str, dict[str, Any]], None]
+"""Called on the publisher's thread with every message just BEFORE it goes out, in ``seq``
+order (``streamer.state.StateBoard.apply`` keeps the snapshot this way: a subscriber never
+receives a message the snapshot does not already include)."""
 
 log = logging.getLogger(__name__)
-
-
-def _json(msg: dict[str, Any]) -> bytes:
-    return json.dumps(msg, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _msgpack(msg: dict[str, Any]) -> bytes:
-    import msgpack
-
-    return msgpack.packb(msg, use_bin_type=True)
-
-
-ENCODERS: dict[str, Callable[[dict[str, Any]], bytes]] = {"json": _json, "msgpack": _msgpack}
-
-
-def decode(payload: bytes, encoding: str = "auto") -> dict[str, Any]:
-    """Decode a payload (``auto``: JSON if it starts with ``{``, else msgpack)."""
-    if encoding == "json" or (encoding == "auto" and payload[:1] == b"{"):
-        return json.loads(payload)
-    import msgpack
-
-    return msgpack.unpackb(payload, raw=False)
 
 
 class ZmqPublisher(Publisher):
     """XPUB socket (bind or connect) fed by a bounded queue and a sending thread."""
 
-    def __init__(self, settings: PublisherSettings, context: zmq.Context | None = None) -> None:
+    def __init__(
+        self, settings: PublisherSettings, context: zmq.Context | None = None, observer: Observer | None = None
+    ) -> None:
         self.settings = settings
         self.stats = PublisherStats()
+        self.observer = observer
         self.subscriptions = 0
         """Subscriptions seen while waiting for ``wait_subscribers``."""
-        self._encode = ENCODERS[settings.encoding]
         self._ctx = context or zmq.Context()
         self._own_ctx = context is None
         self._seq: dict[str, int] = {}
@@ -88,12 +75,13 @@ class ZmqPublisher(Publisher):
         return len(self._worker.queue)
 
     def send(self, topic: str, msg: dict[str, Any]) -> bool:
+        # seq and queue order agree per topic: both are taken under one lock
         with self._seq_lock:
             seq = self._seq.get(topic, 0)
             self._seq[topic] = seq + 1
-        msg["seq"] = seq
-        if self._worker.submit((topic, msg)):
-            return True
+            msg["seq"] = seq
+            if self._worker.submit((topic, msg)):
+                return True
         self.stats.dropped_queue += 1
         return False
 
@@ -135,11 +123,13 @@ class ZmqPublisher(Publisher):
         topic, msg = item
         assert self._sock is not None
         try:
-            payload = self._encode(msg)
+            payload = encode(msg, self.settings.encoding)
         except (TypeError, ValueError) as e:
             log.error("cannot encode message on %s: %s", topic, e)
             self.stats.dropped_socket += 1
             return
+        if self.observer is not None:  # before sending: no subscriber can see a message the state lacks
+            self.observer(topic, msg)
         try:
             self._sock.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
             self.stats.sent += 1
@@ -155,3 +145,75 @@ class ZmqPublisher(Publisher):
         self._worker.close()
         if self._own_ctx and not self._ctx.closed:
             self._ctx.term()
+
+
+class JsonlPublisher(Publisher):
+    """Every message as one JSON line in ``publisher.path`` (``publisher.kind: jsonl``), for
+    offline analysis of recorded video. Nothing is dropped: when the writer falls behind,
+    ``send`` waits (the pipeline slows down instead)."""
+
+    def __init__(self, settings: PublisherSettings, observer: Observer | None = None) -> None:
+        if not settings.path:
+            raise ConfigError("publisher.path: publisher.kind jsonl needs a file to write (or --out FILE)")
+        self.settings = settings
+        self.stats = PublisherStats()
+        self.observer = observer
+        self._seq: dict[str, int] = {}
+        self._seq_lock = threading.Lock()
+        self._file: Any = None
+        self._worker: QueueWorker[tuple[str, dict[str, Any]]] = QueueWorker(
+            "publisher", settings.queue_size, self._write, setup=self._open, finish=self._close, policy="block"
+        )
+        self._worker.started.wait()
+        if self._worker.setup_error is not None:
+            e = self._worker.setup_error
+            raise ConfigError(f"publisher.path {settings.path!r}: cannot write ({e})") from e
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._worker.queue)
+
+    def send(self, topic: str, msg: dict[str, Any]) -> bool:
+        with self._seq_lock:
+            seq = self._seq.get(topic, 0)
+            self._seq[topic] = seq + 1
+            msg["seq"] = seq
+            if self._worker.submit((topic, msg)):
+                return True
+        self.stats.dropped_queue += 1  # only after close()
+        return False
+
+    def _open(self) -> None:
+        from pathlib import Path
+
+        path = Path(self.settings.path or "")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("w", encoding="utf-8")
+
+    def _write(self, item: tuple[str, dict[str, Any]]) -> None:
+        topic, msg = item
+        try:
+            line = encode(msg, "json").decode()
+        except (TypeError, ValueError) as e:
+            log.error("cannot encode message on %s: %s", topic, e)
+            self.stats.dropped_socket += 1
+            return
+        self._file.write(line + "\n")
+        self.stats.sent += 1
+        if self.observer is not None:
+            self.observer(topic, msg)
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def close(self) -> None:
+        """Write what is queued and close the file. Idempotent."""
+        self._worker.close()
+
+
+def create_publisher(settings: PublisherSettings, observer: Observer | None = None) -> Publisher:
+    """The publisher ``publisher.kind`` names."""
+    if settings.kind == "jsonl":
+        return JsonlPublisher(settings, observer)
+    return ZmqPublisher(settings, observer=observer)

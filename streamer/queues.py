@@ -112,8 +112,8 @@ class BoundedQueue(Closable, Generic[T]):
 
 
 class QueueWorker(Generic[T]):
-    """One thread that hands every item of a ``drop_newest`` queue to ``handle``; a raising
-    handler is logged and counted in ``errors``, never fatal.
+    """One thread that hands every item of a queue (``drop_newest`` unless told otherwise) to
+    ``handle``; a raising handler is logged and counted in ``errors``, never fatal.
 
     ``setup`` runs first on the worker's thread (to own a socket or a file there); if it
     raises, the worker ends and ``setup_error`` holds the exception (read it after
@@ -129,8 +129,9 @@ class QueueWorker(Generic[T]):
         *,
         setup: Callable[[], None] | None = None,
         finish: Callable[[], None] | None = None,
+        policy: FullPolicy = "drop_newest",
     ) -> None:
-        self.queue: BoundedQueue[T] = BoundedQueue(maxsize, "drop_newest")
+        self.queue: BoundedQueue[T] = BoundedQueue(maxsize, policy)
         self.errors = 0
         self.started = threading.Event()
         self.setup_error: BaseException | None = None

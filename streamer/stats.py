@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -59,6 +59,8 @@ class StreamStats:
     """Crops scored by the engine."""
     errors: int = 0
     """Frames (or crops) skipped because a stage raised."""
+    abstained: int = 0
+    """Face observations published as abstentions (too small, not frontal, blurred)."""
     started: bool = False
     """The source opened and reported its stream ("started")."""
     outcome: str | None = None
@@ -105,6 +107,10 @@ class StatsSnapshot:
     replaced them), ``publish`` (messages the publisher dropped), ``preview``."""
     queues: dict[str, int]
     published: int
+    abstentions: dict[str, int] = field(default_factory=dict)
+    """Abstentions published, by reason (too_small, not_frontal, blurred)."""
+    relinks: int = 0
+    """Tracks that continued one that had just ended."""
 
     @property
     def frames(self) -> int:
@@ -144,6 +150,10 @@ class PipelineStats:
         self.started_s = time.monotonic()
         self.rescore_gaps_s: deque[float] = deque(maxlen=100_000)
         """Seconds between consecutive scorings of the same track (scoring thread)."""
+        self.abstentions: Counter[str] = Counter()
+        """Abstentions published, by reason."""
+        self.relinks = 0
+        """Tracks that continued a track that had just ended (scoring thread)."""
 
     def stream(self, stream_id: str) -> StreamStats:
         st = self.streams.get(stream_id)
@@ -193,6 +203,8 @@ class PipelineStats:
             drops=dict(drops or {}),
             queues=dict(queues or {}),
             published=published,
+            abstentions=dict(self.abstentions),
+            relinks=self.relinks,
         )
 
 

@@ -8,7 +8,7 @@ Example:
     >>> tr = ByteTracker("cam0", TrackerSettings(min_consecutive_frames=2))
     >>> dets = Detections(np.array([[10, 10, 60, 70]], np.float32), np.array([0.9], np.float32))
     >>> [tr.update(dets, frame_index=i)[1] for i in range(2)][1]   # confirmed on its 2nd frame
-    [TrackEvent(stream_id='cam0', track_id=0, kind='started', frame_index=1, age=0)]
+    [TrackEvent(stream_id='cam0', track_id=0, kind='started', frame_index=1, age=0, relinked_from=None)]
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class ByteTracker(Tracker):
         return np.array([t.get_state_bbox() for t in self._tracker.tracks], np.float32).reshape(-1, 4)
 
     def update(self, dets: Detections, frame_index: int) -> tuple[Tracks, list[TrackEvent]]:
+        """Matched tracks (and, for ``coast_s``, confirmed tracks the detector missed, at their
+        predicted boxes), with started/ended events."""
         n = len(dets)
         sv_dets = sv.Detections(
             xyxy=dets.bbox_xyxy.astype(np.float64),
@@ -88,7 +90,33 @@ class ByteTracker(Tracker):
             ages=frame_index - starts,
             kps=None if dets.kps is None else dets.kps[idx],
         )
-        return tracks, events
+        return self._with_coasting(tracks, set(ids.tolist()), frame_index), events
+
+    def _with_coasting(self, tracks: Tracks, matched: set[int], frame_index: int) -> Tracks:
+        """``tracks`` plus confirmed tracks missed for at most ``coast_s``, marked predicted."""
+        max_missed = self.settings.coast_s * self.settings.frame_rate
+        coasting = [
+            t
+            for t in self._tracker.tracks
+            if t.tracker_id in self._start_frame
+            and t.tracker_id not in matched
+            and 0 < t.time_since_update <= max_missed
+        ]
+        if not coasting:
+            return tracks
+        n = len(coasting)
+        ids = np.array([t.tracker_id for t in coasting], np.int64)
+        boxes = np.array([t.get_state_bbox() for t in coasting], np.float32).reshape(n, 4)
+        starts = np.array([self._start_frame[t] for t in ids.tolist()], np.int64)
+        kps = None if tracks.kps is None else np.concatenate([tracks.kps, np.zeros((n, 5, 2), np.float32)])
+        return Tracks(
+            np.concatenate([tracks.track_ids, ids]),
+            np.concatenate([tracks.bbox_xyxy, boxes]),
+            np.concatenate([tracks.det_scores, np.zeros(n, np.float32)]),
+            np.concatenate([tracks.ages, frame_index - starts]),
+            kps,
+            np.concatenate([np.zeros(len(tracks), bool), np.ones(n, bool)]),
+        )
 
     def _ended(self, tid: int, frame_index: int) -> TrackEvent:
         start = self._start_frame.pop(tid)

@@ -35,6 +35,14 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_args(run, "scheduler.max_hz=4")
     shorthand(run, "--preview", key="preview.path", metavar="OUT.mp4", help="also write an annotated video")
+    shorthand(
+        run,
+        "--out",
+        key="publisher.path",
+        also={"publisher.kind": "jsonl"},
+        metavar="FILE.jsonl",
+        help="write every message to a JSON-lines file instead of ZeroMQ",
+    )
     run.add_argument("--demo", action="store_true", help="add the built-in sample clip as a source")
 
 
@@ -47,6 +55,11 @@ def _subscribe_parser(sub: argparse._SubParsersAction) -> None:
     subs.add_argument("--count", type=int, default=0, help="exit after this many messages (0 = never)")
     subs.add_argument("--idle-timeout", type=float, default=0.0, help="exit after this many silent seconds (0 = never)")
     subs.add_argument("--bind", action="store_true", help="bind instead of connect (streamer publishes with connect)")
+    subs.add_argument(
+        "--state",
+        metavar="SNAPSHOT_ENDPOINT",
+        help="first print the whole current state from this snapshot endpoint, then only newer updates",
+    )
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:

@@ -28,7 +28,7 @@ from streamer.stats import StatsSnapshot
 
 log = logging.getLogger("streamer")
 
-_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # stream ids (streamer.wire.check_stream_id)
 
 
 def _default_id(uri: str) -> str:
@@ -109,30 +109,51 @@ def _sources(args: argparse.Namespace, settings: Settings) -> tuple[list[str], S
     return items, settings
 
 
+def _where(settings: Settings) -> str:
+    p = settings.publisher
+    if p.kind == "jsonl":
+        return f"writing {p.path}"
+    return f"publishing on {p.endpoint} ({'bind' if p.bind else 'connect'})"
+
+
 def run_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.overrides)
     items, settings = _sources(args, settings)
-    if not items:
-        raise ConfigError("no SOURCE given (try: streamer run --demo)")
+    keep_alive = settings.control.endpoint is not None
+    if not items and not keep_alive:
+        raise ConfigError("no SOURCE given (try: streamer run --demo; or turn on control.endpoint to add them later)")
     specs = parse_sources(items)
     log.info("resolved configuration:\n%s", dump_settings(settings))
 
-    from streamer.publisher import ZmqPublisher
+    from streamer.publisher import create_publisher
+    from streamer.state import StateBoard
 
-    publisher = ZmqPublisher(settings.publisher)
+    board = StateBoard()
+    publisher = create_publisher(settings.publisher, observer=board.apply)
+    servers = []
     stop = threading.Event()
     try:
-        pipe = Pipeline(settings, specs, publisher)
+        if settings.snapshot.endpoint:
+            from streamer.endpoints import RequestServer
+
+            servers.append(RequestServer("snapshot", settings.snapshot.endpoint, lambda req: board.snapshot()))
+        pipe = Pipeline(settings, specs, publisher, keep_alive=keep_alive)
+        if settings.control.endpoint:
+            from streamer.control import control_server
+
+            servers.append(control_server(settings.control, pipe))
         log.info(
-            "publishing on %s (%s) for %s; engine %s",
-            settings.publisher.endpoint,
-            "bind" if settings.publisher.bind else "connect",
-            ", ".join(f"{s.stream_id}={redact_uri(s.uri)}" for s in specs),
+            "%s for %s; engine %s%s",
+            _where(settings),
+            ", ".join(f"{s.stream_id}={redact_uri(s.uri)}" for s in specs) or "no stream yet",
             pipe.engine.fingerprint,
+            "".join(f"; {s.name} on {s.endpoint}" for s in servers),
         )
         with stop_on_signals(stop):
             snap = pipe.run(stop)
     finally:
+        for server in servers:
+            server.close()
         publisher.close()
     code = exit_code(snap)
     failed = [f"{sid} ({s.stats.reason})" for sid, s in snap.streams.items() if s.stats.outcome == "failed"]

@@ -1,9 +1,13 @@
-"""``streamer subscribe``: print what a streamer publishes, as readable lines or raw JSON.
+"""``streamer subscribe``: print what a streamer publishes, as readable lines or raw JSON;
+with ``--state SNAPSHOT_ENDPOINT`` first the whole current state (late joiners), then only
+newer updates (``streamer.client.StateSubscriber``). Imports neither numpy nor torch.
 
-Example:
+Example (plain text)::
+
     $ streamer subscribe tcp://127.0.0.1:5556 --stream cam0
     faces  cam0 #42 t=1.40s 2 face(s) 18.2ms | 1 happiness 0.61 [100,80,180,170] | 2 neutral 0.44 [...]
-    event  cam0 track 3 ended (age 57)
+    event  cam0 track 3 ended at frame 57 (age 57)
+    event  cam0 episode 2 of track 1: surprise ended at 13.90s (1.50 s, peak 0.82): dropped
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import zmq
 
-from streamer.publisher import decode
+from streamer.wire import decode
 
 
 def format_message(topic: str, msg: dict[str, Any]) -> str:
@@ -32,17 +36,66 @@ def format_message(topic: str, msg: dict[str, Any]) -> str:
         faces = []
         for f in msg["faces"]:
             box = ",".join(str(round(v)) for v in f["bbox_xyxy"])
-            label = f"{f['label']} {f['score']:.2f}" if f["label"] is not None else "(not scored yet)"
+            if f.get("abstain"):
+                label = f"({f['abstain']})"
+            else:
+                label = f"{f['label']} {f['score']:.2f}" if f["label"] is not None else "(not scored yet)"
             faces.append(f"{f['track_id']} {label} [{box}]")
         return f"{head} {len(faces)} face(s) {msg['latency_ms']:.1f}ms" + "".join(f" | {x}" for x in faces)
     if msg.get("scope") == "track":
         extra = f" (age {msg['track_age']})" if msg["kind"] == "ended" else ""
+        if msg["kind"] == "relinked":
+            extra = f" (continues track {msg['relinked_from']})"
         return f"event  {sid} track {msg['track_id']} {msg['kind']} at frame {msg['frame_index']}{extra}"
+    if msg.get("scope") == "episode":
+        head = f"event  {sid} episode {msg['episode_id']} of track {msg['track_id']}: {msg['label']}"
+        if msg["kind"] == "started":
+            return f"{head} started at {msg['onset_s']:.2f}s"
+        return (
+            f"{head} ended at {msg['offset_s']:.2f}s ({msg['duration_s']:.2f} s, peak {msg['peak_score']:.2f}):"
+            f" {msg['reason']}"
+        )
+    if msg.get("scope") == "engine":
+        return f"event  {sid} engine changed to {msg['engine']}: {', '.join(msg['classes'])}"
     reason = f": {msg['reason']}" if msg.get("reason") else ""
     return f"event  {sid} stream {msg.get('kind')}{reason}"
 
 
+def format_state(state: dict[str, Any]) -> str:
+    """Readable lines for a state snapshot: each stream and its tracks."""
+    lines = [f"state  engine {state['engine']} ({len(state['classes'] or [])} classes)"]
+    for sid, st in sorted(state["streams"].items()):
+        details = (st.get("started") or {}).get("details", {})
+        size = "x".join(str(v) for v in details.get("size_wh") or [])
+        lines.append(f"state  {sid} {details.get('codec', '?')} {size} {len(st['tracks'])} track(s)")
+        for tid, tr in sorted(st["tracks"].items(), key=lambda kv: int(kv[0])):
+            face = tr.get("face") or {}
+            label = face.get("abstain") or (f"{face['label']} {face['score']:.2f}" if face.get("label") else "-")
+            ep = tr.get("episode")
+            lines.append(f"state  {sid} track {tid} {label}" + (f" | episode: {ep['label']}" if ep else ""))
+    return "\n".join(lines)
+
+
+def _state_command(args: argparse.Namespace) -> int:
+    from streamer.client import StateSubscriber
+
+    with StateSubscriber(args.endpoint, args.state, streams=args.stream or None) as sub:
+        state = sub.state
+        print(json.dumps(state) if args.raw else format_state(state), flush=True)
+        received = 0
+        timeout = args.idle_timeout or None
+        for topic, msg in sub.updates(timeout_s=timeout):
+            print(json.dumps(msg) if args.raw else format_message(topic, msg), flush=True)
+            received += 1
+            if args.count and received >= args.count:
+                break
+        print(f"received {received} update(s) after the state, {sub.gaps} missed (seq gaps)", file=sys.stderr)
+    return 0
+
+
 def subscribe_command(args: argparse.Namespace) -> int:
+    if args.state:
+        return _state_command(args)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.SUB)
     if args.bind:

@@ -1,7 +1,8 @@
 """The detection thread: reads every source, detects faces for all streams of a tick in one
-call (``detect_frames``), tracks per stream, publishes each processed frame through the
-emitter and hands the newest tracked frame of each stream to the scoring thread
-(drop-to-latest).
+call (``detect_frames``), tracks per stream, publishes each processed frame (through the
+``TrackReporter``) and hands the newest tracked frame of each stream to the scoring thread
+(drop-to-latest). Streams added while running arrive through its inbox; engine changes from
+the scoring thread are applied between ticks.
 
 It owns the per-stream trackers (no locks) and never waits for the engine: a faces message
 carries each track's latest result from the scoring thread's board (null until first scored).
@@ -15,18 +16,18 @@ Example (plain text)::
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from configs import Settings
-from streamer.base import Detections, FaceDetector, FaceResult, Frame, Source, Tracker, TrackKey
+from streamer.base import Detections, FaceDetector, Frame, Source, Tracker
 from streamer.detect.frames import FrameError, detect_frames
-from streamer.pipeline.emitter import Emitter
-from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
+from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
+from streamer.pipeline.reporter import TrackReporter
 from streamer.stats import PipelineStats
 
 log = logging.getLogger(__name__)
@@ -57,32 +58,54 @@ class DetectionThread(threading.Thread):
         streams: list[StreamState],
         detector: FaceDetector,
         slots: ScoreSlots,
-        results: Mapping[TrackKey, FaceResult],
-        emitter: Emitter,
+        reporter: TrackReporter,
         settings: Settings,
         stats: PipelineStats,
+        *,
+        keep_alive: bool = False,
     ) -> None:
         super().__init__(name="detection", daemon=True)
         self.streams = streams
         self.detector = detector
         self.slots = slots
-        self.results = results
-        self.emitter = emitter
+        self.reporter = reporter
+        self.emitter = reporter.emitter
         self.settings = settings
         self.stats = stats
+        self.keep_alive = keep_alive
+        """Keep running with no stream left (sources may be added) until ``stop_when_idle``."""
+        self.inbox: queue.SimpleQueue[StreamState] = queue.SimpleQueue()
+        """Streams added while running (any thread puts, this thread takes)."""
+        self.engine_changes: queue.SimpleQueue[EngineChange] = queue.SimpleQueue()
         self._rr = 0
+
+    def stop_when_idle(self) -> None:
+        self.keep_alive = False
 
     def run(self) -> None:
         try:
             while True:
+                self._take_inbox()
                 active = [s for s in self.streams if not s.finished]
-                if not active:
+                if not active and not self.keep_alive:
                     break
+                if not active:
+                    time.sleep(self.settings.pipeline.read_timeout_s)
+                    continue
                 frames = self._gather(active)
                 if frames:
                     self.tick(frames)
         finally:
+            self._take_inbox()
             self.slots.close()
+
+    def _take_inbox(self) -> None:
+        """New streams join; engine changes take effect (between ticks)."""
+        while not self.inbox.empty():
+            self.streams.append(self.inbox.get())
+        while not self.engine_changes.empty():
+            active = [s.stream_id for s in self.streams if not s.finished]
+            self.reporter.engine_changed(self.engine_changes.get(), active)
 
     def _gather(self, active: list[StreamState]) -> list[tuple[StreamState, Frame]]:
         """At most one frame per stream; waits briefly on one stream when none has any."""
@@ -139,17 +162,16 @@ class DetectionThread(threading.Thread):
         with self.stats.time("track"):
             tracks, events = st.tracker.update(dets, frame.index)
         st.last_index = frame.index
-        self.emitter.track_events(events)
+        self.reporter.track_events(events)
         for ev in events:
             if ev.kind == "ended":
                 self.slots.end(EndNotice(st.stream_id, ev.track_id))
-        if len(tracks):
-            self.slots.offer(ScoreJob(frame, tracks))
+        to_score, reasons = self.reporter.scorable(tracks)
+        if len(to_score):
+            self.slots.offer(ScoreJob(frame, to_score))
         with self.stats.time("publish"):
-            sid = st.stream_id
-            results = [self.results.get((sid, tid)) for tid in tracks.track_ids.tolist()]
-            self.emitter.faces(frame, tracks, results)
-        s = self.stats.stream(sid)
+            self.reporter.frame(frame, tracks, reasons)
+        s = self.stats.stream(st.stream_id)
         s.frames += 1
         s.faces += len(tracks)
 
@@ -164,7 +186,8 @@ class DetectionThread(threading.Thread):
         now = time.monotonic()
         if st.finishing_since is None:
             st.finishing_since = now
-            self.emitter.track_events(st.tracker.end(st.last_index))
+            self.reporter.stream_finishing(st.stream_id)
+            self.reporter.track_events(st.tracker.end(st.last_index))
             self.slots.end(EndNotice(st.stream_id))
         if self.emitter.terminal_seen(st.stream_id) or now - st.finishing_since >= TERMINAL_GRACE_S:
             st.finished = True

@@ -22,9 +22,12 @@ import logging
 import threading
 import time
 
-from streamer.base import FaceResult, Frame, Publisher, StreamEvent, TrackEvent, Tracks
+from streamer.base import Abstention, FaceResult, Frame, Publisher, StreamEvent, TrackEvent, Tracks
+from streamer.episodes import EpisodeEvent
 from streamer.messages import (
     MessageContext,
+    engine_changed_message,
+    episode_event_message,
     events_topic,
     faces_message,
     faces_topic,
@@ -80,7 +83,23 @@ class Emitter:
         for event in events:
             self.publisher.send(events_topic(event.stream_id), track_event_message(event, self.ctx))
 
-    def faces(self, frame: Frame, tracks: Tracks, results: list[FaceResult | None]) -> None:
+    def episode_events(self, events: list[EpisodeEvent]) -> None:
+        for event in events:
+            self.publisher.send(events_topic(event.stream_id), episode_event_message(event, self.ctx))
+
+    def engine_changed(self, ctx: MessageContext, stream_ids: list[str]) -> None:
+        """From now on every message carries ``ctx``; each active stream is told first."""
+        self.ctx = ctx
+        for sid in stream_ids:
+            self.publisher.send(events_topic(sid), engine_changed_message(sid, ctx))
+
+    def reopen(self, stream_id: str) -> None:
+        """A finished stream's id is used again by a newly added source."""
+        with self._lock:
+            self._finished.discard(stream_id)
+            self._terminal.pop(stream_id, None)
+
+    def faces(self, frame: Frame, tracks: Tracks, results: list[FaceResult | Abstention | None]) -> None:
         if len(tracks) or self.publish_empty:
             self.publisher.send(faces_topic(frame.stream_id), faces_message(frame, tracks, results, self.ctx))
         if self.preview is not None:

@@ -14,7 +14,8 @@ Example (plain text)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from streamer.base import Frame, Tracks
 from streamer.queues import Closable
@@ -78,3 +79,14 @@ class ScoreSlots(Closable):
             jobs, ends = list(self._jobs.values()), self._ends
             self._jobs, self._ends = {}, []
             return jobs, ends
+
+
+@dataclass(frozen=True)
+class EngineChange:
+    """The scoring thread switched engines (new prompts or head): what the detection thread
+    needs to switch what it publishes at the same point, and an event set once it has."""
+
+    generation: int
+    fingerprint: str
+    classes: list[str]
+    applied: threading.Event = field(default_factory=threading.Event, compare=False)

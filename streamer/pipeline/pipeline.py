@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from configs import Settings
+from configs.engine import EngineSettings
+from engine.errors import ConfigError
 from streamer.base import ExpressionScorer, FaceDetector, Publisher, PublisherStats, Source, StreamEvent
 from streamer.messages import MessageContext
 from streamer.pipeline.detection_thread import DetectionThread, StreamState
 from streamer.pipeline.emitter import Emitter
-from streamer.pipeline.handoff import ScoreSlots
+from streamer.pipeline.handoff import EngineChange, ScoreSlots
+from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.preview import PreviewWriter
 from streamer.sources import open_source
@@ -59,7 +62,7 @@ class NullPublisher(Publisher):
 
 
 class Pipeline:
-    """The running service for a set of streams."""
+    """The running service for a set of streams (which may change while it runs)."""
 
     def __init__(
         self,
@@ -69,9 +72,10 @@ class Pipeline:
         *,
         engine: ExpressionScorer | None = None,
         detector: FaceDetector | None = None,
+        keep_alive: bool = False,
     ) -> None:
-        if not streams:
-            raise ValueError("Pipeline needs at least one stream")
+        if not streams and not keep_alive:
+            raise ValueError("Pipeline needs at least one stream (or keep_alive for sources added later)")
         ids = [s.stream_id for s in streams]
         if len(set(ids)) != len(ids):
             raise ValueError(f"stream ids must be unique, got {ids}")
@@ -91,7 +95,7 @@ class Pipeline:
             detector = create_detector(settings.detector)
         self.detector = detector
         path = settings.preview.path
-        self.preview = PreviewWriter(path, settings.preview, len(streams) > 1) if path else None
+        self.preview = PreviewWriter(path, settings.preview, len(streams) > 1 or keep_alive) if path else None
         self.emitter = Emitter(
             publisher,
             MessageContext(engine.fingerprint, engine.classes),
@@ -101,66 +105,130 @@ class Pipeline:
         )
         self.sources: dict[str, Source] = {}
         self._slots = ScoreSlots()
+        self._scoring = ScoringThread(engine, self._slots, settings, self.stats)
+        reporter = TrackReporter(self.emitter, self._scoring.results, settings, self.stats, engine.classes)
+        self._detection = DetectionThread(
+            [], detector, self._slots, reporter, settings, self.stats, keep_alive=keep_alive
+        )
+        self._scoring.on_engine_change.append(self._detection.engine_changes.put)
+        self._lock = threading.Lock()
+        self._engine_lock = threading.Lock()
+        self._running = False
 
-    def _open_sources(self) -> list[StreamState]:
-        states = []
-        for spec in self.specs:
+    # ------------------------------------------------------------ sources
+
+    def _open(self, spec: StreamSpec) -> StreamState | None:
+        try:
+            src = open_source(spec.uri, spec.stream_id, self.settings.sources, self.emitter.source_event)
+        except Exception as e:  # a bad URI fails its stream, not the service
+            log.error("stream %s: cannot open: %s", spec.stream_id, e)
+            self.emitter.source_event(StreamEvent(spec.stream_id, "failed", time.time(), f"cannot open source: {e}"))
+            self.emitter.stream_finished(spec.stream_id)
+            return None
+        self.sources[spec.stream_id] = src
+        return StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker))
+
+    def add_source(self, spec: StreamSpec) -> None:
+        """Add a stream while running (any thread). ConfigError when its id is in use."""
+        with self._lock:
+            old = self.sources.get(spec.stream_id)
+            if old is not None and not old.done:
+                raise ConfigError(f"stream id {spec.stream_id!r} is in use")
+            self.emitter.reopen(spec.stream_id)
+            state = self._open(spec)
+            if state is None:
+                return
+            self._detection.inbox.put(state)
+            if self._running:
+                state.source.start()
+        log.info("stream %s added", spec.stream_id)
+
+    def remove_source(self, stream_id: str) -> None:
+        """Stop a stream while running (any thread): it ends with reason "removed" after its
+        queued frames. ConfigError when no such stream runs."""
+        with self._lock:
+            src = self.sources.get(stream_id)
+            if src is None or src.done:
+                raise ConfigError(f"no running stream {stream_id!r}")
+        threading.Thread(target=src.stop, args=("removed",), name=f"remove:{stream_id}", daemon=True).start()
+        log.info("stream %s removed", stream_id)
+
+    def running_streams(self) -> list[str]:
+        with self._lock:
+            return sorted(sid for sid, s in self.sources.items() if not s.done)
+
+    # ------------------------------------------------------------ engine
+
+    def change_engine(self, settings: EngineSettings, timeout_s: float = 120.0) -> EngineChange:
+        """Build an engine for ``settings`` off the hot path (sharing the frozen CLIP), swap it
+        in between two engine batches, and return once every later message carries it. A
+        failure while building (bad prompts, head file) raises and changes nothing."""
+        with self._engine_lock:
+            new = self.engine.derive(settings)
+            target = self._scoring.generation + 1
+            seen: list[EngineChange] = []
+            self._scoring.on_engine_change.append(seen.append)
             try:
-                src = open_source(spec.uri, spec.stream_id, self.settings.sources, self.emitter.source_event)
-            except Exception as e:  # a bad URI fails its stream, not the service
-                log.error("stream %s: cannot open: %s", spec.stream_id, e)
-                reason = f"cannot open source: {e}"
-                self.emitter.source_event(StreamEvent(spec.stream_id, "failed", time.time(), reason))
-                self.emitter.stream_finished(spec.stream_id)
-                continue
-            self.sources[spec.stream_id] = src
-            states.append(StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker)))
-        return states
+                self._scoring.request_engine(new)
+                deadline = time.monotonic() + timeout_s
+                while not (seen and seen[0].generation >= target and seen[0].applied.wait(0.05)):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the engine change was not applied within {timeout_s} s")
+            finally:
+                self._scoring.on_engine_change.remove(seen.append)
+            self.engine = new
+            return seen[0]
+
+    # ------------------------------------------------------------ running
 
     def snapshot(self) -> StatsSnapshot:
         """Counters, stage timings, drops and queue depths right now."""
         self.stats.score_jobs_replaced = self._slots.replaced
         pub = self.publisher.stats
+        sources = dict(self.sources)
         drops = {
-            "source": sum(s.stats.frames_dropped for s in self.sources.values()),
+            "source": sum(s.stats.frames_dropped for s in sources.values()),
             "score": self._slots.replaced,
             "publish": pub.dropped,
         }
-        queues = {f"src:{sid}": s.queue_depth for sid, s in self.sources.items()}
+        queues = {f"src:{sid}": s.queue_depth for sid, s in sources.items()}
         queues["publish"] = self.publisher.queue_depth
         if self.preview is not None:
             drops["preview"] = self.preview.dropped
             queues["preview"] = self.preview.queue_depth
-        return self.stats.snapshot(self.sources, drops, queues, pub.sent)
+        return self.stats.snapshot(sources, drops, queues, pub.sent)
 
     def run(
         self, stop: threading.Event | None = None, on_stats: Callable[[StatsSnapshot], None] | None = None
     ) -> StatsSnapshot:
-        """Run until every stream is done or ``stop`` is set; return the final snapshot.
+        """Run until every stream is done (or, with ``keep_alive``, until ``stop``) or ``stop``
+        is set; return the final snapshot.
 
         On stop: sources stop (each emits "ended"), queued frames are drained and
         published, track and stream end events go out, then threads are joined.
         """
         stop = stop or threading.Event()
-        scoring = ScoringThread(self.engine, self._slots, self.settings, self.stats)
-        states = self._open_sources()
-        detection = DetectionThread(
-            states, self.detector, self._slots, scoring.results, self.emitter, self.settings, self.stats
-        )
-        self.stats.started_s = time.monotonic()
-        scoring.start()
-        detection.start()
-        for st in states:
-            st.source.start()
+        with self._lock:
+            for spec in self.specs:
+                state = self._open(spec)
+                if state is not None:
+                    self._detection.inbox.put(state)
+            self.stats.started_s = time.monotonic()
+            self._scoring.start()
+            self._detection.start()
+            for src in self.sources.values():
+                src.start()
+            self._running = True
         meter = RateMeter()
         next_stats = time.monotonic() + self.settings.stats.interval_s
         stopping = False
         try:
-            while detection.is_alive():
-                detection.join(timeout=0.1)
+            while self._detection.is_alive():
+                self._detection.join(timeout=0.1)
                 if stop.is_set() and not stopping:
                     stopping = True
                     log.info("stopping: %d source(s)", len(self.sources))
+                    self._detection.stop_when_idle()
                     self._stop_sources()
                 if time.monotonic() >= next_stats:
                     next_stats += self.settings.stats.interval_s
@@ -170,17 +238,20 @@ class Pipeline:
                     if on_stats is not None:
                         on_stats(snap)
         finally:
+            self._detection.stop_when_idle()
             self._stop_sources()
-            detection.join()
+            self._detection.join()
             self._slots.close()
-            scoring.join()
+            self._scoring.join()
             if self.preview is not None:
                 self.preview.close()
         return self.snapshot()
 
     def _stop_sources(self) -> None:
         """Stop every source in parallel (each ``stop`` may wait for its thread)."""
-        threads = [threading.Thread(target=s.stop, daemon=True) for s in self.sources.values()]
+        with self._lock:
+            sources = list(self.sources.values())
+        threads = [threading.Thread(target=s.stop, daemon=True) for s in sources]
         for t in threads:
             t.start()
         for t in threads:

@@ -1,9 +1,11 @@
-"""The scoring thread: owns the engine, the smoother and the scheduler.
+"""The scoring thread: owns the engine, the smoother, the scheduler and the re-linker.
 
 Each tick it takes every stream's newest tracked frame, lets the scheduler pick the tracks
-due for (re-)scoring across all streams, cuts their crops, scores them in ONE engine batch,
-smooths per track and writes each track's latest ``FaceResult`` to the results board the
-detection thread reads when it publishes.
+due for (re-)scoring across all streams, cuts their crops, sets aside the blurred ones
+(abstentions), scores the rest in ONE engine batch, re-links tracks that just started to
+ones that just ended, smooths per track and writes each track's latest result to the
+results board the detection thread reads when it publishes. Between ticks it applies a
+pending engine change (``request_engine``): new engine, fresh smoothing, a new generation.
 
 Example (plain text)::
 
@@ -21,9 +23,11 @@ import cv2
 import numpy as np
 
 from configs import Settings
+from streamer.abstain import blur_reasons
 from streamer.align import crop_faces
-from streamer.base import ExpressionScorer, FaceResult, TrackKey
-from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
+from streamer.base import Abstention, ExpressionScorer, FaceResult, TrackKey
+from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
+from streamer.pipeline.relink import Relinker
 from streamer.scheduler import ScoringScheduler
 from streamer.stats import PipelineStats
 
@@ -41,11 +45,23 @@ class ScoringThread(threading.Thread):
         self.stats = stats
         self.smoother = engine.make_smoother()
         self.scheduler = ScoringScheduler(settings.scheduler.max_hz, settings.scheduler.max_batch)
-        self.results: dict[TrackKey, FaceResult] = {}
+        self.relinker = Relinker(settings.tracker)
+        self.results: dict[TrackKey, FaceResult | Abstention] = {}
         """Latest result per track. Written only here; the detection thread only reads."""
+        self.generation = 0
+        self.on_engine_change: list = []
+        """Callables given each ``EngineChange`` once applied here (the detection thread's inbox)."""
+        self._pending: ExpressionScorer | None = None
+        self._pending_lock = threading.Lock()
+
+    def request_engine(self, engine: ExpressionScorer) -> None:
+        """Use ``engine`` from the next tick on (any thread)."""
+        with self._pending_lock:
+            self._pending = engine
 
     def run(self) -> None:
         while not self.slots.finished:
+            self._apply_pending_engine()
             jobs, ends = self.slots.take(timeout_s=0.1)
             if jobs:
                 try:
@@ -57,10 +73,25 @@ class ScoringThread(threading.Thread):
             for notice in ends:
                 self.forget(notice)
 
-    def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[int], np.ndarray]:
-        """The chosen tracks' crops in one batch, with their keys and frame indices."""
+    def _apply_pending_engine(self) -> None:
+        with self._pending_lock:
+            engine, self._pending = self._pending, None
+        if engine is None:
+            return
+        self.engine = engine
+        self.smoother = engine.make_smoother()
+        self.scheduler = ScoringScheduler(self.settings.scheduler.max_hz, self.settings.scheduler.max_batch)
+        self.relinker.clear()
+        self.results.clear()
+        self.generation += 1
+        change = EngineChange(self.generation, engine.fingerprint, list(engine.classes))
+        for notify in self.on_engine_change:
+            notify(change)
+
+    def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[ScoreJob], np.ndarray]:
+        """The chosen tracks' crops in one batch, with their keys and frames."""
         keys: list[TrackKey] = []
-        frame_of: list[int] = []
+        frames_of: list[ScoreJob] = []
         batches: list[np.ndarray] = []
         for job in jobs:
             sid = job.frame.stream_id
@@ -79,45 +110,87 @@ class ScoringThread(threading.Thread):
                 continue
             batches.append(crops)
             keys.extend((sid, ids[i]) for i in sel)
-            frame_of.extend([job.frame.index] * len(sel))
-            self.stats.stream(sid).scored += len(sel)
-        return keys, frame_of, np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
+            frames_of.extend([job] * len(sel))
+        return keys, frames_of, np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
 
     def score(self, jobs: list[ScoreJob]) -> None:
         """Score the due tracks of these frames (one per stream) in one engine batch."""
         candidates = [(j.frame.stream_id, tid) for j in jobs for tid in j.tracks.track_ids.tolist()]
-        chosen = set(self.scheduler.select(candidates, time.monotonic()))
+        now = time.monotonic()
+        chosen = set(self.scheduler.select(candidates, now))
         if not chosen:
             return
         with self.stats.time("crop"):
-            keys, frame_of, crops = self._crops(jobs, chosen)
-        if not keys:
+            keys, jobs_of, crops = self._crops(jobs, chosen)
+            blurred = blur_reasons(crops, self.settings.abstain)
+        for key, job, reason in zip(keys, jobs_of, blurred, strict=True):
+            if reason is not None:
+                self.results[key] = Abstention(reason, job.frame.index, now, self.generation)
+        sharp = [i for i, r in enumerate(blurred) if r is None]
+        if not sharp:
             return
+        keys, jobs_of, crops = [keys[i] for i in sharp], [jobs_of[i] for i in sharp], crops[sharp]
+        for sid in {k[0] for k in keys}:
+            self.stats.stream(sid).scored += sum(1 for k in keys if k[0] == sid)
         with self.stats.time("engine", items=len(keys)):
             out = self.engine.score(crops)
         with self.stats.time("smooth", items=len(keys)):
-            feats = out.projected_features() if self.smoother.needs_features else None
-            smoothed = self.smoother.update(keys, out.probs, feats)
-            top = smoothed.argmax(axis=1)
-            classes = self.engine.classes
-            done = time.monotonic()
-            for i, key in enumerate(keys):
-                prev = self.results.get(key)
-                if prev is not None:
-                    self.stats.rescore_gaps_s.append(done - prev.scored_at_s)
-                self.results[key] = FaceResult(
-                    out.probs[i], smoothed[i], classes[top[i]], float(smoothed[i, top[i]]), frame_of[i], done
-                )
+            feats = out.projected_features() if self.smoother.needs_features or self.relinker.enabled else None
+            relinked = self._relink(keys, feats)
+            smoothed = self.smoother.update(keys, out.probs, feats if self.smoother.needs_features else None)
+            self._write_results(keys, jobs_of, out.probs, smoothed, relinked)
+
+    def _relink(self, keys: list[TrackKey], feats: np.ndarray | None) -> dict[TrackKey, int]:
+        """Tracks scored for the first time that continue a track that just ended: their
+        smoother state is carried over (before this observation is added)."""
+        if feats is None or not self.relinker.enabled:
+            return {}
+        relinked: dict[TrackKey, int] = {}
+        for i, key in enumerate(keys):
+            if key not in self.results:
+                match = self.relinker.match(key, feats[i])
+                if match is not None:
+                    old_tid, state = match
+                    if state is not None:
+                        self.smoother.put_state(key, state)
+                    relinked[key] = old_tid
+                    self.stats.relinks += 1
+            self.relinker.observe(key, feats[i])
+        return relinked
+
+    def _write_results(self, keys, jobs_of, probs, smoothed, relinked: dict[TrackKey, int]) -> None:
+        top = smoothed.argmax(axis=1)
+        classes = self.engine.classes
+        done = time.monotonic()
+        for i, key in enumerate(keys):
+            prev = self.results.get(key)
+            if isinstance(prev, FaceResult):
+                self.stats.rescore_gaps_s.append(done - prev.scored_at_s)
+            frame = jobs_of[i].frame
+            carried = prev.relinked_from if isinstance(prev, FaceResult) else None
+            self.results[key] = FaceResult(
+                probs[i],
+                smoothed[i],
+                classes[top[i]],
+                float(smoothed[i, top[i]]),
+                frame.index,
+                done,
+                frame.pts_s if frame.pts_s is not None else frame.wall_time_s,
+                self.generation,
+                relinked.get(key, carried),
+            )
 
     def forget(self, notice: EndNotice) -> None:
-        """Free a finished track's (or a whole stream's) state."""
+        """Free a finished track's (or a whole stream's) state; a finished track's appearance
+        and smoothing state wait a while in the re-linker."""
         if notice.track_id is None:
             self.smoother.end_stream(notice.stream_id)
             self.scheduler.forget_stream(notice.stream_id)
+            self.relinker.forget_stream(notice.stream_id)
             for key in [k for k in self.results if k[0] == notice.stream_id]:
                 self.results.pop(key, None)
             return
         key = (notice.stream_id, notice.track_id)
-        self.smoother.end_track(key)
+        self.relinker.ended(key, self.smoother.take_state(key))
         self.scheduler.forget(key)
         self.results.pop(key, None)

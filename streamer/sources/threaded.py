@@ -61,6 +61,7 @@ class ThreadedSource(Source):
         self._thread: threading.Thread | None = None
         self._lifecycle_lock = threading.Lock()
         self._terminal_sent = False
+        self._stop_reason = "stopped"
         self._next_index = 0
 
     # ---- public API ---------------------------------------------------------------------
@@ -91,13 +92,14 @@ class ThreadedSource(Source):
         """True once the stream has ended or failed AND every queued frame was read."""
         return self._buffer.drained
 
-    def stop(self) -> None:
-        """Ask the thread to stop and join it; emits "ended" (reason "stopped") unless the
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the thread to stop and join it; emits "ended" (with ``reason``) unless the
         stream already ended or failed. Idempotent; frames still queued stay readable.
 
         A source blocked in a silent connection notices within ``read_timeout_s``; the join
         waits that long at most, then leaves the (daemon) thread to finish on its own.
         """
+        self._stop_reason = reason
         self._stop_requested.set()
         self._buffer.close()
         thread = self._thread
@@ -105,7 +107,7 @@ class ThreadedSource(Source):
             thread.join(self.settings.open_timeout_s + self.settings.read_timeout_s + 1.0)
             if thread.is_alive():
                 log.warning("source %s: decode thread still busy after stop()", self)
-        self._finish("ended", "stopped")
+        self._finish("ended", reason)
 
     @property
     def stopping(self) -> bool:
@@ -172,6 +174,6 @@ class ThreadedSource(Source):
             self._finish("failed", f"internal error: {type(e).__name__}: {e}")
         finally:
             if self._stop_requested.is_set():
-                self._finish("ended", "stopped")
+                self._finish("ended", self._stop_reason)
             else:
                 self._finish("ended", "end of stream")

@@ -51,7 +51,7 @@ def free_endpoint() -> str:
 
 def validators() -> dict[str, jsonschema.Draft202012Validator]:
     out = {}
-    for kind in ("faces", "events"):
+    for kind in ("faces", "events", "snapshot"):
         schema = json.loads((SCHEMAS / f"{kind}.v1.json").read_text())
         jsonschema.Draft202012Validator.check_schema(schema)
         out[kind] = jsonschema.Draft202012Validator(schema)
@@ -144,9 +144,9 @@ def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.1) -> Non
         time.sleep(poll_s)
 
 
-def score_job(stream_id: str, track_ids: list[int]) -> ScoreJob:
-    """A grey 160x120 frame of ``stream_id`` with one same-box track per id."""
-    img = FrameImage.from_bgr(np.full((120, 160, 3), 100, np.uint8))
+def score_job(stream_id: str, track_ids: list[int], image: np.ndarray | None = None) -> ScoreJob:
+    """A 160x120 frame of ``stream_id`` (grey, or ``image``) with one same-box track per id."""
+    img = FrameImage.from_bgr(np.full((120, 160, 3), 100, np.uint8) if image is None else image)
     n = len(track_ids)
     boxes = np.tile(np.float32([20, 20, 60, 70]), (n, 1))
     tracks = Tracks(np.array(track_ids, np.int64), boxes, np.ones(n, np.float32), np.zeros(n, np.int64))

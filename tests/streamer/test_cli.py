@@ -147,3 +147,60 @@ def test_model_that_cannot_load_is_a_clear_error_with_an_offline_hint(tmp_path, 
     err = capsys.readouterr().err
     assert "neither a file nor a pretrained tag" in err and "Traceback" not in err
     assert "streamer run --demo -c offline" in err
+
+
+def test_subscribe_lines_for_episodes_engine_changes_and_abstentions():
+    ep = {"type": "event", "scope": "episode", "stream_id": "cam0", "kind": "ended", "track_id": 1, "episode_id": 2,
+          "label": "surprise", "onset_s": 12.4, "offset_s": 13.9, "duration_s": 1.5, "peak_score": 0.82,
+          "reason": "dropped"}  # fmt: skip
+    assert format_message("events.cam0", ep) == (
+        "event  cam0 episode 2 of track 1: surprise ended at 13.90s (1.50 s, peak 0.82): dropped"
+    )
+    eng = {"type": "event", "scope": "engine", "stream_id": "cam0", "kind": "changed", "engine": "0123456789ab",
+           "classes": ["calm", "tense"]}  # fmt: skip
+    assert format_message("events.cam0", eng) == "event  cam0 engine changed to 0123456789ab: calm, tense"
+    face = {"track_id": 5, "label": None, "score": None, "abstain": "too_small", "bbox_xyxy": [0, 0, 9, 9]}
+    faces = {"type": "faces", "stream_id": "cam0", "frame_index": 1, "pts_s": None, "latency_ms": 1.0, "faces": [face]}
+    assert "| 5 (too_small) [0,0,9,9]" in format_message("faces.cam0", faces)
+
+
+def test_subscribe_state_prints_the_state_then_newer_updates(capsys):
+    import threading
+
+    from configs.streamer import PublisherSettings
+    from streamer.endpoints import RequestServer
+    from streamer.publisher import ZmqPublisher
+    from streamer.state import StateBoard
+    from tests.streamer.helpers import free_endpoint
+
+    endpoint, snap_ep = free_endpoint(), free_endpoint()
+    board = StateBoard()
+    pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, settle_s=0), observer=board.apply)
+    server = RequestServer("snapshot", snap_ep, lambda req: board.snapshot())
+    base = {"schema_version": 1, "type": "event", "stream_id": "cam0", "reason": None, "engine": "0123456789ab"}
+    pub.send("events.cam0", {**base, "scope": "stream", "kind": "started", "details": {"codec": "h264"}})
+    pub.send("events.cam0", {**base, "scope": "track", "kind": "started", "details": {}, "track_id": 4})
+    done = threading.Event()
+
+    def feed():  # faces messages until the command has printed one update
+        i = 0
+        while not done.is_set():
+            pub.send("faces.cam0", {"type": "faces", "stream_id": "cam0", "frame_index": i, "pts_s": None,
+                                    "latency_ms": 1.0, "classes": ["a"], "faces": []})  # fmt: skip
+            i += 1
+            done.wait(0.05)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        rc = main(["subscribe", endpoint, "--state", snap_ep, "--count", "1", "--idle-timeout", "120"])
+    finally:
+        done.set()
+        feeder.join(60)
+        server.close()
+        pub.close()
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert rc == 0 and lines[0].startswith("state  engine 0123456789ab")
+    assert lines[1].startswith("state  cam0 h264") and lines[2].startswith("state  cam0 track 4")
+    assert lines[-1].startswith("faces  cam0 #") and "received 1 update(s) after the state, 0 missed" in out.err

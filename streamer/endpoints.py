@@ -1,0 +1,123 @@
+"""Request/reply endpoints of the service (the state snapshot, the control endpoint): one
+thread per endpoint owning a ZeroMQ ROUTER socket, answering each request with one reply.
+Clients use REQ (or DEALER with an empty delimiter frame); requests and replies are JSON.
+
+A request that is not JSON, too large, or raises in its handler gets ``{"ok": false,
+"error": ...}``; the endpoint never dies of a bad request.
+
+Example (plain text: binds a port)::
+
+    server = RequestServer("snapshot", "tcp://127.0.0.1:5557", lambda req: board.snapshot())
+    ...
+    server.close()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from engine.errors import ConfigError, ExpStreamError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+"""A parsed request -> the reply (raise ExpStreamError for a refusal with a reason)."""
+
+
+class RequestServer:
+    """A ROUTER socket on its own thread, handing every request to ``handler``."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoint: str,
+        handler: Handler,
+        *,
+        max_request_bytes: int = 1 << 20,
+        secure: Callable[[zmq.Socket], None] | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.handler = handler
+        self.max_request_bytes = max_request_bytes
+        self.requests = 0
+        self.errors = 0
+        self._ctx = context or zmq.Context.instance()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(secure,), name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise ConfigError(f"{name}.endpoint {endpoint!r}: {self._error}") from self._error
+
+    def _run(self, secure: Callable[[zmq.Socket], None] | None) -> None:
+        sock = self._ctx.socket(zmq.ROUTER)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            if secure is not None:
+                secure(sock)
+            sock.bind(self.endpoint)
+        except zmq.ZMQError as e:
+            self._error = e
+            sock.close(0)
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                if sock.poll(100):
+                    frames = sock.recv_multipart()
+                    ident, body = frames[0], frames[-1]
+                    sock.send_multipart([ident, b"", self._answer(body)])
+        finally:
+            sock.close(0)
+
+    def _answer(self, body: bytes) -> bytes:
+        self.requests += 1
+        try:
+            if len(body) > self.max_request_bytes:
+                raise ConfigError(f"request of {len(body)} bytes; at most {self.max_request_bytes}")
+            try:
+                request = json.loads(body) if body.strip() else {}
+            except ValueError as e:
+                raise ConfigError(f"request is not JSON ({e})") from e
+            if not isinstance(request, dict):
+                raise ConfigError("request must be a JSON object")
+            reply = {"ok": True, **self.handler(request)}
+        except ExpStreamError as e:
+            self.errors += 1
+            log.warning("%s: request refused: %s", self.name, e)
+            reply = {"ok": False, "error": str(e)}
+        except Exception as e:  # a bug in a handler must not take the endpoint down
+            self.errors += 1
+            log.exception("%s: request failed", self.name)
+            reply = {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
+        return json.dumps(reply, allow_nan=False).encode()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def request(endpoint: str, body: dict[str, Any], timeout_s: float = 10.0, context: zmq.Context | None = None) -> dict:
+    """One request to a ``RequestServer`` (REQ socket); TimeoutError when no reply comes."""
+    ctx = context or zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send(json.dumps(body).encode())
+        if not sock.poll(int(timeout_s * 1000)):
+            raise TimeoutError(f"no reply from {endpoint} within {timeout_s} s")
+        return json.loads(sock.recv())
+    finally:
+        sock.close(0)

@@ -1,0 +1,73 @@
+"""How messages travel: topics, and the JSON / msgpack payload encodings. Light on purpose
+(no numpy, no torch): subscribers and the client helper import only this, ``streamer.state``
+and ``streamer.client``.
+
+Example:
+    >>> payload = encode({"type": "faces", "seq": 3}, "json")
+    >>> payload, decode(payload)
+    (b'{"type":"faces","seq":3}', {'type': 'faces', 'seq': 3})
+    >>> faces_topic("cam0"), events_topic("cam0"), stream_of("events.cam0")
+    ('faces.cam0', 'events.cam0', 'cam0')
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+_STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def check_stream_id(stream_id: str) -> str:
+    """A stream id: letters, digits, ``_``, ``.`` and ``-`` (it is part of topic names).
+
+    Example:
+        >>> check_stream_id("cam0")
+        'cam0'
+    """
+    if not _STREAM_ID.match(stream_id):
+        from engine.errors import ConfigError
+
+        raise ConfigError(f"stream id {stream_id!r}: use letters, digits, '_', '.' and '-'")
+    return stream_id
+
+
+def faces_topic(stream_id: str) -> str:
+    return f"faces.{stream_id}"
+
+
+def events_topic(stream_id: str) -> str:
+    return f"events.{stream_id}"
+
+
+def stream_of(topic: str) -> str:
+    """The stream id of a ``faces.<id>`` or ``events.<id>`` topic."""
+    return topic.split(".", 1)[1]
+
+
+def _json(msg: dict[str, Any]) -> bytes:
+    return json.dumps(msg, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _msgpack(msg: dict[str, Any]) -> bytes:
+    import msgpack
+
+    return msgpack.packb(msg, use_bin_type=True)
+
+
+ENCODINGS = ("json", "msgpack")
+
+
+def encode(msg: dict[str, Any], encoding: str = "json") -> bytes:
+    """A message as bytes. JSON is strict: NaN or Infinity raise ValueError, never written."""
+    return _json(msg) if encoding == "json" else _msgpack(msg)
+
+
+def decode(payload: bytes, encoding: str = "auto") -> dict[str, Any]:
+    """Decode a payload (``auto``: JSON if it starts with ``{``, else msgpack)."""
+    if encoding == "json" or (encoding == "auto" and payload[:1] == b"{"):
+        return json.loads(payload)
+    import msgpack
+
+    return msgpack.unpackb(payload, raw=False)
