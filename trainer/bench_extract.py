@@ -23,7 +23,8 @@ from configs.engine import EngineSettings, ModelSettings
 from configs.trainer import PAPER_INSTRUCTION, TeacherSettings
 from engine import ExpressionEngine
 from trainer.teacher.archs import arch_config
-from trainer.teacher.blip2 import _OPENAI_MEAN, _OPENAI_STD, Blip2Teacher, TeacherParts
+from trainer.teacher.blip2 import _OPENAI_MEAN, _OPENAI_STD, Blip2Teacher
+from trainer.teacher.parts import TeacherParts
 
 
 def random_teacher(arch: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Blip2Teacher:

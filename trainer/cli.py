@@ -110,6 +110,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         f"{s.shards_written} shards written, {len(s.unreadable)} unreadable"
         + (f", {s.harvested_faces} faces harvested" if args.videos else "")
     )
+    targets = f"{s.draws} stochastic draws per face (reference)" if s.targets == "reference" else "1 clean per face"
+    print(
+        f"  teacher targets: {targets}; teacher {s.teacher_seconds:.1f}s, CLIP {s.clip_seconds:.1f}s; "
+        f"store {s.store_bytes / 2**20:.2f} MiB"
+    )
     for path, reason in s.unreadable:
         print(f"  unreadable: {path} ({reason})")
     return 0
@@ -121,9 +126,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     settings = _settings(args).trainer.fit
 
     def show(e: EpochLog) -> None:
+        draw = f", teacher draw {e.draw}" if e.draw is not None else ""
         print(
             f"epoch {e.epoch}/{settings.epochs}: loss {e.loss:.4f}  in-batch acc {e.accuracy:.2f}%  "
-            f"({e.batches} batches, {e.seconds:.1f}s)",
+            f"({e.batches} batches, {e.seconds:.1f}s{draw})",
             flush=True,
         )
 

@@ -45,6 +45,7 @@ def test_extract_fit_eval_from_the_cli(
     computed = int(re.search(r"(\d+) computed", out).group(1))
     assert faces >= 2 and computed == 24 + faces  # harvested faces are extracted too
     assert "0 unreadable" in out
+    assert "teacher targets: 5 stochastic draws per face (reference)" in out  # K = epochs (5) by default
     n_stored = sum(1 for _ in (tmp_path / "feats").glob("shard-*.safetensors"))
     assert n_stored >= 3
 
@@ -70,11 +71,13 @@ def test_extract_fit_eval_from_the_cli(
     )
     out = capsys.readouterr().out
     assert "epoch 1/2: loss" in out and "epoch 2/2: loss" in out and "in-batch acc" in out
+    assert "teacher draw 0)" in out and "teacher draw 1)" in out
     with safe_open(str(head), framework="pt") as f:
         meta = json.loads(f.metadata()["expstream"])
         assert f.get_tensor("mlp.weight").shape == (32, 64)  # tiny teacher 32-d, tiny CLIP 64-d
     assert meta["backbone"] == "ExpStream-Tiny" and meta["preprocess"] == "expclip"
     assert meta["fit"]["epochs"] == 2 and (tmp_path / "head.pth").is_file()
+    assert (meta["teacher_targets"], meta["teacher_draws"], meta["resize"]) == ("reference", 5, "pil")
 
     assert (
         main(
