@@ -1,4 +1,4 @@
-"""The ``trainer`` command: extract, fit, eval, bench-fit, bench-extract.
+"""The ``trainer`` command: extract, fit, eval, reproduce, bench-fit, bench-extract.
 
 Every command reads the same config file as ``streamer`` (``-c``, ``--set``); flags such as
 ``--epochs`` are shorthands for one ``--set``. Exit codes as ``streamer``'s (0 done, 2 bad
@@ -10,6 +10,7 @@ Example (plain text)::
     $ trainer extract -c train-offline --images faces/ --out feats/
     $ trainer fit -c train-offline --store feats/ --out head.safetensors --epochs 2
     $ trainer eval -c train-offline --head head.safetensors --images RAFDB/test --layout raf-db --out eval/
+    $ trainer reproduce --head expclip-l14 --data /data --out repro/
     $ trainer bench-fit --pairs 50000 --dim 768 --device cpu
 """
 
@@ -73,6 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     shorthand(ev, "--head", key="engine.head", metavar="HEAD", help="head to evaluate")
     shorthand(ev, "--no-baseline", key="trainer.eval.baseline", const=False, help="skip the plain-CLIP run")
     ev.add_argument("--out", required=True, help="folder for report.json and confusion PNGs")
+
+    rp = sub.add_parser("reproduce", help="UAR/WAR on the paper's datasets beside its Table 2 and the authors' log")
+    _common(rp)
+    rp.add_argument("--data", required=True, metavar="ROOT", help="folder holding the datasets (docs/training.md)")
+    rp.add_argument("--out", required=True, help="folder for reproduce.json, per-dataset reports and PNGs")
+    shorthand(rp, "--head", key="engine.head", metavar="HEAD", help="released head name or head file")
+    shorthand(rp, "--prompts", key="engine.prompts.set", metavar="SET", help="prompt set (default a_photo_of_a_face)")
+    shorthand(rp, "--no-baseline", key="trainer.eval.baseline", const=False, help="skip the plain-CLIP run")
+    rp.add_argument("--datasets", default=None, metavar="A,B", help="subset, e.g. raf-db,dfew (default: all eight)")
+    rp.add_argument(
+        "--paper-row",
+        default=None,
+        choices=["expclip-l14", "expclip-b16", "expclip-b32"],
+        help="Table 2 row to compare with (default: the released head's, else the backbone's)",
+    )
 
     bf = sub.add_parser("bench-fit", help="time the fit on synthetic stored pairs")
     add_config_args(bf, "trainer.fit.epochs=2")
@@ -165,6 +181,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from trainer.reproduce import format_table, load_published, reproduce, reproduce_settings
+
+    cfg = reproduce_settings(args.config, args.overrides)
+    subset = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    rep = reproduce(cfg, args.data, args.out, subset, args.paper_row)
+    print(format_table(rep, load_published()))
+    print(f"reproduce: reports in {args.out}")
+    return 0
+
+
 def _print_json(result: dict, path: str | None) -> None:
     print(json.dumps(result, indent=2))
     if path:
@@ -214,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "extract": _cmd_extract,
         "fit": _cmd_fit,
         "eval": _cmd_eval,
+        "reproduce": _cmd_reproduce,
         "bench-fit": _cmd_bench_fit,
         "bench-extract": _cmd_bench_extract,
     }

@@ -133,6 +133,8 @@ def test_bench_fit_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         (["eval", "--images", "/no/folder", "--out", "x", "--set", "engine.head=none"], "no such folder"),
         (["extract", "--out", "x", "--set", "trainer.fit.lr=-1"], "trainer.fit.lr"),
         (["fit", "--store", "x", "--out", "h.safetensors", "--epochs", "0"], "trainer.fit.epochs: got 0"),
+        (["reproduce", "--data", "/no/root", "--out", "x"], "--data: no such folder /no/root"),
+        (["reproduce", "--data", ".", "--out", "x", "--datasets", "rafdb"], "unknown ['rafdb']; allowed: raf-db"),
     ],
 )
 def test_cli_errors_name_the_problem(
