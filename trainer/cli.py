@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     shorthand(be, "--device", key="engine.device", metavar="DEV")
     be.add_argument("--teacher-arch", default="blip2-flan-t5-xxl", help="blip2-flan-t5-xxl|-xl|tiny")
     be.add_argument("--images", type=int, default=1024)
+    be.add_argument("--draws", type=int, default=0, help="time K stochastic (reference) targets per image")
     be.add_argument("--json", default=None, help="also write the result here")
     return ap
 
@@ -218,6 +219,7 @@ def _cmd_bench_extract(args: argparse.Namespace) -> int:
         s.trainer.extract.batch_size,
         str(resolve_device(s.engine.device)),
         config_file=s.engine.model.config_file,
+        draws=args.draws,
     )
     _print_json(r, args.json)
     return 0

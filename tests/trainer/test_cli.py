@@ -176,3 +176,6 @@ def test_bench_extract_cli_with_tiny_shapes(tmp_path: Path) -> None:
     assert main(argv) == 0
     r = json.loads((tmp_path / "e.json").read_text())
     assert r["images"] == 16 and r["teacher_images_per_s"] > 0 and r["clip_images_per_s"] > 0
+    assert r["teacher_draws"] is None and r["teacher_precision"] == "fp32"
+    assert main([*argv, "--draws", "2"]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["teacher_draws"] == 2
