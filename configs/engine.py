@@ -88,6 +88,11 @@ class EngineSettings(StrictSettings):
     layers in float8 e4m3 with static scales calibrated on the first batch; int8 (onnxruntime
     backend, CPU) quantises the exported graph's weights to int8 with dynamic activation
     scales (2.6x fp32 for ViT-B/32 on an AVX-512 VNNI CPU)."""
+    text_precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    """Precision of the CLIP text tower when the prompt embeddings are built: fp16 / bf16 convert
+    its weights as OpenAI's ``clip.load`` does on CUDA (linear and attention weights in low
+    precision, LayerNorms computed in fp32). auto = fp16 on CUDA (what the reference ran), fp32
+    on CPU (docs/engine.md)."""
     max_batch: int = Field(64, ge=1)
     """Largest batch one backend call takes; bigger inputs are split."""
     cache_dir: Annotated[str, ConfigPath()] = "~/.cache/expstream"

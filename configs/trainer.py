@@ -34,8 +34,21 @@ class TeacherSettings(StrictSettings):
     preprocess: Literal["expclip", "blip"] = "expclip"
     """expclip = the reference (the CLIP input, 224 squash in [0, 1], no mean/std, is what
     BLIP-2 saw); blip = the BLIP-2 processor's resize and CLIP mean/std."""
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """auto = bf16 autocast on CUDA (as the reference ran the T5 part), fp32 on CPU."""
+    precision: Literal["auto", "reference", "bf16", "fp16", "fp32"] = "auto"
+    """reference = per module as the authors' code ran on CUDA: vision tower under fp16
+    autocast, Q-Former and projection in fp32 without autocast, Flan-T5 in bf16 under bf16
+    autocast (docs/training.md); bf16 / fp16 = the whole teacher in that type under autocast;
+    fp32 = no autocast. auto = reference on CUDA, fp32 on CPU."""
+    targets: Literal["reference", "clean"] = "reference"
+    """reference = the authors' targets: the Q-Former and the T5 encoder run with dropout on
+    (their training loop calls ``model.train()``; the vision tower stays in eval), a fresh
+    draw per face and epoch, ``draws`` of them stored per face; clean = one dropout-free
+    target per face."""
+    draws: int | None = Field(None, ge=1)
+    """Stochastic targets stored per face with ``targets: reference``; null = ``trainer.fit.epochs``
+    (the reference drew a new target every epoch; ``trainer fit`` uses draw e in epoch e)."""
+    draw_seed: int = 1
+    """Seed of the dropout draws (mixed with each batch's content hash and the draw index)."""
     batch_size: int = Field(32, ge=1)
     """Crops per teacher forward pass."""
     cache_dir: Annotated[str | None, ConfigPath()] = None
@@ -67,6 +80,10 @@ class ExtractSettings(StrictSettings):
     """Threads decoding images (0 = decode in the main thread)."""
     extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp"])
     """File endings taken as images in input folders."""
+    resize: Literal["pil", "tensor"] = "pil"
+    """How crops reach the CLIP input size with ``engine.preprocess: expclip``: pil = the
+    reference's PIL bilinear resize of the decoded image, bit for bit; tensor = the
+    streaming engine's antialiased tensor resize (within a few grey levels, docs/training.md)."""
     harvest: HarvestSettings = HarvestSettings()
 
 
@@ -102,6 +119,9 @@ class EvalSettings(StrictSettings):
     """Images (or frames) scored per engine call."""
     baseline: bool = True
     """Also evaluate plain CLIP (``engine.head=none``) in the same run."""
+    resize: Literal["pil", "tensor"] = "pil"
+    """pil = images and video frames resized with PIL exactly as the reference loads each
+    (for engines with ``expclip`` preprocessing); tensor = the streaming engine's own resize."""
 
 
 class TrainerSettings(StrictSettings):

@@ -32,7 +32,7 @@ from engine.models import LoadedClip, load_clip
 from engine.output import EngineOutput
 from engine.preprocess import PreprocessSpec, preprocess
 from engine.prompts import PromptCache, Prompts, build_prompt_embeddings, load_prompts
-from engine.runtime import Fp8Calibration, backend_for, image_tower, resolve_device, resolve_dtype
+from engine.runtime import Fp8Calibration, backend_for, image_tower, resolve_device, resolve_dtype, resolve_text_dtype
 from engine.scoring import ScoringModel
 from engine.smoothing import Smoother, make_smoother
 
@@ -61,10 +61,13 @@ class ExpressionEngine:
         ident = identity(self._clip.name, self._clip.weights_id, self.head_info.sha256, self.prompts.digest())
         self.fingerprint = fingerprint(ident, self.preprocess_mode, settings.precision)
         self.prompt_cache = PromptCache(self.cache_dir / "prompts")
+        self.text_dtype = resolve_text_dtype(settings.text_precision, self.device)
         self.class_embeddings = self.prompt_cache.get_or_build(
-            prompt_cache_key(ident),
+            prompt_cache_key(ident, str(self.text_dtype).removeprefix("torch.")),
             len(self.classes),
-            lambda: build_prompt_embeddings(self._clip.model, self._clip.tokenizer, self.head, self.prompts),
+            lambda: build_prompt_embeddings(
+                self._clip.model, self._clip.tokenizer, self.head, self.prompts, self.text_dtype
+            ),
         ).to(self.device)
 
         self.backend_name = backend_for(settings, self.device)

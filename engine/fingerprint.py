@@ -27,9 +27,10 @@ def identity(model: str, weights: str, head_sha256: str, prompts_digest: str) ->
     return {"model": model, "weights": weights, "head": head_sha256, "prompts": prompts_digest}
 
 
-def prompt_cache_key(ident: dict[str, Any]) -> str:
-    """The prompt-embedding cache key of an identity."""
-    return _digest(ident, 20)
+def prompt_cache_key(ident: dict[str, Any], text_dtype: str = "float32") -> str:
+    """The prompt-embedding cache key of an identity and the text tower's type (fp32 keys
+    are those of earlier versions)."""
+    return _digest(ident if text_dtype == "float32" else {**ident, "text_dtype": text_dtype}, 20)
 
 
 def fingerprint(ident: dict[str, Any], preprocess: str, precision: str) -> str:

@@ -1,8 +1,10 @@
 """Prompt sets, the prompt-embedding maths, and its on-disk cache.
 
-As the reference does (docs/design.md): each prompt -> CLIP tokenizer -> ``encode_text`` -> float32 -> the same
-projection head -> L2-normalise; a class's embedding is the MEAN of its normalised template
-embeddings, not re-normalised (this equals averaging logits over templates).
+As the reference does (docs/engine.md): each prompt -> CLIP tokenizer -> ``encode_text`` ->
+float32 -> the same projection head -> L2-normalise; a class's embedding is the MEAN of its
+normalised template embeddings, not re-normalised (this equals averaging logits over
+templates). The text tower runs in fp32, or in fp16 / bf16 with its weights converted the way
+OpenAI's ``clip.load`` converts them on CUDA (``text_tower``), as the reference encoded them.
 
 Example:
     >>> prompts = load_prompts(PromptSettings(set="ensemble5", classes="basic7"))
@@ -15,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -113,6 +116,27 @@ def load_prompts(settings: PromptSettings) -> Prompts:
     return Prompts(settings.set, tuple(classes), tuple(tuple(table[c]) for c in classes))
 
 
+def text_tower(clip_model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """A model whose ``encode_text`` runs in ``dtype``: ``clip_model`` itself for fp32, else a
+    copy WITHOUT the image tower converted as OpenAI's ``clip.load`` converts CLIP on CUDA:
+    linear, convolution and attention weights and ``text_projection`` in ``dtype``; token and
+    positional embeddings and LayerNorm weights kept fp32, and every LayerNorm computing in
+    fp32 and casting back. The original model is not modified."""
+    if dtype == torch.float32:
+        return clip_model
+    from open_clip.model import convert_weights_to_lp
+    from open_clip.transformer import LayerNorm, LayerNormFp32
+
+    visual = getattr(clip_model, "visual", None)
+    memo = {id(visual): None} if visual is not None else {}
+    text = copy.deepcopy(clip_model, memo)  # the image tower maps to None: never copied
+    convert_weights_to_lp(text, dtype)
+    for m in text.modules():
+        if type(m) is LayerNorm:
+            m.__class__ = LayerNormFp32
+    return text.eval().requires_grad_(False)
+
+
 @torch.no_grad()
 def encode_prompts(
     clip_model: torch.nn.Module,
@@ -120,13 +144,16 @@ def encode_prompts(
     head: torch.nn.Module | None,
     texts: list[str],
     batch_size: int = 256,
+    text_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Normalised projected text embeddings, one row per prompt, float32 on the model's device."""
+    """Normalised projected text embeddings, one row per prompt, float32 on the model's device;
+    the text tower runs in ``text_dtype`` (``text_tower``), its output cast to float32."""
     device = next(clip_model.parameters()).device
+    tower = text_tower(clip_model, text_dtype)
     rows = []
     for i in range(0, len(texts), batch_size):
         tokens = tokenizer(texts[i : i + batch_size]).to(device)
-        t = clip_model.encode_text(tokens).float()
+        t = tower.encode_text(tokens).float()
         if head is not None:
             t = head.to(device=device, dtype=torch.float32)(t)
         rows.append(F.normalize(t, dim=-1))
@@ -134,11 +161,15 @@ def encode_prompts(
 
 
 def build_prompt_embeddings(
-    clip_model: torch.nn.Module, tokenizer: Any, head: torch.nn.Module | None, prompts: Prompts
+    clip_model: torch.nn.Module,
+    tokenizer: Any,
+    head: torch.nn.Module | None,
+    prompts: Prompts,
+    text_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Class embedding matrix [C, F]: per class, the mean of its normalised prompt embeddings."""
     flat = [p for t in prompts.templates for p in t]
-    emb = encode_prompts(clip_model, tokenizer, head, flat)
+    emb = encode_prompts(clip_model, tokenizer, head, flat, text_dtype=text_dtype)
     out, start = [], 0
     for t in prompts.templates:
         out.append(emb[start : start + len(t)].mean(dim=0))

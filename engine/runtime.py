@@ -41,6 +41,14 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return _DTYPES[precision]
 
 
+def resolve_text_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The CLIP text tower's type: ``auto`` = fp16 on CUDA (OpenAI's ``clip.load`` converts the
+    weights there, so the reference's prompts were encoded in fp16), fp32 elsewhere."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return _DTYPES[precision]
+
+
 def backend_for(settings: EngineSettings, device: torch.device) -> str:
     """The backend name ``settings`` ask for, with what the quantised precisions require:
     fp8 runs on torch/compile (compile under auto on CUDA), int8 on onnxruntime only."""

@@ -24,7 +24,8 @@ from configs.engine import EngineSettings, ModelSettings
 from configs.trainer import PAPER_INSTRUCTION, TeacherSettings
 from engine import ExpressionEngine
 from trainer.teacher.archs import arch_config
-from trainer.teacher.blip2 import _OPENAI_MEAN, _OPENAI_STD, Blip2Teacher, TeacherParts
+from trainer.teacher.blip2 import _OPENAI_MEAN, _OPENAI_STD, Blip2Teacher
+from trainer.teacher.parts import TeacherParts
 
 
 def random_teacher(arch: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Blip2Teacher:
@@ -75,8 +76,11 @@ def bench_extract(
     device: str = "cuda",
     crop_px: int = 224,
     config_file: str | None = None,
+    draws: int = 0,
 ) -> dict[str, Any]:
-    """Time CLIP features and teacher features of ``images`` synthetic crops (no decoding)."""
+    """Time CLIP features and teacher features of ``images`` synthetic crops (no decoding);
+    with ``draws`` > 0 the teacher computes that many stochastic (reference) targets per crop
+    instead of one clean target."""
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     engine = ExpressionEngine(
@@ -99,8 +103,14 @@ def bench_extract(
         if cuda:
             torch.cuda.synchronize(dev)
 
+    def targets() -> None:
+        if draws:
+            teacher.draws(crops, seed=0, k=draws)
+        else:
+            teacher.features(crops)
+
     engine.clip_image_features(crops)  # warm-up
-    teacher.features(crops)
+    targets()
     steps = max(1, images // batch)
     sync()
     t0 = time.perf_counter()
@@ -110,13 +120,15 @@ def bench_extract(
     t_clip = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
-        teacher.features(crops)
+        targets()
     sync()
     t_teacher = time.perf_counter() - t0
     n = steps * batch
     return {
         "clip_model": clip_model,
         "teacher_arch": teacher_arch,
+        "teacher_precision": teacher.plan.name,
+        "teacher_draws": draws or None,
         "teacher_params_m": round(sum(p.numel() for p in teacher.parts.parameters()) / 1e6, 1),
         "images": n,
         "batch": batch,

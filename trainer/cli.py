@@ -1,4 +1,4 @@
-"""The ``trainer`` command: extract, fit, eval, bench-fit, bench-extract.
+"""The ``trainer`` command: extract, fit, eval, reproduce, bench-fit, bench-extract.
 
 Every command reads the same config file as ``streamer`` (``-c``, ``--set``); flags such as
 ``--epochs`` are shorthands for one ``--set``. Exit codes as ``streamer``'s (0 done, 2 bad
@@ -10,6 +10,7 @@ Example (plain text)::
     $ trainer extract -c train-offline --images faces/ --out feats/
     $ trainer fit -c train-offline --store feats/ --out head.safetensors --epochs 2
     $ trainer eval -c train-offline --head head.safetensors --images RAFDB/test --layout raf-db --out eval/
+    $ trainer reproduce --head expclip-l14 --data /data --out repro/
     $ trainer bench-fit --pairs 50000 --dim 768 --device cpu
 """
 
@@ -74,6 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     shorthand(ev, "--no-baseline", key="trainer.eval.baseline", const=False, help="skip the plain-CLIP run")
     ev.add_argument("--out", required=True, help="folder for report.json and confusion PNGs")
 
+    rp = sub.add_parser("reproduce", help="UAR/WAR on the paper's datasets beside its Table 2 and the authors' log")
+    _common(rp)
+    rp.add_argument("--data", required=True, metavar="ROOT", help="folder holding the datasets (docs/training.md)")
+    rp.add_argument("--out", required=True, help="folder for reproduce.json, per-dataset reports and PNGs")
+    shorthand(rp, "--head", key="engine.head", metavar="HEAD", help="released head name or head file")
+    shorthand(rp, "--prompts", key="engine.prompts.set", metavar="SET", help="prompt set (default a_photo_of_a_face)")
+    shorthand(rp, "--no-baseline", key="trainer.eval.baseline", const=False, help="skip the plain-CLIP run")
+    rp.add_argument("--datasets", default=None, metavar="A,B", help="subset, e.g. raf-db,dfew (default: all eight)")
+    rp.add_argument(
+        "--paper-row",
+        default=None,
+        choices=["expclip-l14", "expclip-b16", "expclip-b32"],
+        help="Table 2 row to compare with (default: the released head's, else the backbone's)",
+    )
+
     bf = sub.add_parser("bench-fit", help="time the fit on synthetic stored pairs")
     add_config_args(bf, "trainer.fit.epochs=2")
     bf.add_argument("--pairs", type=int, default=50_000)
@@ -91,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     shorthand(be, "--device", key="engine.device", metavar="DEV")
     be.add_argument("--teacher-arch", default="blip2-flan-t5-xxl", help="blip2-flan-t5-xxl|-xl|tiny")
     be.add_argument("--images", type=int, default=1024)
+    be.add_argument("--draws", type=int, default=0, help="time K stochastic (reference) targets per image")
     be.add_argument("--json", default=None, help="also write the result here")
     return ap
 
@@ -110,6 +127,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         f"{s.shards_written} shards written, {len(s.unreadable)} unreadable"
         + (f", {s.harvested_faces} faces harvested" if args.videos else "")
     )
+    targets = f"{s.draws} stochastic draws per face (reference)" if s.targets == "reference" else "1 clean per face"
+    print(
+        f"  teacher targets: {targets}; teacher {s.teacher_seconds:.1f}s, CLIP {s.clip_seconds:.1f}s; "
+        f"store {s.store_bytes / 2**20:.2f} MiB"
+    )
     for path, reason in s.unreadable:
         print(f"  unreadable: {path} ({reason})")
     return 0
@@ -121,9 +143,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     settings = _settings(args).trainer.fit
 
     def show(e: EpochLog) -> None:
+        draw = f", teacher draw {e.draw}" if e.draw is not None else ""
         print(
             f"epoch {e.epoch}/{settings.epochs}: loss {e.loss:.4f}  in-batch acc {e.accuracy:.2f}%  "
-            f"({e.batches} batches, {e.seconds:.1f}s)",
+            f"({e.batches} batches, {e.seconds:.1f}s{draw})",
             flush=True,
         )
 
@@ -159,6 +182,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from trainer.reproduce import format_table, load_published, reproduce, reproduce_settings
+
+    cfg = reproduce_settings(args.config, args.overrides)
+    subset = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
+    rep = reproduce(cfg, args.data, args.out, subset, args.paper_row)
+    print(format_table(rep, load_published()))
+    print(f"reproduce: reports in {args.out}")
+    return 0
+
+
 def _print_json(result: dict, path: str | None) -> None:
     print(json.dumps(result, indent=2))
     if path:
@@ -185,6 +219,7 @@ def _cmd_bench_extract(args: argparse.Namespace) -> int:
         s.trainer.extract.batch_size,
         str(resolve_device(s.engine.device)),
         config_file=s.engine.model.config_file,
+        draws=args.draws,
     )
     _print_json(r, args.json)
     return 0
@@ -208,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "extract": _cmd_extract,
         "fit": _cmd_fit,
         "eval": _cmd_eval,
+        "reproduce": _cmd_reproduce,
         "bench-fit": _cmd_bench_fit,
         "bench-extract": _cmd_bench_extract,
     }

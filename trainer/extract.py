@@ -6,11 +6,17 @@ of their bytes: duplicates are skipped, and inputs already in a finished shard a
 recomputed. Unreadable images are skipped, counted and listed (``skipped-r*.json``).
 Under torchrun each rank takes every world-th pending input and writes its own shards.
 
+Teacher targets follow ``trainer.teacher.targets``: ``reference`` stores K stochastic draws
+per face (the authors' dropout-on targets, one per epoch; K = ``trainer.teacher.draws`` or
+the number of epochs), ``clean`` one dropout-free target. Images reach the CLIP input size
+by the reference's PIL resize (``trainer.extract.resize: pil``) when the CLIP preprocessing
+is the reference's ``expclip``; the teacher sees the same resized crops, as it did there.
+
 Example (plain text)::
 
     cfg = load_settings("train-offline")
     stats = extract_features(cfg, images=["faces/"], out="feats/")
-    stats.computed, stats.images_per_s
+    stats.computed, stats.images_per_s, stats.draws, stats.store_bytes
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from engine.errors import ConfigError
 from trainer.distributed import DistContext, init_distributed
 from trainer.sources import Item, UnreadableImage, list_images, read_rgb, unique_items
 from trainer.store import FeatureStore
-from trainer.teacher import Teacher, load_teacher
+from trainer.teacher import Teacher, derive_seed, load_teacher
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,14 @@ class ExtractStats:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     harvested_faces: int = 0
+    targets: str = "clean"
+    """``reference`` (stochastic draws) or ``clean`` teacher targets."""
+    draws: int = 1
+    """Teacher targets stored per face."""
+    clip_seconds: float = 0.0
+    teacher_seconds: float = 0.0
+    store_bytes: int = 0
+    """Size of the store's shard files after the run (all ranks)."""
 
     @property
     def images_per_s(self) -> float:
@@ -72,8 +86,24 @@ def extraction_engine(cfg: Settings, device: str | None = None) -> ExpressionEng
         head_log.setLevel(level)
 
 
-def store_identity(engine: ExpressionEngine, teacher: Teacher) -> dict[str, Any]:
+def target_draws(cfg: Settings) -> int:
+    """Teacher targets stored per face: ``trainer.teacher.draws`` (default: the number of
+    epochs) for reference targets, 1 for clean ones."""
+    t = cfg.trainer.teacher
+    return 1 if t.targets == "clean" else (t.draws or cfg.trainer.fit.epochs)
+
+
+def resize_size(cfg: Settings, engine: ExpressionEngine) -> int | None:
+    """The side to PIL-resize decoded images to (the reference's path), or None for the
+    engine's own tensor resize (``resize: tensor``, or a preprocessing other than expclip)."""
+    if cfg.trainer.extract.resize == "pil" and engine.preprocess_mode == "expclip":
+        return engine.preprocess_spec.image_size
+    return None
+
+
+def store_identity(engine: ExpressionEngine, teacher: Teacher, cfg: Settings) -> dict[str, Any]:
     """What made the features; a store only ever holds pairs from one identity."""
+    size = resize_size(cfg, engine)
     return {
         "model": engine.model_name,
         "weights": engine.weights_id,
@@ -81,33 +111,37 @@ def store_identity(engine: ExpressionEngine, teacher: Teacher) -> dict[str, Any]
         "image_size": engine.preprocess_spec.image_size,
         "clip_dim": engine.embed_dim,
         "logit_scale": engine.logit_scale,
+        "resize": "pil" if size else "tensor",
         **teacher.describe(),
+        "teacher_targets": cfg.trainer.teacher.targets,
+        "teacher_draws": target_draws(cfg),
     }
 
 
-def _decode(item: Item) -> np.ndarray | UnreadableImage:
+def _decode(item: Item, size: int | None) -> np.ndarray | UnreadableImage:
     try:
-        return read_rgb(item.path)
+        return read_rgb(item.path, size)
     except UnreadableImage as e:
         return e
 
 
 def _decoded_batches(
-    items: Sequence[Item], batch: int, workers: int
+    items: Sequence[Item], batch: int, workers: int, size: int | None = None
 ) -> Iterator[tuple[list[Item], list[np.ndarray | UnreadableImage]]]:
-    """Batches of decoded images, the next batch decoding in threads while this one runs."""
+    """Batches of decoded (and, with ``size``, PIL-resized) images, the next batch decoding
+    in threads while this one runs."""
     chunks = [list(items[i : i + batch]) for i in range(0, len(items), batch)]
     if workers == 0:
         for c in chunks:
-            yield c, [_decode(it) for it in c]
+            yield c, [_decode(it, size) for it in c]
         return
     with ThreadPoolExecutor(workers) as pool:
-        ahead: list[Future] = [pool.submit(lambda c=c: [_decode(it) for it in c]) for c in chunks[:2]]
+        ahead: list[Future] = [pool.submit(lambda c=c: [_decode(it, size) for it in c]) for c in chunks[:2]]
         for k, c in enumerate(chunks):
             result = ahead[k].result()
             if k + 2 < len(chunks):
                 nxt = chunks[k + 2]
-                ahead.append(pool.submit(lambda c=nxt: [_decode(it) for it in c]))
+                ahead.append(pool.submit(lambda c=nxt: [_decode(it, size) for it in c]))
             ahead[k] = None  # type: ignore[call-overload]  # free decoded pixels
             yield c, result
 
@@ -150,7 +184,9 @@ def extract_features(
     dev = str(ctx.device) if ctx.world > 1 else None
     engine = engine or extraction_engine(cfg, dev)
     teacher = teacher or load_teacher(cfg.trainer.teacher, engine.device, Path(cfg.engine.cache_dir).expanduser())
-    identity = store_identity(engine, teacher)
+    identity = store_identity(engine, teacher, cfg)
+    stats.targets, stats.draws = cfg.trainer.teacher.targets, target_draws(cfg)
+    size = resize_size(cfg, engine)
     if ctx.is_main:
         FeatureStore.create(out, identity)
     ctx.barrier()
@@ -178,13 +214,17 @@ def extract_features(
     t0 = time.perf_counter()
     bar = tqdm(total=len(mine), desc="extracting", unit="img", disable=not (progress and ctx.is_main))
     try:
-        for batch, decoded in _decoded_batches(mine, st.batch_size, st.workers):
+        for batch, decoded in _decoded_batches(mine, st.batch_size, st.workers, size):
             ok_items = [it for it, im in zip(batch, decoded, strict=True) if isinstance(im, np.ndarray)]
             crops = [im for im in decoded if isinstance(im, np.ndarray)]
             stats.unreadable.extend((e.path, e.reason) for e in decoded if isinstance(e, UnreadableImage))
             if crops:
+                t_clip = time.perf_counter()
                 buf_clip.append(engine.clip_image_features(crops))
-                buf_teacher.append(teacher.features(crops))
+                t_teacher = time.perf_counter()
+                buf_teacher.append(_targets(teacher, crops, ok_items[0].sha256, cfg))
+                stats.clip_seconds += t_teacher - t_clip
+                stats.teacher_seconds += time.perf_counter() - t_teacher
                 buf_items.extend(ok_items)
                 stats.computed += len(crops)
             while len(buf_items) >= st.shard_size:
@@ -197,4 +237,15 @@ def extract_features(
         stats.seconds = time.perf_counter() - t0
         store.write_skipped(ctx.rank, stats.unreadable)
     ctx.barrier()
+    stats.store_bytes = store.nbytes()
     return stats
+
+
+def _targets(teacher: Teacher, crops: list[np.ndarray], first_hash: str, cfg: Settings) -> np.ndarray:
+    """Teacher targets of one batch: [n, T] clean, or [n, K, T] stochastic draws seeded by
+    ``trainer.teacher.draw_seed`` and the batch's first content hash (reproducible runs)."""
+    t = cfg.trainer.teacher
+    if t.targets == "clean":
+        return teacher.features(crops)
+    draws = teacher.draws(crops, derive_seed(t.draw_seed, first_hash), target_draws(cfg))
+    return np.ascontiguousarray(draws.transpose(1, 0, 2))

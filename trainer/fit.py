@@ -6,7 +6,9 @@ The reference objective and optimiser (docs/training.md): image side = L2-normal
 ``0.5 * CE(logits, arange(N)) + 0.5 * CE(logits.T, arange(N))``; SGD lr 1e-3, momentum 0.9,
 weight decay 1e-4, batch 512, 5 epochs, seed 1. Only the head trains, and because both
 encoders are frozen their outputs are read from the store instead of being recomputed every
-epoch as in the reference loop.
+epoch as in the reference loop. The reference's teacher ran with dropout on, so its targets
+were a fresh draw each epoch: a store of reference targets holds K draws per face and epoch
+e (counting from 0) is fitted to draw ``e mod K``.
 
 Example:
     >>> gen = torch.Generator().manual_seed(0)
@@ -47,6 +49,8 @@ class EpochLog:
     accuracy: float
     seconds: float
     batches: int
+    draw: int | None = None
+    """Which stored teacher draw this epoch fitted (0-based); None for clean targets."""
 
 
 @dataclass
@@ -86,17 +90,27 @@ def fit_head(
     logit_scale: float,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> FitResult:
-    """Train a fresh ``Linear(D -> T, bias=False)`` head; deterministic for a given seed."""
-    if clip.ndim != 2 or teacher.ndim != 2 or clip.shape[0] != teacher.shape[0]:
+    """Train a fresh ``Linear(D -> T, bias=False)`` head; deterministic for a given seed.
+
+    ``teacher`` is [N, T] (one target per face) or [N, K, T] (K stochastic draws per face:
+    epoch e uses draw ``e mod K``, as the reference drew a new target every epoch).
+    """
+    if clip.ndim != 2 or teacher.ndim not in (2, 3) or clip.shape[0] != teacher.shape[0]:
         raise ValueError(
-            f"fit: expected clip [N, D] and teacher [N, T], got {tuple(clip.shape)} and {tuple(teacher.shape)}"
+            f"fit: expected clip [N, D] and teacher [N, T] or [N, K, T], "
+            f"got {tuple(clip.shape)} and {tuple(teacher.shape)}"
+        )
+    draws = teacher.shape[1] if teacher.ndim == 3 else 0
+    if draws and draws != settings.epochs:
+        log.warning(
+            "fit: %d epochs over %d stored teacher draws; epoch e uses draw e mod %d", settings.epochs, draws, draws
         )
     if clip.shape[0] < 2:
         raise ConfigError(f"fit: need at least 2 pairs, got {clip.shape[0]}")
     device = resolve_device(settings.device)
     scale = float(settings.logit_scale or logit_scale)
     torch.manual_seed(settings.seed)
-    head = ProjectionHead(clip.shape[1], teacher.shape[1]).to(device).train()
+    head = ProjectionHead(clip.shape[1], teacher.shape[-1]).to(device).train()
     gen = torch.Generator().manual_seed(settings.seed)
     opt = torch.optim.SGD(
         head.parameters(),
@@ -113,11 +127,12 @@ def fit_head(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         seen = 0
+        target = teacher[:, epoch % draws] if draws else teacher
         batches = _batches(clip.shape[0], settings.batch_size, settings.drop_last, gen)
         for idx in batches:
             idx = idx.to(device)
             image = F.normalize(head(clip[idx]), dim=-1)
-            loss, logits = infonce(image, teacher[idx], scale)
+            loss, logits = infonce(image, target[idx], scale)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -132,6 +147,7 @@ def fit_head(
             accuracy=float(correct) / seen * 100.0,
             seconds=time.perf_counter() - t0,
             batches=len(batches),
+            draw=epoch % draws if draws else None,
         )
         result.history.append(entry)
         log.info(
@@ -167,6 +183,10 @@ def head_metadata(store: FeatureStore, settings: FitSettings, result: FitResult)
         "teacher_source": ident.get("teacher_source"),
         "teacher_dim": ident.get("teacher_dim"),
         "instruction": ident.get("instruction"),
+        "teacher_precision": ident.get("teacher_precision"),
+        "teacher_targets": ident.get("teacher_targets", "clean"),
+        "teacher_draws": ident.get("teacher_draws", 1),
+        "resize": ident.get("resize"),
         "data": {"fingerprint": data_fingerprint(store), "pairs": result.pairs},
         "fit": {**settings.model_dump(), "logit_scale": result.logit_scale},
         "history": [asdict(h) for h in result.history],

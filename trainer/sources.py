@@ -5,6 +5,7 @@ Example (plain text)::
     paths = list_images(["faces/"], ["jpg", "png"])
     items, duplicates, unreadable = unique_items(paths)
     rgb = read_rgb(items[0].path)              # uint8 [H, W, 3]
+    crop = read_rgb(items[0].path, size=224)   # resized as the reference did (PIL bilinear)
 """
 
 from __future__ import annotations
@@ -79,15 +80,37 @@ def unique_items(paths: Iterable[Path], progress: bool = False) -> tuple[list[It
     return items, dups, unreadable
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to uint8 RGB [H, W, 3]; raise UnreadableImage if it cannot."""
+def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
+    """Decode an image file to uint8 RGB [H, W, 3]; raise UnreadableImage if it cannot.
+
+    With ``size``, the image is resized to ``size`` x ``size`` the reference's way
+    (``pil_resize``) right after decoding.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            rgb_im = im.convert("RGB")
+            small = rgb_im.size[0] < 2 or rgb_im.size[1] < 2
+            if size is not None and not small:
+                rgb_im = rgb_im.resize((size, size), Image.Resampling.BILINEAR)
+            rgb = np.asarray(rgb_im)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise UnreadableImage(path, f"{type(e).__name__}: {e}") from e
-    if rgb.ndim != 3 or rgb.shape[0] < 2 or rgb.shape[1] < 2:
+    if rgb.ndim != 3 or small:
         raise UnreadableImage(path, f"image too small ({rgb.shape})")
     return np.ascontiguousarray(rgb)
+
+
+def pil_resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB [H, W, 3] -> [size, size, 3] exactly as the reference resized: PIL bilinear
+    (torchvision's ``Resize((S, S))`` of a PIL image calls it; the reference's video loader
+    calls it directly), aspect ratio not kept.
+
+    Example:
+        >>> pil_resize(np.zeros((40, 30, 3), np.uint8), 224).shape
+        (224, 224, 3)
+    """
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))

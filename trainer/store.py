@@ -3,7 +3,8 @@
 Layout of a store folder::
 
     store.json                 identity: backbone, weights, preprocessing, teacher, dims
-    shard-r0-000000.safetensors  tensors ``clip`` [n, D] and ``teacher`` [n, T] (float32)
+    shard-r0-000000.safetensors  tensors ``clip`` [n, D] and ``teacher`` (float32): [n, T]
+                                 for clean targets, [n, K, T] for K stochastic draws
                                  + metadata: the n content hashes and source paths
     skipped-r0.json            unreadable inputs of the last run: path and reason
 
@@ -45,6 +46,10 @@ IDENTITY_KEYS = (
     "teacher_dim",
     "instruction",
     "teacher_preprocess",
+    "teacher_precision",
+    "teacher_targets",
+    "teacher_draws",
+    "resize",
 )
 
 
@@ -118,8 +123,12 @@ class FeatureStore:
     def __len__(self) -> int:
         return sum(len(s.hashes) for s in self.shards())
 
+    def nbytes(self) -> int:
+        """Bytes of the finished shard files."""
+        return sum(p.stat().st_size for p in self.shard_paths())
+
     def load_pairs(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """All pairs as (clip [N, D], teacher [N, T]) float32, in shard order."""
+        """All pairs as (clip [N, D], teacher [N, T] or [N, K, T]) float32, in shard order."""
         from safetensors.torch import load_file
 
         clips, teachers = [], []
@@ -146,7 +155,7 @@ class FeatureStore:
         from safetensors.torch import save_file
 
         n = len(hashes)
-        if clip.shape[0] != n or teacher.shape[0] != n or len(sources) != n:
+        if clip.shape[0] != n or teacher.shape[0] != n or len(sources) != n or teacher.ndim not in (2, 3):
             raise ValueError(
                 f"shard: {n} hashes but clip {clip.shape}, teacher {teacher.shape}, {len(sources)} sources"
             )

@@ -45,6 +45,7 @@ def test_extract_fit_eval_from_the_cli(
     computed = int(re.search(r"(\d+) computed", out).group(1))
     assert faces >= 2 and computed == 24 + faces  # harvested faces are extracted too
     assert "0 unreadable" in out
+    assert "teacher targets: 5 stochastic draws per face (reference)" in out  # K = epochs (5) by default
     n_stored = sum(1 for _ in (tmp_path / "feats").glob("shard-*.safetensors"))
     assert n_stored >= 3
 
@@ -70,11 +71,13 @@ def test_extract_fit_eval_from_the_cli(
     )
     out = capsys.readouterr().out
     assert "epoch 1/2: loss" in out and "epoch 2/2: loss" in out and "in-batch acc" in out
+    assert "teacher draw 0)" in out and "teacher draw 1)" in out
     with safe_open(str(head), framework="pt") as f:
         meta = json.loads(f.metadata()["expstream"])
         assert f.get_tensor("mlp.weight").shape == (32, 64)  # tiny teacher 32-d, tiny CLIP 64-d
     assert meta["backbone"] == "ExpStream-Tiny" and meta["preprocess"] == "expclip"
     assert meta["fit"]["epochs"] == 2 and (tmp_path / "head.pth").is_file()
+    assert (meta["teacher_targets"], meta["teacher_draws"], meta["resize"]) == ("reference", 5, "pil")
 
     assert (
         main(
@@ -130,6 +133,8 @@ def test_bench_fit_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         (["eval", "--images", "/no/folder", "--out", "x", "--set", "engine.head=none"], "no such folder"),
         (["extract", "--out", "x", "--set", "trainer.fit.lr=-1"], "trainer.fit.lr"),
         (["fit", "--store", "x", "--out", "h.safetensors", "--epochs", "0"], "trainer.fit.epochs: got 0"),
+        (["reproduce", "--data", "/no/root", "--out", "x"], "--data: no such folder /no/root"),
+        (["reproduce", "--data", ".", "--out", "x", "--datasets", "rafdb"], "unknown ['rafdb']; allowed: raf-db"),
     ],
 )
 def test_cli_errors_name_the_problem(
@@ -171,3 +176,6 @@ def test_bench_extract_cli_with_tiny_shapes(tmp_path: Path) -> None:
     assert main(argv) == 0
     r = json.loads((tmp_path / "e.json").read_text())
     assert r["images"] == 16 and r["teacher_images_per_s"] > 0 and r["clip_images_per_s"] > 0
+    assert r["teacher_draws"] is None and r["teacher_precision"] == "fp32"
+    assert main([*argv, "--draws", "2"]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["teacher_draws"] == 2

@@ -69,6 +69,7 @@ class ColourEngine:
 
     classes = ("happiness", "sadness", "neutral")
     prompts = SimpleNamespace(name="stub")
+    preprocess_mode = "clip"  # takes crops as decoded (no reference resize)
 
     def score(self, crops: list[np.ndarray]) -> SimpleNamespace:
         logits = np.eye(3, dtype=np.float32)[[int(c[0, 0, 0]) // 80 for c in crops]]

@@ -17,9 +17,9 @@ from tests.trainer.conftest import write_images
 from trainer.distributed import DistContext
 from trainer.extract import extract_features, extraction_engine
 from trainer.harvest import harvest_videos
-from trainer.sources import list_images, unique_items
+from trainer.sources import list_images, read_rgb, unique_items
 from trainer.store import FeatureStore, StoreError
-from trainer.teacher import Teacher, load_teacher
+from trainer.teacher import Teacher, derive_seed, load_teacher
 
 
 class CountingTeacher(Teacher):
@@ -30,12 +30,19 @@ class CountingTeacher(Teacher):
         self.name, self.feature_dim = inner.name, inner.feature_dim
         self.calls = self.images = 0
 
-    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+    def _count(self, crops: Sequence[np.ndarray]) -> None:
         self.calls += 1
         if self.calls == self.fail_on_call:
             raise KeyboardInterrupt
         self.images += len(crops)
+
+    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        self._count(crops)
         return self.inner.features(crops)
+
+    def draws(self, crops: Sequence[np.ndarray], seed: int, k: int) -> np.ndarray:
+        self._count(crops)
+        return self.inner.draws(crops, seed, k)
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
@@ -154,3 +161,49 @@ def test_a_rank_takes_every_world_th_input_and_writes_its_own_shards(
     assert stats.computed == 5 and all(p.name.startswith("shard-r1-") for p in store.shard_paths())
     items, _, _ = unique_items(list_images([tmp_path / "faces"]))
     assert store.done_hashes() == {it.sha256 for it in items[1::2]}
+
+
+def test_reference_targets_store_k_seeded_draws_and_clean_targets_one(
+    tmp_path: Path, config_path: Path, overrides: list[str], engine: ExpressionEngine, teacher: Teacher
+) -> None:
+    write_images(tmp_path / "faces", 6)
+    base = [*overrides, "trainer.extract.shard_size=4", "trainer.extract.batch_size=4", "trainer.fit.epochs=3"]
+    items, _, _ = unique_items(list_images([tmp_path / "faces"]))
+    crops = [read_rgb(it.path, 224) for it in items]  # the reference's PIL resize to CLIP's 224
+
+    ref_cfg = load_settings(config_path, base)
+    stats = extract_features(ref_cfg, [tmp_path / "faces"], tmp_path / "ref", engine=engine, teacher=teacher)
+    ref = FeatureStore(tmp_path / "ref")
+    clip, draws = ref.load_pairs()
+    assert draws.shape == (6, 3, 32)  # K = trainer.fit.epochs draws per face
+    assert (stats.targets, stats.draws) == ("reference", 3) and stats.teacher_seconds > 0
+    assert ref.identity["teacher_targets"] == "reference" and ref.identity["teacher_draws"] == 3
+    assert ref.identity["resize"] == "pil" and stats.store_bytes == ref.nbytes() > 0
+    for lo, hi in [(0, 4), (4, 6)]:  # each batch seeded by draw_seed and its first content hash
+        want = teacher.draws(crops[lo:hi], derive_seed(1, items[lo].sha256), 3).transpose(1, 0, 2)
+        np.testing.assert_allclose(draws[lo:hi].numpy(), want, atol=1e-6)
+    assert not torch.allclose(draws[:, 0], draws[:, 1], atol=1e-3)
+    np.testing.assert_allclose(clip.numpy(), engine.clip_image_features(crops), atol=1e-5)
+
+    clean_cfg = load_settings(config_path, [*base, "trainer.teacher.targets=clean"])
+    stats = extract_features(clean_cfg, [tmp_path / "faces"], tmp_path / "clean", engine=engine, teacher=teacher)
+    clean = FeatureStore(tmp_path / "clean")
+    _, targets = clean.load_pairs()
+    assert targets.shape == (6, 32) and clean.identity["teacher_draws"] == 1
+    np.testing.assert_allclose(targets.numpy(), teacher.features(crops), atol=1e-6)  # today's target
+    assert stats.store_bytes < ref.nbytes()  # 64 + 32 floats per face vs 64 + 3 x 32
+    with pytest.raises(StoreError, match="teacher_targets: stored 'clean' vs now 'reference'"):
+        extract_features(ref_cfg, [tmp_path / "faces"], tmp_path / "clean", engine=engine, teacher=teacher)
+
+
+def test_tensor_resize_is_the_engines_own_path(
+    tmp_path: Path, config_path: Path, overrides: list[str], engine: ExpressionEngine, teacher: Teacher
+) -> None:
+    write_images(tmp_path / "faces", 3, seed=4)
+    cfg = load_settings(config_path, [*overrides, "trainer.extract.resize=tensor", "trainer.teacher.targets=clean"])
+    extract_features(cfg, [tmp_path / "faces"], tmp_path / "feats", engine=engine, teacher=teacher)
+    store = FeatureStore(tmp_path / "feats")
+    items, _, _ = unique_items(list_images([tmp_path / "faces"]))
+    clip, _ = store.load_pairs()
+    assert store.identity["resize"] == "tensor"
+    np.testing.assert_allclose(clip.numpy(), engine.clip_image_features([read_rgb(i.path) for i in items]), atol=1e-5)

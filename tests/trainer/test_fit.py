@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from configs import Settings
 from configs.trainer import FitSettings
 from engine import ExpressionEngine
-from engine.head import load_head
+from engine.head import ProjectionHead, load_head
 from trainer.fit import fit_head, fit_store, infonce
 from trainer.store import FeatureStore
 
@@ -112,3 +112,29 @@ def test_saved_head_loads_in_engine_and_gives_the_trainers_features(tmp_path: Pa
 def test_fit_rejects_mismatched_pairs() -> None:
     with pytest.raises(ValueError, match=r"clip \[N, D\] and teacher \[N, T\]"):
         fit_head(torch.zeros(4, 8), torch.zeros(5, 16), FitSettings(device="cpu"), 100.0)
+
+
+@pytest.mark.parametrize(("draws", "epochs", "expected"), [(3, 3, [0, 1, 2]), (2, 5, [0, 1, 0, 1, 0])])
+def test_epoch_e_fits_stored_draw_e(draws: int, epochs: int, expected: list[int]) -> None:
+    """Seen through the loss: with a step too small to move the head, each epoch's mean loss is
+    the initial head's InfoNCE against exactly one stored draw, the one for that epoch."""
+    g = torch.Generator().manual_seed(4)
+    n, d, t = 64, 16, 32
+    clip = torch.randn(n, d, generator=g)
+    targets = F.normalize(torch.randn(n, draws, t, generator=g), dim=-1)
+    s = FitSettings(epochs=epochs, batch_size=n, lr=1e-9, momentum=0.0, weight_decay=0.0, device="cpu")
+    r = fit_head(clip, targets, s, logit_scale=10.0)
+
+    torch.manual_seed(s.seed)  # the fit's own initialisation
+    image = F.normalize(ProjectionHead(d, t)(clip), dim=-1).detach()
+    per_draw = [float(infonce(image, targets[:, k], 10.0)[0]) for k in range(draws)]
+    assert min(abs(a - b) for a, b in itertools.combinations(per_draw, 2)) > 1e-3  # the draws tell apart
+    assert [h.draw for h in r.history] == expected
+    np.testing.assert_allclose([h.loss for h in r.history], [per_draw[k] for k in expected], atol=1e-5)
+    assert r.head.out_dim == t
+
+
+def test_clean_targets_have_no_draw() -> None:
+    clip, teacher = synthetic()
+    r = fit_head(clip[:64], teacher[:64], FitSettings(batch_size=32, epochs=1, device="cpu"), 100.0)
+    assert r.history[0].draw is None

@@ -13,11 +13,12 @@ from trainer.evaluate.datasets import (
     segment_indices,
 )
 from trainer.evaluate.metrics import confusion_matrix, per_class_recall, plot_confusion, uar_war
-from trainer.evaluate.run import eval_engines, evaluate
+from trainer.evaluate.run import engine_inputs, eval_engines, evaluate, score_samples
 
 __all__ = [
     "LAYOUTS",
     "confusion_matrix",
+    "engine_inputs",
     "eval_engines",
     "evaluate",
     "folder_mapping",
@@ -25,6 +26,7 @@ __all__ = [
     "per_class_recall",
     "plot_confusion",
     "read_video_list",
+    "score_samples",
     "segment_indices",
     "uar_war",
 ]

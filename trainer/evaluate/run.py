@@ -1,7 +1,13 @@
 """``trainer eval``: zero-shot UAR/WAR of the head and of plain CLIP, in one run, through
 the engine (images: ``ExpressionEngine.score``, the streamer's code path; videos: the
 engine's frozen CLIP features -> its head -> mean over 16 frames -> L2-normalise -> the
-engine's class embeddings, the paper's video protocol: docs/design.md).
+engine's class embeddings, the paper's video protocol: docs/training.md).
+
+Pixels reach an engine with ``expclip`` preprocessing the way the reference loaded them
+(``trainer.eval.resize: pil``): each image or frame decoded by PIL, converted to RGB and
+resized with PIL bilinear to the input size, so the engine only scales to [0, 1]; that is
+bit for bit torchvision's ``Resize((224, 224))`` + ``ToTensor()`` of a PIL image, and the
+reference video loader's PIL resize. ``resize: tensor`` leaves the resize to the engine.
 
 Example (plain text)::
 
@@ -27,7 +33,7 @@ from engine.errors import ConfigError
 from engine.scoring import scores_from_features
 from trainer.evaluate.datasets import VideoClip, image_folder, read_video_list, segment_indices
 from trainer.evaluate.metrics import confusion_matrix, per_class_recall, plot_confusion, uar_war
-from trainer.sources import DEFAULT_EXTENSIONS, UnreadableImage, list_images, read_rgb
+from trainer.sources import DEFAULT_EXTENSIONS, UnreadableImage, list_images, pil_resize, read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +49,17 @@ def eval_engines(cfg: Settings, head: str | None = None) -> dict[str, Expression
     return engines
 
 
+def engine_inputs(engine: ExpressionEngine, crops: list[np.ndarray], resize: str = "pil") -> list[np.ndarray]:
+    """The decoded crops as ``engine`` is fed them: PIL-resized to its input size (the
+    reference's loading) for ``expclip`` preprocessing with ``resize: pil``, else unchanged."""
+    if resize != "pil" or engine.preprocess_mode != "expclip":
+        return crops
+    s = engine.preprocess_spec.image_size
+    return [c if c.shape[:2] == (s, s) else pil_resize(c, s) for c in crops]
+
+
 def predict_images(
-    engines: Mapping[str, ExpressionEngine], paths: Sequence[Path], batch: int
+    engines: Mapping[str, ExpressionEngine], paths: Sequence[Path], batch: int, resize: str = "pil"
 ) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """Predicted class index per path and engine (-1 where unreadable); each image is
     decoded once and scored by every engine."""
@@ -60,7 +75,7 @@ def predict_images(
                 bad.append((e.path, e.reason))
         if crops:
             for name, engine in engines.items():
-                preds[name][idx] = engine.score(crops).logits.argmax(axis=1)
+                preds[name][idx] = engine.score(engine_inputs(engine, crops, resize)).logits.argmax(axis=1)
     return preds, bad
 
 
@@ -107,6 +122,7 @@ def predict_videos(
     clips: Sequence[VideoClip],
     num_segments: int,
     batch_clips: int,
+    resize: str = "pil",
 ) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """Predicted class index per clip and engine (-1 where unreadable)."""
     preds = {n: np.full(len(clips), -1, np.int64) for n in engines}
@@ -122,7 +138,8 @@ def predict_videos(
                 bad.append((e.path, e.reason))
         if idx:
             for name, engine in engines.items():
-                preds[name][idx] = video_logits(engine, frames, num_segments).argmax(axis=1)
+                inputs = engine_inputs(engine, frames, resize)
+                preds[name][idx] = video_logits(engine, inputs, num_segments).argmax(axis=1)
     return preds, bad
 
 
@@ -150,6 +167,46 @@ def _model_report(
     }
 
 
+def score_samples(
+    engines: Mapping[str, ExpressionEngine],
+    cfg: Settings,
+    out: str | Path,
+    images: tuple[Sequence[Path], Sequence[int]] | None = None,
+    clips: Sequence[VideoClip] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score labelled ``images`` (paths, labels) or video ``clips`` with every engine, the
+    paper's way; write ``report.json`` and a confusion-matrix PNG per model into ``out``."""
+    if (images is None) == (clips is None):
+        raise ConfigError("score_samples: give exactly one of images or clips")
+    first = next(iter(engines.values()))
+    ev = cfg.trainer.eval
+    out = Path(out).expanduser()
+    report: dict[str, Any] = {"classes": first.classes, "prompts": first.prompts.name, "resize": ev.resize}
+    report.update(meta or {})
+    report["models"] = {}
+    if images is not None:
+        paths, labels_in = images
+        labels = np.asarray(labels_in, np.int64)
+        report["kind"] = "images"
+        preds, bad = predict_images(engines, paths, ev.batch_size, ev.resize)
+    else:
+        assert clips is not None
+        labels = np.asarray([c.label for c in clips], np.int64)
+        report.update(kind="videos", num_segments=ev.num_segments)
+        batch_clips = max(1, ev.batch_size // ev.num_segments)
+        preds, bad = predict_videos(engines, clips, ev.num_segments, batch_clips, ev.resize)
+    out.mkdir(parents=True, exist_ok=True)
+    report["samples"] = int(len(labels) - len(bad))
+    report["skipped"] = [{"path": p, "reason": r} for p, r in bad]
+    for name, engine in engines.items():
+        report["models"][name] = _model_report(name, engine, labels, preds[name], out)
+        m = report["models"][name]
+        log.info("%s: UAR %.2f WAR %.2f on %d samples", name, m["uar"], m["war"], report["samples"])
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
 def evaluate(
     cfg: Settings,
     out: str | Path,
@@ -166,28 +223,10 @@ def evaluate(
     if (images is None) == (video_list is None):
         raise ConfigError("evaluate: give exactly one of images or video_list")
     engines = engines or eval_engines(cfg, head)
-    first = next(iter(engines.values()))
-    classes = first.classes
-    ev = cfg.trainer.eval
-    out = Path(out).expanduser()
-    report: dict[str, Any] = {"classes": classes, "prompts": first.prompts.name, "models": {}}
+    classes = next(iter(engines.values())).classes
     if images is not None:
         ds = image_folder(images, classes, layout, class_map, cfg.trainer.extract.extensions)
-        labels = np.asarray(ds.labels, np.int64)
-        report.update(kind="images", dataset=str(images), layout=layout, mapping=ds.mapping)
-        preds, bad = predict_images(engines, ds.paths, ev.batch_size)
-    else:
-        clips = read_video_list(video_list, len(classes), video_root)  # type: ignore[arg-type]
-        labels = np.asarray([c.label for c in clips], np.int64)
-        report.update(kind="videos", dataset=str(video_list), num_segments=ev.num_segments)
-        batch_clips = max(1, ev.batch_size // ev.num_segments)
-        preds, bad = predict_videos(engines, clips, ev.num_segments, batch_clips)
-    out.mkdir(parents=True, exist_ok=True)
-    report["samples"] = int(len(labels) - len(bad))
-    report["skipped"] = [{"path": p, "reason": r} for p, r in bad]
-    for name, engine in engines.items():
-        report["models"][name] = _model_report(name, engine, labels, preds[name], out)
-        m = report["models"][name]
-        log.info("%s: UAR %.2f WAR %.2f on %d samples", name, m["uar"], m["war"], report["samples"])
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    return report
+        meta = {"dataset": str(images), "layout": layout, "mapping": ds.mapping}
+        return score_samples(engines, cfg, out, images=(ds.paths, ds.labels), meta=meta)
+    clips = read_video_list(video_list, len(classes), video_root)  # type: ignore[arg-type]
+    return score_samples(engines, cfg, out, clips=clips, meta={"dataset": str(video_list)})

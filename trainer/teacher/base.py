@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ModelError
+from engine.errors import ConfigError, ModelError
 
 
 class TeacherLoadError(ModelError):
@@ -68,6 +68,11 @@ class Teacher(ABC):
     @abstractmethod
     def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 RGB crops (any sizes) -> float32 [N, feature_dim], rows of unit norm."""
+
+    def draws(self, crops: Sequence[np.ndarray], seed: int, k: int) -> np.ndarray:
+        """``k`` stochastic targets per crop, float32 [k, N, feature_dim] (the reference's
+        dropout-on targets, docs/training.md); teachers without them refuse."""
+        raise ConfigError(f"teacher {self.name} has no stochastic targets; set trainer.teacher.targets=clean")
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

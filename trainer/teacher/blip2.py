@@ -1,20 +1,21 @@
 """BLIP-2 / InstructBLIP teachers through Hugging Face transformers: the encoder only.
 
-The reference's feature (docs/design.md), per image: ViT -> Q-Former (32 queries) -> ``language_projection``
-(LAVIS ``t5_proj``) -> concatenated IN FRONT of the instruction's token embeddings -> the
-Flan-T5 ENCODER -> its ``final_layer_norm`` output (``last_hidden_state``) -> mean over all
-tokens -> float32 -> L2-normalise. No decoder, no generation: the reference ran beam search
-only to capture that encoder output. The decoder's weights are dropped after loading.
+The feature is the reference's (``trainer.teacher.parts``): ViT -> Q-Former -> projection ->
+[visual tokens ; instruction] -> Flan-T5 encoder -> ``final_layer_norm`` output -> mean ->
+float32 -> L2-normalise. No decoder, no generation: the reference ran beam search only to
+capture that encoder output; the decoder's weights are dropped after loading. Each stage runs
+in the precision of the plan (``trainer.teacher.precision``); ``features`` gives the clean,
+dropout-free target and ``draws`` the reference's stochastic ones (docs/training.md).
 
-Example (plain text)::
+Example (plain text: downloads the model)::
 
     teacher = load_teacher(TeacherSettings(model="blip2-flan-t5-xxl"), device="cuda")
-    feats = teacher.features(crops)           # float32 [N, 4096], unit rows
+    feats = teacher.features(crops)            # float32 [N, 4096], unit rows
+    draws = teacher.draws(crops, seed=7, k=5)  # float32 [5, N, 4096]: dropout on, 5 draws
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import logging
@@ -25,73 +26,19 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from configs.trainer import TeacherSettings
 from engine.errors import MissingDependency
 from engine.preprocess import PreprocessSpec, preprocess
 from trainer.teacher.base import TEACHERS, Teacher, TeacherLoadError
+from trainer.teacher.draws import derive_seed, reference_dropout
+from trainer.teacher.parts import TeacherParts, teacher_feature
+from trainer.teacher.precision import apply_plan, autocast, resolve_plan
 
 log = logging.getLogger(__name__)
 
 _OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class TeacherParts(nn.Module):
-    """The pieces of a BLIP-2-style model that the feature needs (no decoder)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        lm = model.language_model
-        self.instruct = model.config.model_type == "instructblip"
-        self.vision_model = model.vision_model
-        self.qformer = model.qformer
-        self.language_projection = model.language_projection
-        self.query_tokens = model.query_tokens
-        self.embed_tokens = lm.get_input_embeddings()
-        self.encoder = lm.get_encoder()
-
-    def forward(
-        self,
-        pixels: torch.Tensor,
-        ids: torch.Tensor,
-        mask: torch.Tensor,
-        q_ids: torch.Tensor | None = None,
-        q_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """pixels [N, 3, S, S] + one shared instruction [1, L] -> encoder states [N, Q + L, d]."""
-        n = pixels.shape[0]
-        image = self.vision_model(pixel_values=pixels).last_hidden_state
-        image_mask = torch.ones(image.shape[:-1], dtype=torch.long, device=image.device)
-        queries = self.query_tokens.expand(n, -1, -1)
-        nq = queries.shape[1]
-        query_mask = torch.ones((n, nq), dtype=torch.long, device=image.device)
-        if self.instruct:
-            assert q_ids is not None and q_mask is not None
-            out = self.qformer(
-                input_ids=q_ids.expand(n, -1),
-                attention_mask=torch.cat([query_mask, q_mask.expand(n, -1)], dim=1),
-                query_embeds=queries,
-                encoder_hidden_states=image,
-                encoder_attention_mask=image_mask,
-            ).last_hidden_state[:, :nq]
-        else:
-            out = self.qformer(
-                query_embeds=queries, encoder_hidden_states=image, encoder_attention_mask=image_mask
-            ).last_hidden_state
-        visual_tokens = self.language_projection(out)
-        text = self.embed_tokens(ids).expand(n, -1, -1)
-        embeds = torch.cat([visual_tokens.to(text.dtype), text], dim=1)
-        attention = torch.cat([query_mask, mask.expand(n, -1)], dim=1)
-        return self.encoder(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
-
-
-def teacher_feature(encoder_states: torch.Tensor) -> torch.Tensor:
-    """The reference's reduction: mean over all tokens -> float32 -> L2-normalise."""
-    return F.normalize(encoder_states.mean(dim=1).float(), dim=-1)
 
 
 class Blip2Teacher(Teacher):
@@ -109,7 +56,8 @@ class Blip2Teacher(Teacher):
         std: tuple[float, float, float],
         qformer_tokenizer: Any = None,
     ) -> None:
-        self.parts = parts.eval().requires_grad_(False).to(device)
+        self.plan = resolve_plan(settings.precision, device)
+        self.parts = apply_plan(parts.eval().requires_grad_(False), self.plan).to(device)
         self.settings = settings
         self.source = source
         self.device = device
@@ -125,33 +73,58 @@ class Blip2Teacher(Teacher):
                 raise TeacherLoadError(f"teacher {source}: InstructBLIP needs its qformer_tokenizer")
             qt = qformer_tokenizer([settings.instruction], return_tensors="pt")
             self.q_ids, self.q_mask = qt.input_ids.to(device), qt.attention_mask.to(device)
-        self.autocast_dtype = _autocast_dtype(settings.precision, device)
         self.calls = 0
-        """Forward passes run (tests count recomputation with it)."""
+        """Forward passes of the vision tower run (tests count recomputation with it)."""
 
     def pixels(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 RGB crops -> teacher input [N, 3, S, S] float32 (engine preprocessing)."""
         return preprocess(crops, self.spec, self.device, torch.float32)
 
-    @torch.inference_mode()
-    def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Teacher input [N, 3, S, S] -> float32 [N, d] unit rows, on the teacher's device."""
+    def _image(self, pixels: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        ctx = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
-            if self.autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            states = self.parts(pixels, self.ids, self.mask, self.q_ids, self.q_mask)
+        with autocast(self.plan.vision, self.device):
+            return self.parts.vision(pixels)
+
+    def _target(self, image: torch.Tensor) -> torch.Tensor:
+        with autocast(self.plan.qformer, self.device):
+            visual = self.parts.visual_tokens(image, self.q_ids, self.q_mask)
+        with autocast(self.plan.language, self.device):
+            states = self.parts.encode(visual, self.ids, self.mask)
         return teacher_feature(states)
 
-    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+    @torch.inference_mode()
+    def features_from_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Teacher input [N, 3, S, S] -> clean targets float32 [N, d], unit rows, on the device."""
+        return self._target(self._image(pixels))
+
+    @torch.inference_mode()
+    def draws_from_pixels(self, pixels: torch.Tensor, seeds: Sequence[int]) -> torch.Tensor:
+        """The reference's stochastic targets [len(seeds), N, d]: the vision tower runs once (it
+        is in eval in the reference too), then the Q-Former and the T5 encoder run with dropout
+        on, once per seed, the RNG seeded with that seed."""
+        image = self._image(pixels)
         out = []
-        for i in range(0, len(crops), self.settings.batch_size):
-            px = self.pixels(crops[i : i + self.settings.batch_size])
-            out.append(self.features_from_pixels(px).cpu().numpy())
+        for seed in seeds:
+            with reference_dropout(self.parts, seed, self.device):
+                out.append(self._target(image))
+        return torch.stack(out)
+
+    def _batches(self, crops: Sequence[np.ndarray]) -> list[Sequence[np.ndarray]]:
+        step = self.settings.batch_size
+        return [crops[i : i + step] for i in range(0, len(crops), step)]
+
+    def features(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        out = [self.features_from_pixels(self.pixels(b)).cpu().numpy() for b in self._batches(crops)]
         return np.concatenate(out) if out else np.zeros((0, self.feature_dim), np.float32)
+
+    def draws(self, crops: Sequence[np.ndarray], seed: int, k: int) -> np.ndarray:
+        """``k`` stochastic targets per crop, float32 [k, N, d]; sub-batch j's draw i is seeded
+        with ``derive_seed(seed, j, i)``."""
+        out = []
+        for j, b in enumerate(self._batches(crops)):
+            seeds = [derive_seed(seed, j, i) for i in range(k)]
+            out.append(self.draws_from_pixels(self.pixels(b), seeds).cpu().numpy())
+        return np.concatenate(out, axis=1) if out else np.zeros((k, 0, self.feature_dim), np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -161,13 +134,8 @@ class Blip2Teacher(Teacher):
             "instruction": self.settings.instruction,
             "teacher_preprocess": self.settings.preprocess,
             "teacher_image_size": self.spec.image_size,
+            "teacher_precision": self.plan.name,
         }
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
-    return None if precision == "fp32" else _DTYPES[precision]
 
 
 def resolve_teacher_source(settings: TeacherSettings, cache_root: Path) -> tuple[str, list[str]]:
@@ -245,9 +213,7 @@ def load_teacher(
         "blip-2": Blip2ForConditionalGeneration,
         "instructblip": InstructBlipForConditionalGeneration,
     }
-    load_dtype = torch.float32
-    if settings.precision in ("bf16", "fp16") or (settings.precision == "auto" and dev.type == "cuda"):
-        load_dtype = torch.float16 if settings.precision == "fp16" else torch.bfloat16
+    load_dtype = resolve_plan(settings.precision, dev).load_dtype  # mixed plans load fp32, then cast
     kw: dict[str, Any] = {"cache_dir": settings.cache_dir} if settings.cache_dir else {}
     try:
         config = AutoConfig.from_pretrained(source, **kw)
