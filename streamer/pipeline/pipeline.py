@@ -23,6 +23,7 @@ from typing import Any
 
 from configs import Settings
 from streamer.base import ExpressionScorer, FaceDetector, Publisher, PublisherStats, Source, StreamEvent
+from streamer.device.path import frame_path_for
 from streamer.messages import MessageContext
 from streamer.pipeline.detection_thread import DetectionThread, StreamState
 from streamer.pipeline.emitter import Emitter
@@ -30,6 +31,7 @@ from streamer.pipeline.handoff import ScoreSlots
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.preview import PreviewWriter
 from streamer.sources import open_source
+from streamer.sources.threaded import ThreadedSource
 from streamer.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
 from streamer.tracking import ByteTracker
 
@@ -90,6 +92,7 @@ class Pipeline:
 
             detector = create_detector(settings.detector)
         self.detector = detector
+        self.frame_path = frame_path_for(settings.pipeline.frames, settings.engine.device, detector)
         path = settings.preview.path
         self.preview = PreviewWriter(path, settings.preview, len(streams) > 1) if path else None
         self.emitter = Emitter(
@@ -113,6 +116,8 @@ class Pipeline:
                 self.emitter.source_event(StreamEvent(spec.stream_id, "failed", time.time(), reason))
                 self.emitter.stream_finished(spec.stream_id)
                 continue
+            if isinstance(src, ThreadedSource):
+                src.prepare = self.frame_path.prepare
             self.sources[spec.stream_id] = src
             states.append(StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker)))
         return states
@@ -142,7 +147,7 @@ class Pipeline:
         published, track and stream end events go out, then threads are joined.
         """
         stop = stop or threading.Event()
-        scoring = ScoringThread(self.engine, self._slots, self.settings, self.stats)
+        scoring = ScoringThread(self.engine, self._slots, self.settings, self.stats, self.frame_path)
         states = self._open_sources()
         detection = DetectionThread(
             states, self.detector, self._slots, scoring.results, self.emitter, self.settings, self.stats

@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import cv2
-import numpy as np
 
 from configs import Settings
 from streamer.align import crop_faces
 from streamer.base import ExpressionScorer, FaceResult, TrackKey
+from streamer.device.path import FramePath, stack_crops
 from streamer.pipeline.handoff import EndNotice, ScoreJob, ScoreSlots
 from streamer.scheduler import ScoringScheduler
 from streamer.stats import PipelineStats
@@ -33,8 +34,17 @@ log = logging.getLogger(__name__)
 class ScoringThread(threading.Thread):
     """Crops -> engine (one batch per tick, all streams) -> smoother -> results board."""
 
-    def __init__(self, engine: ExpressionScorer, slots: ScoreSlots, settings: Settings, stats: PipelineStats) -> None:
+    def __init__(
+        self,
+        engine: ExpressionScorer,
+        slots: ScoreSlots,
+        settings: Settings,
+        stats: PipelineStats,
+        frame_path: FramePath | None = None,
+    ) -> None:
         super().__init__(name="scoring", daemon=True)
+        self.crop = frame_path.crop if frame_path is not None else crop_faces
+        """Cuts a frame's crops: on the host (``streamer.align``) or the device path's."""
         self.engine = engine
         self.slots = slots
         self.settings = settings
@@ -57,11 +67,11 @@ class ScoringThread(threading.Thread):
             for notice in ends:
                 self.forget(notice)
 
-    def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[int], np.ndarray]:
+    def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[int], Any]:
         """The chosen tracks' crops in one batch, with their keys and frame indices."""
         keys: list[TrackKey] = []
         frame_of: list[int] = []
-        batches: list[np.ndarray] = []
+        batches: list[Any] = []
         for job in jobs:
             sid = job.frame.stream_id
             ids = job.tracks.track_ids.tolist()
@@ -72,7 +82,7 @@ class ScoringThread(threading.Thread):
             kps = None if t.kps is None else t.kps[sel]
             size, c = self.engine.crop_size, self.settings.crops
             try:
-                crops = crop_faces(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
+                crops = self.crop(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
             except (ValueError, cv2.error) as e:
                 log.warning("%s frame %d: cannot crop faces (%s); skipped", sid, job.frame.index, e)
                 self.stats.stream(sid).errors += 1
@@ -81,7 +91,7 @@ class ScoringThread(threading.Thread):
             keys.extend((sid, ids[i]) for i in sel)
             frame_of.extend([job.frame.index] * len(sel))
             self.stats.stream(sid).scored += len(sel)
-        return keys, frame_of, np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
+        return keys, frame_of, stack_crops(batches)
 
     def score(self, jobs: list[ScoreJob]) -> None:
         """Score the due tracks of these frames (one per stream) in one engine batch."""
