@@ -116,7 +116,7 @@ def test_gpu_proof_script_runs_every_step_on_cpu(tmp_path):
     with open(out / "steps.tsv") as f:
         steps = {row[0]: row[1] for row in csv.reader(f, delimiter="\t")}
     expected = ["facts", "install", "engine-l14", "standin", "sweep-l14", "sweep-b16", "engine-compile"]
-    expected += ["engine-fp8", "engine-b16", "engine-b32"]
+    expected += ["engine-fp8", "engine-b16", "engine-b32", "summary"]
     assert list(steps) == expected
     failed = {k: v for k, v in steps.items() if v != "0"}
     assert not failed, {k: (out / f"{k}.log").read_text()[-1500:] for k in failed}
