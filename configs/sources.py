@@ -63,6 +63,11 @@ class SourceSettings(StrictSettings):
     decode_threads: int = Field(0, ge=0)
     """Decoder threads per source; 0 lets FFmpeg choose."""
 
+    hwaccel: Literal["none", "auto", "cuda"] = "none"
+    """Hardware decoding through PyAV/FFmpeg: auto or cuda = NVDEC where the loaded FFmpeg
+    offers it (frames come back as nv12); when it cannot open, decoding falls back to
+    software and the log says so once."""
+
     @model_validator(mode="after")
     def _check_backoff(self) -> SourceSettings:
         if self.backoff_max_s < self.backoff_initial_s:

@@ -182,6 +182,12 @@ class PipelineSettings(StrictSettings):
     1 leaves the other cores to decoding and detection (see docs/BENCHMARKS.md)."""
     opencv_threads: int = Field(0, ge=0)
     """OpenCV threads (cv2.setNumThreads) for detection and crops; 0 = OpenCV's default."""
+    frames: Literal["inline", "host", "device"] = "host"
+    """Where decoded YUV frames are converted. host = each source's decode thread makes the
+    detector's picture (colour conversion off the one detection thread); device = each decode
+    thread uploads the YUV planes to the engine's device, where the detector's picture (torch
+    SCRFD) and the face crops are made in torch; inline = the detection thread converts every
+    frame itself (docs/design.md, "Frame paths")."""
 
 
 class PreviewSettings(StrictSettings):

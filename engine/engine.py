@@ -184,8 +184,9 @@ class ExpressionEngine:
 
     # ------------------------------------------------------------ scoring
 
-    def preprocess(self, crops: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 RGB crops -> model input on the engine's device (float32)."""
+    def preprocess(self, crops: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 RGB crops (numpy, or a uint8 tensor on any device) -> model input on the
+        engine's device (float32)."""
         return preprocess(crops, self.preprocess_spec, self.device, torch.float32)
 
     def score_pixels(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,8 +202,9 @@ class ExpressionEngine:
             feats.append(ft)
         return torch.cat(logits), torch.cat(feats)
 
-    def score(self, crops: np.ndarray | Sequence[np.ndarray]) -> EngineOutput:
-        """Score face crops (uint8 RGB, [N, H, W, 3] or a list of [H, W, 3] of any sizes)."""
+    def score(self, crops: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> EngineOutput:
+        """Score face crops (uint8 RGB, [N, H, W, 3] — numpy or a torch tensor, e.g. already on
+        the engine's device — or a list of [H, W, 3] of any sizes)."""
         if len(crops) == 0:
             empty = torch.zeros((0, len(self.classes)))
             return EngineOutput.from_tensors(empty, torch.zeros((0, self.feature_dim)), self.classes)

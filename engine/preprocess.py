@@ -76,12 +76,13 @@ def _transform(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
 
 
 def preprocess(
-    crops: np.ndarray | Sequence[np.ndarray],
+    crops: np.ndarray | torch.Tensor | Sequence[np.ndarray],
     spec: PreprocessSpec,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """uint8 RGB crops (one [N, H, W, 3] array, or a list of [H, W, 3] of any sizes) ->
+    """uint8 RGB crops (one [N, H, W, 3] array or tensor — a tensor may already be on
+    ``device``: the streamer's device frame path — or a list of [H, W, 3] of any sizes) ->
     model input [N, 3, S, S] on ``device`` in ``dtype``, in input order.
 
     Example:
@@ -89,6 +90,11 @@ def preprocess(
         >>> preprocess(np.zeros((2, 112, 112, 3), np.uint8), spec).shape
         torch.Size([2, 3, 224, 224])
     """
+    if isinstance(crops, torch.Tensor):
+        if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != torch.uint8:
+            raise ValueError(f"crops: expected uint8 [N, H, W, 3], got {crops.dtype} {tuple(crops.shape)}")
+        x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+        return _transform(x, spec).to(dtype)
     groups = _groups(crops)
     n = sum(len(idx) for idx, _ in groups)
     s = spec.image_size

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -56,8 +58,11 @@ def geometry_reasons(boxes_xyxy: np.ndarray, kps: np.ndarray | None, settings: A
     return reasons
 
 
-def blur_reasons(crops_rgb: np.ndarray, settings: AbstainSettings) -> list[str | None]:
-    """Per crop: ``blurred`` or None."""
+def blur_reasons(crops_rgb: Any, settings: AbstainSettings) -> list[str | None]:
+    """Per crop (uint8 RGB [N, S, S, 3], numpy or a torch tensor on any device): ``blurred``
+    or None. Device crops are copied to the host only when the check is on."""
     if not settings.min_sharpness:
         return [None] * len(crops_rgb)
+    if not isinstance(crops_rgb, np.ndarray):
+        crops_rgb = crops_rgb.cpu().numpy()
     return ["blurred" if sharpness(c) < settings.min_sharpness else None for c in crops_rgb]

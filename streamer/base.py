@@ -226,6 +226,12 @@ class SourceStats:
     """The latest open, read or decode error, as text."""
     last_frame_wall_s: float | None = None
     """``time.time()`` of the latest decoded frame."""
+    frames_discarded: int = 0
+    """Frames decoded after ``stop()`` closed the queue (never delivered)."""
+    decode_s: float = 0.0
+    """Seconds spent in the decoder (``packet.decode``) on the source's thread."""
+    prepare_s: float = 0.0
+    """Seconds spent preparing frames for the next stages on the source's thread (frame path)."""
 
 
 @dataclass
@@ -258,8 +264,9 @@ class ExpressionScorer(Protocol):
     @property
     def crop_size(self) -> int: ...
 
-    def score(self, crops: np.ndarray) -> EngineOutput:
-        """uint8 RGB crops [N, S, S, 3] -> scores against ``classes``."""
+    def score(self, crops: Any) -> EngineOutput:
+        """uint8 RGB crops [N, S, S, 3] (numpy, or a torch tensor on the device frame path)
+        -> scores against ``classes``."""
         ...
 
     def make_smoother(self) -> Smoother: ...

@@ -5,6 +5,10 @@ stage asks for: a small BGR image for the detector (scaled and converted in one 
 pass) and RGB face regions for the engine. Full-frame RGB conversion costs ~4x decoding a
 1080p frame (docs/BENCHMARKS.md); this module never does it for 4:2:0 input.
 
+Pictures can be prepared ahead, off the detection thread: ``prepare_bgr`` (the source's
+decode thread calls it through the pipeline's frame path, ``streamer.device``) caches the
+detector's picture, and ``memo`` keeps any other per-frame result (device planes) once.
+
 Example:
     >>> img = FrameImage.from_bgr(np.zeros((720, 1280, 3), np.uint8))  # decoders give FrameImage.from_av
     >>> img.to_bgr((640, 360)).shape             # detector input
@@ -16,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +28,8 @@ import cv2
 import numpy as np
 
 _I420 = ("yuv420p", "yuvj420p")
+PLANAR_FORMATS = (*_I420, "nv12")
+"""Decoder formats whose planes ``yuv_planes`` returns (4:2:0; nv12 is what NVDEC gives)."""
 
 
 class FrameImage:
@@ -38,6 +45,8 @@ class FrameImage:
         self._yuv: np.ndarray | None = None
         self._rgb: np.ndarray | None = None
         self._lock = threading.Lock()
+        self._memo: dict[Hashable, Any] = {}
+        self._memo_lock = threading.RLock()
 
     @classmethod
     def from_av(cls, frame: Any) -> FrameImage:
@@ -57,14 +66,47 @@ class FrameImage:
     def format(self) -> str:
         return "bgr24" if self._bgr is not None else self._av.format.name
 
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()`` once per ``key`` for this picture (thread-safe); later calls return it."""
+        with self._memo_lock:
+            if key not in self._memo:
+                self._memo[key] = make()
+            return self._memo[key]
+
+    def prepared(self, key: Hashable) -> Any:
+        """What ``memo`` holds for ``key``, or None."""
+        with self._memo_lock:
+            return self._memo.get(key)
+
     def to_bgr(self, size_wh: tuple[int, int] | None = None) -> np.ndarray:
-        """BGR uint8 [H, W, 3], scaled to ``size_wh`` (scaling and conversion in one pass)."""
+        """BGR uint8 [H, W, 3], scaled to ``size_wh`` (scaling and conversion in one pass;
+        the one ``prepare_bgr`` made, when it was called for this size)."""
         w, h = size_wh or self.size_wh
         if self._bgr is not None:
             if (w, h) == self.size_wh:
                 return self._bgr
             return cv2.resize(self._bgr, (w, h), interpolation=cv2.INTER_AREA)
+        ready = self.prepared(("bgr", w, h))
+        if ready is not None:
+            return ready
         return self._av.reformat(width=w, height=h, format="bgr24", interpolation="BILINEAR").to_ndarray()
+
+    def prepare_bgr(self, size_wh: tuple[int, int]) -> np.ndarray:
+        """``to_bgr(size_wh)``, computed now and kept (the decode thread calls it)."""
+        return self.memo(("bgr", *size_wh), lambda: self.to_bgr(size_wh))
+
+    def yuv_planes(self) -> tuple[str, np.ndarray] | None:
+        """The decoder's own 4:2:0 picture without conversion: (format, uint8 [H * 3/2, W]),
+        I420 (Y, then U, then V) for yuv420p/yuvj420p, Y then interleaved UV for nv12; None
+        for other formats, odd sizes or BGR input. Cached."""
+        w, h = self.size_wh
+        if self._bgr is not None or self._av.format.name not in PLANAR_FORMATS or w % 2 or h % 2:
+            return None
+        if self._av.format.name == "nv12":
+            return "nv12", self.memo("nv12", lambda: self._av.to_ndarray())
+        yuv = self._planes()
+        assert yuv is not None
+        return "i420", yuv
 
     def _planes(self) -> np.ndarray | None:
         """The I420 picture as [H * 3/2, W] (cached), or None when not 4:2:0 with even size."""

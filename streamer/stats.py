@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from streamer.base import SourceStats
 
 
@@ -61,6 +63,8 @@ class StreamStats:
     """Frames (or crops) skipped because a stage raised."""
     abstained: int = 0
     """Face observations published as abstentions (too small, not frontal, blurred)."""
+    frames_failed: int = 0
+    """Frames never published because detection, tracking or publishing raised (among ``errors``)."""
     started: bool = False
     """The source opened and reported its stream ("started")."""
     outcome: str | None = None
@@ -138,6 +142,44 @@ class StatsSnapshot:
         return out
 
 
+class LatencyLog:
+    """Frame-to-publish latency of every processed frame: seconds from decode
+    (``Frame.wall_time_s``) to the hand-over of its faces message to the publisher, with the
+    publish time; written by the detection thread only (through the ``Emitter``).
+
+    Example:
+        >>> log = LatencyLog()
+        >>> for i in range(100):
+        ...     log.add("cam0", 1000.0 + i, i / 1000)
+        >>> log.percentiles_ms(since_s=1050.0)["p50"]
+        74.5
+    """
+
+    def __init__(self, maxlen: int = 200_000) -> None:
+        self.maxlen = maxlen
+        self.per_stream: dict[str, deque[tuple[float, float]]] = {}
+
+    def add(self, stream_id: str, published_s: float, latency_s: float) -> None:
+        log = self.per_stream.get(stream_id)
+        if log is None:
+            log = self.per_stream[stream_id] = deque(maxlen=self.maxlen)
+        log.append((published_s, latency_s))
+
+    def values(self, stream_id: str | None = None, since_s: float = 0.0) -> np.ndarray:
+        """Latencies in seconds published at or after ``since_s`` (one stream, or all)."""
+        ids = [stream_id] if stream_id is not None else list(self.per_stream)
+        vals = [lat for sid in ids for t, lat in list(self.per_stream.get(sid, ())) if t >= since_s]
+        return np.asarray(vals, np.float64)
+
+    def percentiles_ms(self, stream_id: str | None = None, since_s: float = 0.0) -> dict[str, float | None]:
+        """p50 / p95 / p99 / max in milliseconds (None without samples)."""
+        v = self.values(stream_id, since_s)
+        if v.size == 0:
+            return {"p50": None, "p95": None, "p99": None, "max": None}
+        p = np.percentile(v * 1000.0, [50, 95, 99, 100])
+        return {k: round(float(x), 2) for k, x in zip(("p50", "p95", "p99", "max"), p, strict=True)}
+
+
 class PipelineStats:
     """Everything the stats line and ``streamer bench`` report."""
 
@@ -154,6 +196,8 @@ class PipelineStats:
         """Abstentions published, by reason."""
         self.relinks = 0
         """Tracks that continued a track that had just ended (scoring thread)."""
+        self.latency = LatencyLog()
+        """Frame-to-publish latency per processed frame (detection thread, via the emitter)."""
 
     def stream(self, stream_id: str) -> StreamStats:
         st = self.streams.get(stream_id)
@@ -236,48 +280,4 @@ def stats_line(snap: StatsSnapshot, meter: RateMeter) -> str:
         + " ".join(f"{k} {v}" for k, v in snap.drops.items())
         + " | queues "
         + " ".join(f"{k} {v}" for k, v in snap.queues.items())
-    )
-
-
-@dataclass
-class BenchSummary:
-    """Throughput figures of one ``streamer bench`` run."""
-
-    streams: int
-    elapsed_s: float
-    frames: int
-    frames_decoded: int
-    frames_dropped: int
-    fps_per_stream: dict[str, float]
-    fps_total: float
-    faces_per_frame: float
-    faces_per_s: float
-    crops_scored_per_s: float
-    rescore_interval_s: RescoreSummary
-    score_jobs_replaced: int
-    stages_ms: dict[str, dict[str, float]]
-    errors: int
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-def summarise(snap: StatsSnapshot, config: dict[str, Any]) -> BenchSummary:
-    """Throughput figures from a pipeline's final snapshot."""
-    elapsed = snap.elapsed_s
-    decoded = sum(s.source.frames_decoded for s in snap.streams.values() if s.source is not None)
-    return BenchSummary(
-        streams=len(snap.streams),
-        elapsed_s=elapsed,
-        frames=snap.frames,
-        frames_decoded=decoded,
-        frames_dropped=snap.drops.get("source", 0),
-        fps_per_stream={sid: round(s.stats.frames / elapsed, 2) for sid, s in snap.streams.items()},
-        fps_total=round(snap.frames / elapsed, 2),
-        faces_per_frame=round(snap.faces / max(1, snap.frames), 2),
-        faces_per_s=round(snap.faces / elapsed, 1),
-        crops_scored_per_s=round(snap.scored / elapsed, 2),
-        rescore_interval_s=snap.rescore,
-        score_jobs_replaced=snap.drops.get("score", 0),
-        stages_ms=snap.to_dict()["stages"],
-        errors=snap.errors,
-        config=config,
     )

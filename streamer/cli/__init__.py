@@ -125,4 +125,6 @@ def _build_engine(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamer`` command; returns the exit code."""
     handlers = {"run": _run, "subscribe": _subscribe, "bench": _bench, "build-engine": _build_engine}
-    return run_cli("streamer", build_parser(), argv, handlers, hints={ModelError: OFFLINE_HINT})
+    parser = build_parser()
+    parser.set_defaults(argv=list(argv) if argv is not None else None)  # reports name their command
+    return run_cli("streamer", parser, argv, handlers, hints={ModelError: OFFLINE_HINT})

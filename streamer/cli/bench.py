@@ -1,10 +1,14 @@
 """``streamer bench``: throughput of the whole pipeline on N copies of a clip, or with
 ``--engine-only`` of the engine alone.
 
-Pipeline mode: sources run unpaced (files block instead of dropping, so every frame is
-tracked), or at the clip's own rate with ``--realtime`` (like a camera: frames the pipeline
-cannot take are dropped and counted); messages are built but not sent unless ``--publish``.
-It reports per-stream fps, faces/s, how often each track was re-scored and per-stage timings.
+Pipeline mode (``streamer.benchmark``): N copies of a file, a URL, the demo clip or a
+synthetic workload (resolution, fps, codec, length, faces per frame), unpaced or at the
+clip's rate with ``--realtime`` (like a camera: frames the pipeline cannot take are dropped
+and counted); messages are built but not sent unless ``--publish``. It reports per stream
+and in total frames/s, faces/s, crops scored/s, frame-to-publish latency p50/p95/p99,
+dropped frames by stage, per-stage time, CPU per thread and, on CUDA, GPU utilisation and
+memory; ``--sweep streams=... faces=...`` finds, per face count, the most streams kept in
+real time.
 
 Engine-only mode: faces/s and latency per model x backend x batch size on random weights
 (speed does not depend on their values), with plain open_clip eager measured in the same
@@ -13,6 +17,7 @@ run as the baseline (``engine.bench``).
 Example (plain text)::
 
     $ streamer bench --streams 4 --set detector.name=haar --json out/bench.json
+    $ streamer bench -c offline --sweep streams=1,2 faces=1,4 --seconds 5 --json out/sweep.json
     $ streamer bench --engine-only --models ExpStream-Tiny,ViT-B-32 --backends torch,onnxruntime
 """
 
@@ -22,15 +27,12 @@ import argparse
 import json
 import logging
 import sys
-import threading
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from configs import Settings, dump_settings, load_settings
+from configs import load_settings
 from engine.cli import add_config_args, shorthand
 from engine.errors import ConfigError
-from streamer.stats import BenchSummary, summarise
 
 log = logging.getLogger("streamer")
 
@@ -55,13 +57,44 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     shorthand(p, "--precision", key="engine.precision", metavar="P", help="auto, fp32, fp16, bf16, fp8, int8")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON here ('-' = stdout only)")
     pipe = p.add_argument_group("pipeline mode (default)")
-    pipe.add_argument("source", nargs="?", help="video file (default: the demo clip)")
+    pipe.add_argument("source", nargs="?", help="video file or URL (default: the demo clip, or a synthetic workload)")
     pipe.add_argument("-n", "--streams", type=int, default=1, help="concurrent copies of the source")
     pipe.add_argument(
-        "--seconds", type=float, default=0.0, help="loop the source and stop after this long (0 = play each copy once)"
+        "--seconds",
+        type=float,
+        default=0.0,
+        help="loop the source and measure this long after the warm-up (0 = play each copy once; sweeps: 10)",
     )
+    pipe.add_argument("--warmup-s", type=float, default=3.0, help="seconds run before measuring (first batches)")
     shorthand(pipe, "--realtime", key="sources.realtime", const=True, help="play at the clip's frame rate")
+    shorthand(pipe, "--frames", key="pipeline.frames", metavar="PATH", help="frame path: inline, host, device")
+    shorthand(pipe, "--hwaccel", key="sources.hwaccel", metavar="HW", help="hardware decoding: none, auto, cuda")
     pipe.add_argument("--publish", action="store_true", help="publish over ZeroMQ (default: build messages only)")
+    pipe.add_argument(
+        "--sweep",
+        nargs="+",
+        metavar="AXIS=N,N",
+        help="streams=1,2,4,8 [faces=1,4,16]: per face count, the most streams kept in real time",
+    )
+    pipe.add_argument(
+        "--max-latency-ms", type=float, default=150.0, help="real time needs frame-to-publish p99 under this"
+    )
+    pipe.add_argument(
+        "--faces-from",
+        choices=["detector", "truth", "truth+detector"],
+        default="detector",
+        help="faces found by the configured detector, or read from a synthetic workload's ground truth "
+        "(truth+detector: the detector still runs on every batch, for its cost)",
+    )
+    wl = p.add_argument_group(
+        "synthetic workload (used with --faces, --resolution, --sweep faces=, --faces-from truth)"
+    )
+    wl.add_argument("--faces", type=int, default=0, help="faces per frame (real faces from insightface's images)")
+    wl.add_argument("--resolution", type=_resolution, default=None, metavar="WxH", help="default 1280x720")
+    wl.add_argument("--fps", type=int, default=30)
+    wl.add_argument("--codec", default="h264", choices=["h264", "hevc", "vp9", "av1", "mpeg4"])
+    wl.add_argument("--duration", type=float, default=10.0, help="clip length in seconds (looped when shorter)")
+    wl.add_argument("--workload-seed", type=int, default=0)
     eng = p.add_argument_group("engine-only mode (--engine-only; config default: the packaged offline one)")
     eng.add_argument("--engine-only", action="store_true", help="benchmark the engine alone")
     eng.add_argument(
@@ -86,6 +119,18 @@ def _write_json(path: Path | None, report: dict[str, Any]) -> None:
     print(f"wrote {path}")
 
 
+def _argv(args: argparse.Namespace) -> list[str]:
+    return list(sys.argv[1:] if getattr(args, "argv", None) is None else args.argv)
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from e
+    return w, h
+
+
 def bench_command(args: argparse.Namespace) -> int:
     return engine_bench(args) if args.engine_only else pipeline_bench(args)
 
@@ -106,69 +151,30 @@ def engine_bench(args: argparse.Namespace) -> int:
     print(format_table(rows))
     for s in skipped:
         print(f"skipped {s['model']}/{s['backend']}: {s['reason']}")
-    report = {"argv": sys.argv[1:], "environment": environment(), "rows": rows_as_dicts(rows), "skipped": skipped}
+    from streamer.benchmark.report import command_line, machine, versions
+
+    argv = _argv(args)
+    report = {
+        "command": command_line(argv),
+        "argv": argv,
+        "machine": machine(),
+        "versions": versions(),
+        "environment": environment(),
+        "rows": rows_as_dicts(rows),
+        "skipped": skipped,
+    }
     _write_json(args.json, report)
     return 0
 
 
 def pipeline_bench(args: argparse.Namespace) -> int:
-    """The whole pipeline on ``--streams`` copies of one clip."""
-    from streamer.pipeline import NullPublisher, Pipeline, StreamSpec
+    """One pipeline run, or a sweep of streams x faces (``streamer.benchmark``)."""
+    from streamer.benchmark.command import pipeline_bench as run
 
-    settings = load_settings(args.config, args.overrides)
-    log.debug("resolved configuration:\n%s", dump_settings(settings))
-    uri = args.source or _demo(settings)
-    settings = settings.replace(sources=settings.sources.replace(loop=args.seconds > 0))
-    specs = [StreamSpec(f"bench{i}", uri) for i in range(max(1, args.streams))]
-    if args.publish:
-        from streamer.publisher import ZmqPublisher
+    def partial(report: dict[str, Any]) -> None:
+        if args.json is not None and str(args.json) != "-":
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=2))
 
-        publisher: Any = ZmqPublisher(settings.publisher)
-    else:
-        publisher = NullPublisher()
-    stop = threading.Event()
-    try:
-        pipe = Pipeline(settings, specs, publisher)
-        if args.seconds > 0:
-            threading.Timer(args.seconds, stop.set).start()
-        report = pipe.run(stop)
-    finally:
-        publisher.close()
-    summary = summarise(report, _describe(settings, uri, pipe.engine.describe()))
-    print(format_summary(summary))
-    _write_json(args.json, asdict(summary))
+    _write_json(args.json, run(args, _argv(args), partial))
     return 0
-
-
-def _demo(settings: Settings) -> str:
-    from streamer.demo import demo_clip
-
-    return str(demo_clip(settings.engine.cache_dir))
-
-
-def _describe(settings: Settings, uri: str, engine: dict[str, Any]) -> dict[str, Any]:
-    det = settings.detector
-    return {
-        "source": uri,
-        "model": settings.engine.model.name,
-        "engine": engine,
-        "detector": det.name if det.name == "haar" else f"{det.name}:{det.model}",
-        "detector_input": det.input_size,
-        "max_hz": settings.scheduler.max_hz,
-        "realtime": settings.sources.realtime,
-    }
-
-
-def format_summary(s: BenchSummary) -> str:
-    r = s.rescore_interval_s
-    lines = [
-        f"{s.streams} stream(s), {s.frames} frames in {s.elapsed_s:.1f} s "
-        f"({s.frames_decoded} decoded, {s.frames_dropped} dropped, {s.errors} errors)",
-        "fps per stream: " + ", ".join(f"{k} {v}" for k, v in s.fps_per_stream.items()),
-        f"faces/frame {s.faces_per_frame}, faces/s {s.faces_per_s}, crops scored/s {s.crops_scored_per_s}",
-        f"re-score interval per track: mean {r.mean_s} s, p95 {r.p95_s} s, max {r.max_s} s ({r.count} gaps)",
-        "stage           calls    items  mean_ms  per_item_ms",
-    ]
-    for name, st in s.stages_ms.items():
-        lines.append(f"{name:<14} {st['calls']:>6} {st['items']:>8} {st['mean_ms']:>8.2f} {st['per_item_ms']:>12.2f}")
-    return "\n".join(lines)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,20 @@ def scale_detections(dets: Detections, sx: float, sy: float, min_face_px: float 
     return Detections(boxes, dets.scores, kps).select(side >= min_face_px)
 
 
+def _picture(detector: FaceDetector, image: FrameImage, size_wh: tuple[int, int]) -> Any:
+    """The detector's picture: the device path's tensor when the detector takes tensors and
+    one was made (``streamer.device.path``), else BGR numpy (prepared or converted now)."""
+    if getattr(detector, "accepts_tensors", False):
+        ready = image.prepared(("device_bgr", *size_wh))
+        if ready is not None:
+            return ready
+    return image.to_bgr(size_wh)
+
+
+def _numpy(picture: Any) -> np.ndarray:
+    return picture if isinstance(picture, np.ndarray) else picture.cpu().numpy()
+
+
 def detect_frames(
     detector: FaceDetector,
     images: Sequence[FrameImage],
@@ -86,15 +101,18 @@ def detect_frames(
             boxes to search around (predicted track boxes) instead of the whole picture.
         timer: ``timer(stage, items)`` gives a context manager timing ``convert``,
             ``detect`` (full pictures) and ``detect_roi`` (regions), e.g. ``PipelineStats.time``.
+
+    Detectors with ``accepts_tensors`` get the device path's pictures (torch uint8 BGR
+    [h, w, 3] on their device) where the decode thread made them.
     """
     n = len(images)
     boxes = list(search_boxes) if search_boxes is not None else [None] * n
     out: list[Detections | FrameError | None] = [None] * n
-    smalls: list[np.ndarray | None] = [None] * n
+    smalls: list[Any] = [None] * n
     with timer("convert", n):
         for i, image in enumerate(images):
             try:
-                smalls[i] = image.to_bgr(fit_size(image.size_wh, detector.input_size_wh))
+                smalls[i] = _picture(detector, image, fit_size(image.size_wh, detector.input_size_wh))
             except Exception as e:  # a broken frame is skipped, the others go on
                 out[i] = FrameError("convert", e)
     full = [i for i in range(n) if out[i] is None and boxes[i] is None]
@@ -115,7 +133,7 @@ def detect_frames(
                 with timer("detect_roi", 1):
                     out[i] = detect_in_regions(
                         detector,
-                        small,
+                        _numpy(small),
                         frame_boxes * scale.astype(np.float32),
                         settings.roi_expand,
                         settings.nms_threshold,

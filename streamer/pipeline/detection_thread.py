@@ -176,7 +176,9 @@ class DetectionThread(threading.Thread):
         s.faces += len(tracks)
 
     def _frame_error(self, st: StreamState, frame: Frame, stage: str, e: BaseException) -> None:
-        self.stats.stream(st.stream_id).errors += 1
+        s = self.stats.stream(st.stream_id)
+        s.errors += 1
+        s.frames_failed += 1
         log.warning(
             "%s frame %d: %s failed (%s: %s); frame skipped", st.stream_id, frame.index, stage, type(e).__name__, e
         )

@@ -100,8 +100,10 @@ class Emitter:
             self._terminal.pop(stream_id, None)
 
     def faces(self, frame: Frame, tracks: Tracks, results: list[FaceResult | Abstention | None]) -> None:
+        now = time.time()
         if len(tracks) or self.publish_empty:
-            self.publisher.send(faces_topic(frame.stream_id), faces_message(frame, tracks, results, self.ctx))
+            self.publisher.send(faces_topic(frame.stream_id), faces_message(frame, tracks, results, self.ctx, now))
+        self.stats.latency.add(frame.stream_id, now, now - frame.wall_time_s)  # frame-to-publish
         if self.preview is not None:
             self.preview.put(frame, tracks, results)
 

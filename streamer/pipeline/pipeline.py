@@ -25,6 +25,7 @@ from configs import Settings
 from configs.engine import EngineSettings
 from engine.errors import ConfigError
 from streamer.base import ExpressionScorer, FaceDetector, Publisher, PublisherStats, Source, StreamEvent
+from streamer.device.path import frame_path_for
 from streamer.messages import MessageContext
 from streamer.pipeline.detection_thread import DetectionThread, StreamState
 from streamer.pipeline.emitter import Emitter
@@ -33,6 +34,7 @@ from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.preview import PreviewWriter
 from streamer.sources import open_source
+from streamer.sources.threaded import ThreadedSource
 from streamer.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
 from streamer.tracking import ByteTracker
 
@@ -94,6 +96,7 @@ class Pipeline:
 
             detector = create_detector(settings.detector)
         self.detector = detector
+        self.frame_path = frame_path_for(settings.pipeline.frames, settings.engine.device, detector)
         path = settings.preview.path
         self.preview = PreviewWriter(path, settings.preview, len(streams) > 1 or keep_alive) if path else None
         self.emitter = Emitter(
@@ -105,7 +108,7 @@ class Pipeline:
         )
         self.sources: dict[str, Source] = {}
         self._slots = ScoreSlots()
-        self._scoring = ScoringThread(engine, self._slots, settings, self.stats)
+        self._scoring = ScoringThread(engine, self._slots, settings, self.stats, self.frame_path)
         reporter = TrackReporter(self.emitter, self._scoring.results, settings, self.stats, engine.classes)
         self._detection = DetectionThread(
             [], detector, self._slots, reporter, settings, self.stats, keep_alive=keep_alive
@@ -125,6 +128,8 @@ class Pipeline:
             self.emitter.source_event(StreamEvent(spec.stream_id, "failed", time.time(), f"cannot open source: {e}"))
             self.emitter.stream_finished(spec.stream_id)
             return None
+        if isinstance(src, ThreadedSource):
+            src.prepare = self.frame_path.prepare
         self.sources[spec.stream_id] = src
         return StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker))
 

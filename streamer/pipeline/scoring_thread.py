@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,6 +27,7 @@ from configs import Settings
 from streamer.abstain import blur_reasons
 from streamer.align import crop_faces
 from streamer.base import Abstention, ExpressionScorer, FaceResult, TrackKey
+from streamer.device.path import FramePath, stack_crops
 from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
 from streamer.pipeline.relink import Relinker
 from streamer.scheduler import ScoringScheduler
@@ -37,8 +39,17 @@ log = logging.getLogger(__name__)
 class ScoringThread(threading.Thread):
     """Crops -> engine (one batch per tick, all streams) -> smoother -> results board."""
 
-    def __init__(self, engine: ExpressionScorer, slots: ScoreSlots, settings: Settings, stats: PipelineStats) -> None:
+    def __init__(
+        self,
+        engine: ExpressionScorer,
+        slots: ScoreSlots,
+        settings: Settings,
+        stats: PipelineStats,
+        frame_path: FramePath | None = None,
+    ) -> None:
         super().__init__(name="scoring", daemon=True)
+        self.crop = frame_path.crop if frame_path is not None else crop_faces
+        """Cuts a frame's crops: on the host (``streamer.align``) or the device path's."""
         self.engine = engine
         self.slots = slots
         self.settings = settings
@@ -88,11 +99,11 @@ class ScoringThread(threading.Thread):
         for notify in self.on_engine_change:
             notify(change)
 
-    def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[ScoreJob], np.ndarray]:
+    def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[ScoreJob], Any]:
         """The chosen tracks' crops in one batch, with their keys and frames."""
         keys: list[TrackKey] = []
         frames_of: list[ScoreJob] = []
-        batches: list[np.ndarray] = []
+        batches: list[Any] = []
         for job in jobs:
             sid = job.frame.stream_id
             ids = job.tracks.track_ids.tolist()
@@ -103,7 +114,7 @@ class ScoringThread(threading.Thread):
             kps = None if t.kps is None else t.kps[sel]
             size, c = self.engine.crop_size, self.settings.crops
             try:
-                crops = crop_faces(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
+                crops = self.crop(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
             except (ValueError, cv2.error) as e:
                 log.warning("%s frame %d: cannot crop faces (%s); skipped", sid, job.frame.index, e)
                 self.stats.stream(sid).errors += 1
@@ -111,7 +122,7 @@ class ScoringThread(threading.Thread):
             batches.append(crops)
             keys.extend((sid, ids[i]) for i in sel)
             frames_of.extend([job] * len(sel))
-        return keys, frames_of, np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
+        return keys, frames_of, stack_crops(batches)
 
     def score(self, jobs: list[ScoreJob]) -> None:
         """Score the due tracks of these frames (one per stream) in one engine batch."""

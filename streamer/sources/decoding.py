@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,8 @@ import av.error
 
 from configs.sources import SourceSettings
 from engine.errors import SourceError
+from streamer.base import SourceStats
+from streamer.device.hwaccel import hwaccel_for, software_fallback
 from streamer.sources.uri import SourceTarget
 
 log = logging.getLogger(__name__)
@@ -67,16 +70,18 @@ def input_options(target: SourceTarget, settings: SourceSettings) -> dict[str, s
 
 def open_input(target: SourceTarget, settings: SourceSettings) -> Any:
     """Open ``target`` for reading. Network and live inputs get PyAV's open/read timeouts,
-    which also interrupt a peer that accepts the connection and then goes silent."""
+    which also interrupt a peer that accepts the connection and then goes silent.
+    ``sources.hwaccel`` asks for hardware decoding, with a logged fallback to software."""
     remote = target.live or target.kind != "file"
     timeout = (settings.open_timeout_s, settings.read_timeout_s) if remote else None
-    return av.open(
-        target.url,
-        mode="r",
-        format=target.format,
-        options=input_options(target, settings),
-        timeout=timeout,
-    )
+    kwargs: dict[str, Any] = {"format": target.format, "options": input_options(target, settings), "timeout": timeout}
+    hw = hwaccel_for(settings.hwaccel)
+    if hw is not None:
+        try:
+            return av.open(target.url, mode="r", hwaccel=hw, **kwargs)
+        except av.error.FFmpegError as e:  # no usable device: decode in software (logged once)
+            software_fallback(settings.hwaccel, e)
+    return av.open(target.url, mode="r", **kwargs)
 
 
 def video_stream(container: Any, settings: SourceSettings, *, live: bool) -> Any:
@@ -110,17 +115,20 @@ def decoded_frames(
     stream: Any,
     should_stop: Callable[[], bool],
     on_decode_error: Callable[[Exception], None],
+    stats: SourceStats | None = None,
 ) -> Iterator[Any]:
     """Yield the stream's decoded frames until the input ends or ``should_stop()``.
 
     A packet the decoder rejects is reported to ``on_decode_error`` and skipped (one bad
     frame must not end a stream); ``MAX_CONSECUTIVE_DECODE_ERRORS`` in a row raise
-    ``BrokenStreamError``. Demuxer errors (lost connection, timeout) propagate.
+    ``BrokenStreamError``. Demuxer errors (lost connection, timeout) propagate. With
+    ``stats``, the time spent decoding is added to ``stats.decode_s``.
     """
     consecutive = 0
     for packet in container.demux(stream):
         if should_stop():
             return
+        t0 = time.perf_counter()
         try:
             frames = packet.decode()
         except av.error.FFmpegError as e:
@@ -131,5 +139,8 @@ def decoded_frames(
                     f"{consecutive} packets in a row failed to decode; last: {describe_error(e)}"
                 ) from e
             continue
+        finally:
+            if stats is not None:
+                stats.decode_s += time.perf_counter() - t0
         consecutive = 0
         yield from frames

@@ -78,7 +78,7 @@ class FileSource(ThreadedSource):
         decoded = 0
         next_pts_s = pts_offset_s
         clock: tuple[float, float] | None = None  # (monotonic, media time) of the first frame
-        for av_frame in decoded_frames(container, stream, lambda: self.stopping, self._on_decode_error):
+        for av_frame in decoded_frames(container, stream, lambda: self.stopping, self._on_decode_error, self.stats):
             media_s = av_frame.time if av_frame.time is not None else next_pts_s - pts_offset_s
             if self.settings.realtime:
                 if clock is None:

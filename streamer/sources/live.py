@@ -95,7 +95,9 @@ class LiveSource(ThreadedSource):
                 if not self._started:
                     self._started = True
                     self._emit("started", **stream_details(stream))
-                for av_frame in decoded_frames(container, stream, lambda: self.stopping, self._on_decode_error):
+                for av_frame in decoded_frames(
+                    container, stream, lambda: self.stopping, self._on_decode_error, self.stats
+                ):
                     if self._outage_since is not None:
                         self._resume(self._outage_since)
                     if not self._deliver(av_frame):

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any, Literal
 
 from configs.sources import SourceSettings
@@ -63,6 +64,9 @@ class ThreadedSource(Source):
         self._terminal_sent = False
         self._stop_reason = "stopped"
         self._next_index = 0
+        self.prepare: Callable[[Frame], None] | None = None
+        """Called on the decode thread with each frame before it is queued (the pipeline's
+        frame path: colour conversion off the detection thread, or planes to the GPU)."""
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -138,8 +142,17 @@ class ThreadedSource(Source):
         self._next_index += 1
         self.stats.frames_decoded += 1
         self.stats.last_frame_wall_s = now
+        if self.prepare is not None:
+            t0 = time.perf_counter()
+            try:
+                self.prepare(frame)
+            except Exception as e:  # the detection thread converts it instead, and reports errors
+                log.debug("source %s: preparing frame %d failed: %s", self.stream_id, frame.index, e)
+            self.stats.prepare_s += time.perf_counter() - t0
         queued = self._buffer.put(frame)
         self.stats.frames_dropped = self._buffer.dropped
+        if not queued and self._buffer.closed:
+            self.stats.frames_discarded += 1
         return queued
 
     def _emit(self, kind: str, reason: str | None = None, **details: Any) -> None:
