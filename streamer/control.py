@@ -26,7 +26,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from configs.engine import PromptSettings
+from configs.base import ConfigPath
+from configs.engine import HEAD_FILES, PromptSettings
 from configs.loader import validate
 from configs.service import ControlSettings
 from engine.errors import ConfigError
@@ -78,9 +79,7 @@ class Controller:
         head = req.get("head")
         if not isinstance(head, str) or not head:
             raise ConfigError("head: expected a released head name, a file path or 'none'")
-        if Path(head).suffix in (".pth", ".pt", ".safetensors"):
-            head = str(Path(head).expanduser().resolve())
-        return self._change(head=head)
+        return self._change(head=ConfigPath(HEAD_FILES).resolve(head, Path.cwd()))
 
     def add_source(self, req: dict[str, Any]) -> dict[str, Any]:
         sid, uri = req.get("id"), req.get("uri")

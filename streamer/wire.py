@@ -16,7 +16,8 @@ import json
 import re
 from typing import Any
 
-_STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+"""What a stream id may hold (it is part of topic names)."""
 
 
 def check_stream_id(stream_id: str) -> str:
@@ -26,7 +27,7 @@ def check_stream_id(stream_id: str) -> str:
         >>> check_stream_id("cam0")
         'cam0'
     """
-    if not _STREAM_ID.match(stream_id):
+    if not STREAM_ID.match(stream_id):
         from engine.errors import ConfigError
 
         raise ConfigError(f"stream id {stream_id!r}: use letters, digits, '_', '.' and '-'")

@@ -25,10 +25,9 @@ from engine.errors import ConfigError, ExitCode
 from streamer.pipeline import Pipeline, StreamSpec
 from streamer.sources import redact_uri
 from streamer.stats import StatsSnapshot
+from streamer.wire import STREAM_ID
 
 log = logging.getLogger("streamer")
-
-_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # stream ids (streamer.wire.check_stream_id)
 
 
 def _default_id(uri: str) -> str:
@@ -47,7 +46,7 @@ def parse_sources(items: list[str]) -> list[StreamSpec]:
     explicit: list[tuple[str | None, str]] = []
     for item in items:
         head, sep, tail = item.partition("=")
-        if sep and _ID.match(head) and "://" not in head:
+        if sep and STREAM_ID.match(head) and "://" not in head:
             explicit.append((head, tail))
         else:
             explicit.append((None, item))

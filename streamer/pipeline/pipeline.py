@@ -113,7 +113,7 @@ class Pipeline:
         self._detection = DetectionThread(
             [], detector, self._slots, reporter, settings, self.stats, keep_alive=keep_alive
         )
-        self._scoring.on_engine_change.append(self._detection.engine_changes.put)
+        self._scoring.on_engine_change = self._detection.engine_changes.put
         self._lock = threading.Lock()
         self._engine_lock = threading.Lock()
         self._running = False
@@ -170,19 +170,12 @@ class Pipeline:
         failure while building (bad prompts, head file) raises and changes nothing."""
         with self._engine_lock:
             new = self.engine.derive(settings)
-            target = self._scoring.generation + 1
-            seen: list[EngineChange] = []
-            self._scoring.on_engine_change.append(seen.append)
-            try:
-                self._scoring.request_engine(new)
-                deadline = time.monotonic() + timeout_s
-                while not (seen and seen[0].generation >= target and seen[0].applied.wait(0.05)):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the engine change was not applied within {timeout_s} s")
-            finally:
-                self._scoring.on_engine_change.remove(seen.append)
+            change = EngineChange(self._scoring.generation + 1, new.fingerprint, list(new.classes))
+            self._scoring.request_engine(new, change)
+            if not change.applied.wait(timeout_s):
+                raise TimeoutError(f"the engine change was not applied within {timeout_s} s")
             self.engine = new
-            return seen[0]
+            return change
 
     # ------------------------------------------------------------ running
 

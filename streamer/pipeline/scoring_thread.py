@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -60,15 +61,16 @@ class ScoringThread(threading.Thread):
         self.results: dict[TrackKey, FaceResult | Abstention] = {}
         """Latest result per track. Written only here; the detection thread only reads."""
         self.generation = 0
-        self.on_engine_change: list = []
-        """Callables given each ``EngineChange`` once applied here (the detection thread's inbox)."""
-        self._pending: ExpressionScorer | None = None
+        self.on_engine_change: Callable[[EngineChange], None] | None = None
+        """Given each ``EngineChange`` once it is in use here (the detection thread's inbox)."""
+        self._pending: tuple[ExpressionScorer, EngineChange] | None = None
         self._pending_lock = threading.Lock()
 
-    def request_engine(self, engine: ExpressionScorer) -> None:
-        """Use ``engine`` from the next tick on (any thread)."""
+    def request_engine(self, engine: ExpressionScorer, change: EngineChange) -> None:
+        """Use ``engine`` from the next tick on (any thread); ``change`` (its generation,
+        fingerprint and classes) goes to ``on_engine_change`` once it is in use."""
         with self._pending_lock:
-            self._pending = engine
+            self._pending = (engine, change)
 
     def run(self) -> None:
         while not self.slots.finished:
@@ -86,18 +88,18 @@ class ScoringThread(threading.Thread):
 
     def _apply_pending_engine(self) -> None:
         with self._pending_lock:
-            engine, self._pending = self._pending, None
-        if engine is None:
+            pending, self._pending = self._pending, None
+        if pending is None:
             return
+        engine, change = pending
         self.engine = engine
         self.smoother = engine.make_smoother()
         self.scheduler = ScoringScheduler(self.settings.scheduler.max_hz, self.settings.scheduler.max_batch)
         self.relinker.clear()
         self.results.clear()
-        self.generation += 1
-        change = EngineChange(self.generation, engine.fingerprint, list(engine.classes))
-        for notify in self.on_engine_change:
-            notify(change)
+        self.generation = change.generation
+        if self.on_engine_change is not None:
+            self.on_engine_change(change)
 
     def _crops(self, jobs: list[ScoreJob], chosen: set[TrackKey]) -> tuple[list[TrackKey], list[ScoreJob], Any]:
         """The chosen tracks' crops in one batch, with their keys and frames."""
