@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
+import configs
+from engine.errors import ExitCode
+from streamer.cli import main as streamer_main
 from tests.media import make_face_clip
 from tests.trainer.conftest import write_images
 from trainer.cli import main
@@ -179,3 +182,25 @@ def test_bench_extract_cli_with_tiny_shapes(tmp_path: Path) -> None:
     assert r["teacher_draws"] is None and r["teacher_precision"] == "fp32"
     assert main([*argv, "--draws", "2"]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["teacher_draws"] == 2
+
+
+def test_one_config_file_drives_streamer_run_and_trainer_extract(tmp_path, tiny_teacher_dir, cache_dir):
+    """The same file (with the tiny teacher) serves a clip and extracts training features."""
+    cfg = tmp_path / "site.yaml"
+    tiny = configs.path("models/ExpStream-Tiny.json")
+    cfg.write_text(
+        f"engine:\n  model: {{name: ExpStream-Tiny, pretrained: null, config_file: {tiny}}}\n"
+        f"  head: random\n  device: cpu\n  backend: torch\n  cache_dir: {cache_dir}\n"
+        "detector:\n  name: haar\n  min_face_px: 20\n"
+        f"trainer:\n  teacher: {{model: {tiny_teacher_dir}, precision: fp32}}\n"
+        "  extract: {shard_size: 8, batch_size: 8}\n"
+    )
+    clip = make_face_clip(tmp_path / "clip.mp4", seconds=1.0, fps=10)
+    out = tmp_path / "results.jsonl"
+    assert streamer_main(["run", f"cam0={clip}", "-c", str(cfg), "--out", str(out)]) == ExitCode.OK
+    faces = [m for m in map(json.loads, out.read_text().splitlines()) if m["type"] == "faces"]
+    assert len(faces) == 10 and any(m["faces"] for m in faces)
+    write_images(tmp_path / "faces", 8)
+    feats = tmp_path / "feats"
+    assert main(["extract", "-c", str(cfg), "-q", "--images", str(tmp_path / "faces"), "--out", str(feats)]) == 0
+    assert list(feats.glob("shard-*.safetensors"))
