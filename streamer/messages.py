@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.cli import redact_secrets
 from streamer.base import FaceResult, Frame, StreamEvent, TrackEvent, Tracks
 
 SCHEMA_VERSION = 1
@@ -83,16 +84,19 @@ def faces_message(
     }
 
 
-def stream_event_message(event: StreamEvent, ctx: MessageContext) -> dict[str, Any]:
-    """A source's ``StreamEvent`` (started / reconnecting / resumed / ended / failed)."""
+def stream_event_message(event: StreamEvent, ctx: MessageContext, now_s: float | None = None) -> dict[str, Any]:
+    """A source's ``StreamEvent`` (started / reconnecting / resumed / discontinuity / ended /
+    failed), stamped ``now_s`` (publication time); the source's own time of the change is
+    ``source_time_s``."""
     return {
         "schema_version": SCHEMA_VERSION,
         "type": "event",
         "scope": "stream",
         "kind": event.kind,
         "stream_id": event.stream_id,
-        "wall_time_s": event.wall_time_s,
-        "reason": event.reason,
+        "wall_time_s": time.time() if now_s is None else now_s,
+        "source_time_s": event.wall_time_s,
+        "reason": None if event.reason is None else redact_secrets(event.reason),
         "details": _jsonable(event.details or {}),
         "engine": ctx.engine_fingerprint,
     }
@@ -123,6 +127,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
-    return str(value)
+    return redact_secrets(str(value))

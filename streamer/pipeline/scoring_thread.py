@@ -97,7 +97,14 @@ class ScoringThread(threading.Thread):
             out = self.engine.score(crops)
         with self.stats.time("smooth", items=len(keys)):
             feats = out.projected_features() if self.smoother.needs_features else None
-            smoothed = self.smoother.update(keys, out.probs, feats)
+            probs = out.probs
+            ok = self._finite(keys, probs, feats)
+            if not ok.all():
+                keys, frame_of = [k for k, good in zip(keys, ok, strict=True) if good], np.asarray(frame_of)[ok]
+                probs, feats = probs[ok], None if feats is None else feats[ok]
+                if not keys:
+                    return
+            smoothed = self.smoother.update(keys, probs, feats)
             top = smoothed.argmax(axis=1)
             classes = self.engine.classes
             done = time.monotonic()
@@ -106,8 +113,21 @@ class ScoringThread(threading.Thread):
                 if prev is not None:
                     self.stats.rescore_gaps_s.append(done - prev.scored_at_s)
                 self.results[key] = FaceResult(
-                    out.probs[i], smoothed[i], classes[top[i]], float(smoothed[i, top[i]]), frame_of[i], done
+                    probs[i], smoothed[i], classes[top[i]], float(smoothed[i, top[i]]), int(frame_of[i]), done
                 )
+
+    def _finite(self, keys: list[TrackKey], probs: np.ndarray, feats: np.ndarray | None) -> np.ndarray:
+        """bool [N]: crops whose scores (and features) are finite. The others are per-face
+        errors (counted, logged): their tracks keep their previous result, and no NaN ever
+        reaches the smoother or a message."""
+        ok = np.isfinite(probs).all(axis=1)
+        if feats is not None:
+            ok &= np.isfinite(feats).all(axis=1)
+        for i in np.flatnonzero(~ok).tolist():
+            sid, tid = keys[i]
+            self.stats.stream(sid).errors += 1
+            log.warning("%s track %d: the engine returned non-finite scores for its crop; skipped", sid, tid)
+        return ok
 
     def forget(self, notice: EndNotice) -> None:
         """Free a finished track's (or a whole stream's) state."""
