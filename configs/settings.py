@@ -21,10 +21,12 @@ from configs.sources import SourceSettings
 from configs.streamer import (
     CropSettings,
     DetectorSettings,
+    MetricsSettings,
     PipelineSettings,
     PreviewSettings,
     PublisherSettings,
     SchedulerSettings,
+    SecuritySettings,
     StatsSettings,
     TrackerSettings,
 )
@@ -48,6 +50,10 @@ class Settings(StrictSettings):
     """Expression re-scoring rate per track."""
     publisher: PublisherSettings = PublisherSettings()
     """ZeroMQ PUB output: topics faces.<stream_id> and events.<stream_id>."""
+    security: SecuritySettings = SecuritySettings()
+    """CurveZMQ encryption and client authentication of the output (docs/operations.md)."""
+    metrics: MetricsSettings = MetricsSettings()
+    """Prometheus metrics and health endpoints (off by default)."""
     pipeline: PipelineSettings = PipelineSettings()
     """Threads and queues."""
     preview: PreviewSettings = PreviewSettings()

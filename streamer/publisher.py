@@ -9,7 +9,9 @@ written (a message holding one is dropped, counted and logged).
 
 The socket is an XPUB (a PUB that also sees subscriptions): with
 ``publisher.wait_subscribers`` the first message waits until that many subscriptions have
-arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner).
+arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner). With a
+``ServerSecurity`` holding keys, the socket is a CurveZMQ server (``streamer.security``):
+only authorized clients subscribe, so only they count as subscribers.
 
 Example (plain text: binds a port)::
 
@@ -32,7 +34,9 @@ import zmq
 from configs.streamer import PublisherSettings
 from engine.errors import ConfigError
 from streamer.base import Publisher, PublisherStats
+from streamer.client import decode as decode  # re-exported: the one decoder
 from streamer.queues import QueueWorker
+from streamer.security import ServerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +54,22 @@ def _msgpack(msg: dict[str, Any]) -> bytes:
 ENCODERS: dict[str, Callable[[dict[str, Any]], bytes]] = {"json": _json, "msgpack": _msgpack}
 
 
-def decode(payload: bytes, encoding: str = "auto") -> dict[str, Any]:
-    """Decode a payload (``auto``: JSON if it starts with ``{``, else msgpack)."""
-    if encoding == "json" or (encoding == "auto" and payload[:1] == b"{"):
-        return json.loads(payload)
-    import msgpack
-
-    return msgpack.unpackb(payload, raw=False)
-
-
 class ZmqPublisher(Publisher):
     """XPUB socket (bind or connect) fed by a bounded queue and a sending thread."""
 
-    def __init__(self, settings: PublisherSettings, context: zmq.Context | None = None) -> None:
+    def __init__(
+        self,
+        settings: PublisherSettings,
+        context: zmq.Context | None = None,
+        *,
+        security: ServerSecurity | None = None,
+    ) -> None:
+        """``security`` (its context is used when ``context`` is None) makes the socket a
+        CurveZMQ server."""
         self.settings = settings
+        self._security = security
+        if context is None and security is not None:
+            context = security.context
         self.stats = PublisherStats()
         self.subscriptions = 0
         """Subscriptions seen while waiting for ``wait_subscribers``."""
@@ -106,6 +112,8 @@ class ZmqPublisher(Publisher):
             sock.setsockopt(zmq.SNDHWM, s.sndhwm)
             sock.setsockopt(zmq.LINGER, s.linger_ms)
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+            if self._security is not None:
+                self._security.secure(sock)
             if s.bind:
                 sock.bind(s.endpoint)
             else:

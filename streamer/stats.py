@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -58,11 +58,13 @@ class StreamStats:
     scored: int = 0
     """Crops scored by the engine."""
     errors: int = 0
-    """Frames (or crops) skipped because a stage raised."""
+    """Frames (or crops) skipped because a stage raised (or the engine returned non-finite scores)."""
     started: bool = False
     """The source opened and reported its stream ("started")."""
     outcome: str | None = None
     """The terminal event published: "ended" or "failed" (None while running)."""
+    last_event: str | None = None
+    """Kind of the latest event of the stream's source ("started", "reconnecting", ...)."""
     reason: str | None = None
     """Why it ended or failed."""
 
@@ -144,6 +146,8 @@ class PipelineStats:
         self.started_s = time.monotonic()
         self.rescore_gaps_s: deque[float] = deque(maxlen=100_000)
         """Seconds between consecutive scorings of the same track (scoring thread)."""
+        self.observers: list[Callable[[str, float, int], None]] = []
+        """Called with ``(stage, seconds, items)`` after each timed stage (metrics histograms)."""
 
     def stream(self, stream_id: str) -> StreamStats:
         st = self.streams.get(stream_id)
@@ -157,7 +161,10 @@ class PipelineStats:
         try:
             yield
         finally:
-            self.stages[stage].add(time.perf_counter() - t0, items)
+            seconds = time.perf_counter() - t0
+            self.stages[stage].add(seconds, items)
+            for observe in self.observers:
+                observe(stage, seconds, items)
 
     def rescore(self) -> RescoreSummary:
         gaps = sorted(self.rescore_gaps_s)

@@ -17,14 +17,18 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from configs import Settings, dump_settings, load_settings
 from engine.errors import ConfigError, ExitCode
 from streamer.pipeline import Pipeline, StreamSpec
 from streamer.sources import redact_uri
 from streamer.stats import StatsSnapshot
+
+if TYPE_CHECKING:
+    from streamer.metrics import MetricsServer
 
 log = logging.getLogger("streamer")
 
@@ -117,23 +121,37 @@ def run_command(args: argparse.Namespace) -> int:
     specs = parse_sources(items)
     log.info("resolved configuration:\n%s", dump_settings(settings))
 
-    from streamer.publisher import ZmqPublisher
+    import zmq
 
-    publisher = ZmqPublisher(settings.publisher)
+    from streamer.publisher import ZmqPublisher
+    from streamer.security import ServerSecurity
+
     stop = threading.Event()
-    try:
+    with ExitStack() as cleanup:
+        ctx = zmq.Context()
+        cleanup.callback(ctx.term)
+        security = ServerSecurity(settings.security, ctx)
+        cleanup.callback(security.close)
+        metrics = _metrics_server(settings)
+        if metrics is not None:
+            cleanup.callback(metrics.close)
+        endpoint = settings.publisher.endpoint
+        security.warn_if_exposed("publisher.endpoint", endpoint)
+        publisher = ZmqPublisher(settings.publisher, ctx, security=security)
+        cleanup.callback(publisher.close)
         pipe = Pipeline(settings, specs, publisher)
+        if metrics is not None:
+            metrics.attach(pipe)
         log.info(
-            "publishing on %s (%s) for %s; engine %s",
-            settings.publisher.endpoint,
+            "publishing on %s (%s, %s) for %s; engine %s",
+            endpoint,
             "bind" if settings.publisher.bind else "connect",
+            f"CurveZMQ, server key {security.public_key}" if security.enabled else "not encrypted",
             ", ".join(f"{s.stream_id}={redact_uri(s.uri)}" for s in specs),
             pipe.engine.fingerprint,
         )
         with stop_on_signals(stop):
             snap = pipe.run(stop)
-    finally:
-        publisher.close()
     code = exit_code(snap)
     failed = [f"{sid} ({s.stats.reason})" for sid, s in snap.streams.items() if s.stats.outcome == "failed"]
     log.info(
@@ -147,3 +165,11 @@ def run_command(args: argparse.Namespace) -> int:
     if code != ExitCode.OK:
         log.error("exit %d: %s", code, code.name.lower().replace("_", " "))
     return int(code)
+
+
+def _metrics_server(settings: Settings) -> MetricsServer | None:
+    if not settings.metrics.enabled:
+        return None
+    from streamer.metrics import MetricsServer
+
+    return MetricsServer(settings.metrics)

@@ -1,6 +1,11 @@
 """``streamer subscribe``: print what a streamer publishes, as readable lines or raw JSON.
 
-Example:
+Built on the light client (``streamer.client``): it imports neither torch nor the engine,
+so it starts in a fraction of a second. ``--server-key``/``--client-key`` subscribe to a
+CurveZMQ-secured streamer (docs/operations.md).
+
+Example (plain text)::
+
     $ streamer subscribe tcp://127.0.0.1:5556 --stream cam0
     faces  cam0 #42 t=1.40s 2 face(s) 18.2ms | 1 happiness 0.61 [100,80,180,170] | 2 neutral 0.44 [...]
     event  cam0 track 3 ended (age 57)
@@ -16,7 +21,8 @@ from typing import Any
 
 import zmq
 
-from streamer.publisher import decode
+from engine.errors import ConfigError
+from streamer.client import Subscriber
 
 
 def format_message(topic: str, msg: dict[str, Any]) -> str:
@@ -43,45 +49,35 @@ def format_message(topic: str, msg: dict[str, Any]) -> str:
 
 
 def subscribe_command(args: argparse.Namespace) -> int:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    if args.bind:
-        sock.bind(args.endpoint)
-    else:
-        sock.connect(args.endpoint)
     kinds = ["faces", "events"] if args.topics == "all" else [args.topics]
-    streams = args.stream or [None]
-    for kind in kinds:
-        for sid in streams:
-            sock.setsockopt_string(zmq.SUBSCRIBE, f"{kind}.{sid}" if sid else f"{kind}.")
-    wanted = set(args.stream)
-    last_seq: dict[str, int] = {}
-    gaps = received = 0
+    if (args.server_key is None) != (args.client_key is None):
+        raise ConfigError("--server-key and --client-key go together (CurveZMQ)")
+    try:
+        sub = Subscriber(
+            args.endpoint,
+            args.stream,
+            kinds,
+            bind=args.bind,
+            server_key=args.server_key,
+            client_key=args.client_key,
+        )
+    except zmq.ZMQError as e:
+        raise ConfigError(f"endpoint {args.endpoint!r}: {e}") from e
     last_msg = time.monotonic()
     try:
         while True:
-            if sock.poll(200):
-                topic_b, payload = sock.recv_multipart()
-                topic = topic_b.decode()
-                if wanted and topic.split(".", 1)[1] not in wanted:
-                    continue  # "faces.cam1" also matches the prefix of "faces.cam10"
-                msg = decode(payload)
-                seq = msg.get("seq")
-                if isinstance(seq, int):
-                    if topic in last_seq and seq > last_seq[topic] + 1:
-                        gaps += seq - last_seq[topic] - 1
-                    last_seq[topic] = seq
+            got = sub.recv(timeout_s=0.2)
+            if got is not None:
+                topic, msg = got
                 print(json.dumps(msg) if args.raw else format_message(topic, msg), flush=True)
-                received += 1
                 last_msg = time.monotonic()
-                if args.count and received >= args.count:
+                if args.count and sub.received >= args.count:
                     break
             elif args.idle_timeout and time.monotonic() - last_msg > args.idle_timeout:
                 break
     except KeyboardInterrupt:
         pass
     finally:
-        sock.close(linger=0)
-        ctx.term()
-    print(f"received {received} message(s), {gaps} missed (seq gaps)", file=sys.stderr)
+        sub.close()
+    print(f"received {sub.received} message(s), {sub.missed} missed (seq gaps)", file=sys.stderr)
     return 0

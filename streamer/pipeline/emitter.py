@@ -64,8 +64,10 @@ class Emitter:
 
     def source_event(self, event: StreamEvent) -> None:
         """A source's event (any thread). Terminal events are held; a second one is ignored."""
+        st = self.stats.stream(event.stream_id)
+        st.last_event = event.kind
         if event.kind == "started":
-            self.stats.stream(event.stream_id).started = True
+            st.started = True
         if event.terminal:
             with self._lock:
                 if event.stream_id in self._terminal:

@@ -147,3 +147,27 @@ def test_model_that_cannot_load_is_a_clear_error_with_an_offline_hint(tmp_path, 
     err = capsys.readouterr().err
     assert "neither a file nor a pretrained tag" in err and "Traceback" not in err
     assert "streamer run --demo -c offline" in err
+
+
+def test_subscribe_imports_neither_torch_nor_the_engine():
+    """`streamer subscribe` is the light client side: the probe measured 8 s and ~850 MB when
+    it imported torch through the publisher."""
+    import subprocess
+    import sys
+
+    from tests.streamer.helpers import ROOT, free_endpoint
+
+    heavy = ["torch", "cv2", "av", "onnxruntime", "open_clip", "numpy", "engine.engine", "configs.settings"]
+    code = (
+        "import json, sys\n"
+        "from streamer.cli import main\n"
+        f"rc = main(['subscribe', {free_endpoint()!r}, '--idle-timeout', '0.3'])\n"
+        f"print(json.dumps({{'rc': rc, 'loaded': [m for m in {heavy!r} if m in sys.modules],"
+        " 'peak_kb': [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')]}))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out["rc"] == 0 and out["loaded"] == [], out
+    assert "received 0 message(s)" in res.stderr
+    print(f"\nstreamer subscribe: peak RSS {out['peak_kb']} kB")
