@@ -144,8 +144,10 @@ class PipelineStats:
         """Frames whose faces were never scored because a newer frame replaced them (drop-to-latest)."""
         self.ticks = 0
         self.started_s = time.monotonic()
-        self.rescore_gaps_s: deque[float] = deque(maxlen=100_000)
-        """Seconds between consecutive scorings of the same track (scoring thread)."""
+        self.rescore_gaps_s: deque[float] = deque(maxlen=10_000)
+        """Seconds between consecutive scorings of the same track (scoring thread): the latest
+        10 000, enough for percentiles (100 000 floats were the largest Python-side growth of
+        a long run, ~3 MiB before the cap; tests/streamer/test_soak.py)."""
         self.observers: list[Callable[[str, float, int], None]] = []
         """Called with ``(stage, seconds, items)`` after each timed stage (metrics histograms)."""
 

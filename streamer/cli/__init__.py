@@ -28,12 +28,18 @@ OFFLINE_HINT = "to try ExpStream without any download: streamer run --demo -c of
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run the pipeline on video sources and publish results")
+    run = sub.add_parser(
+        "run",
+        help="run the pipeline on video sources and publish results",
+        fromfile_prefix_chars="@",
+        epilog="@FILE reads arguments from FILE, one per line: keeps passwords in source URIs out of the "
+        "process list (ps shows every argument to every local user).",
+    )
     run.add_argument(
         "sources",
         nargs="*",
         metavar="SOURCE",
-        help="file path or URL (rtsp://...), optionally ID=URI to name the stream",
+        help="file path or URL (rtsp://...), optionally ID=URI to name the stream; @FILE: one per line",
     )
     add_config_args(run, "scheduler.max_hz=4")
     shorthand(run, "--preview", key="preview.path", metavar="OUT.mp4", help="also write an annotated video")
