@@ -6,7 +6,8 @@ stream could start; 2 and 3 for configuration and model errors (``engine.errors.
 
 Example (plain text)::
 
-    $ streamer run cam0=rtsp://10.0.0.5/live lobby.mp4 --set publisher.endpoint=tcp://0.0.0.0:5556
+    $ streamer run cam0=rtsp://10.0.0.5/live lobby.mp4 --set publisher.endpoint=tcp://127.0.0.1:5556
+    $ streamer run @/etc/expstream/sources.txt -c /etc/expstream/streamer.yaml   # keys: docs/operations.md
 """
 
 from __future__ import annotations

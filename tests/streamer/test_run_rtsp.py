@@ -84,7 +84,7 @@ def test_camera_killed_and_restarted_mid_run(rtsp_server):
 def test_credentials_never_reach_logs_events_or_messages(rtsp_server, tmp_path):
     """A camera with the right password, one with a wrong one (401: fails at once, not
     retried forever), and a refused port, all with passwords in their URIs, at DEBUG."""
-    server = rtsp_server(loop=True, auth="user:secret")
+    server = rtsp_server(loop=True, auth="user:pw-s3cr3t")
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
@@ -94,7 +94,7 @@ def test_credentials_never_reach_logs_events_or_messages(rtsp_server, tmp_path):
         "--log-level",
         "DEBUG",
         "run",
-        f"cam={server.url.replace('rtsp://', 'rtsp://user:secret@')}",
+        f"cam={server.url.replace('rtsp://', 'rtsp://user:pw-s3cr3t@')}",
         f"locked={server.url.replace('rtsp://', 'rtsp://user:wrong-pw@')}",
         f"refused=rtsp://user:hunter2@127.0.0.1:{closed_port}/x",
         "-c",
@@ -118,7 +118,7 @@ def test_credentials_never_reach_logs_events_or_messages(rtsp_server, tmp_path):
     col.close()
     assert proc.returncode == ExitCode.STREAM_FAILED, err[-3000:]
     everything = out + err + b"".join(col.raw).decode()
-    for secret in ("secret", "wrong-pw", "hunter2"):
+    for secret in ("pw-s3cr3t", "wrong-pw", "hunter2"):
         assert secret not in everything, [line for line in everything.splitlines() if secret in line][:5]
     assert "user:***@" in err
     locked = [e for e in col.of("events.locked") if e["scope"] == "stream"]
