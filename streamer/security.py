@@ -152,6 +152,8 @@ class _AllowList:
             self.refusals += 1
             now = time.monotonic()
             if now - self._refused.get(key, -REFUSAL_LOG_INTERVAL_S) >= REFUSAL_LOG_INTERVAL_S:
+                if len(self._refused) >= 1024:  # many distinct keys (a scan): forget, stay bounded
+                    self._refused.clear()
                 self._refused[key] = now
                 log.warning(
                     "security: refused a CurveZMQ client with key %s: not in %s (%d refusal(s) so far)",

@@ -123,10 +123,12 @@ class ScoringThread(threading.Thread):
         ok = np.isfinite(probs).all(axis=1)
         if feats is not None:
             ok &= np.isfinite(feats).all(axis=1)
-        for i in np.flatnonzero(~ok).tolist():
-            sid, tid = keys[i]
+        bad = [keys[i] for i in np.flatnonzero(~ok).tolist()]
+        for sid, _ in bad:
             self.stats.stream(sid).errors += 1
-            log.warning("%s track %d: the engine returned non-finite scores for its crop; skipped", sid, tid)
+        if bad:
+            shown = ", ".join(f"{sid}/{tid}" for sid, tid in bad[:5])
+            log.warning("non-finite scores for %d crop(s) (tracks %s); skipped", len(bad), shown)
         return ok
 
     def forget(self, notice: EndNotice) -> None:
