@@ -265,3 +265,69 @@ def test_streamer_run_and_subscribe_with_curve_keys(keys, face_clip):
         ctx.term()
     assert proc.returncode == 0, err[-3000:]
     assert "refused a CurveZMQ client" in err and "CurveZMQ, server key" in err
+
+
+NODE_CLIENT = r"""
+const zmq = require("zeromq");
+const fs = require("fs");
+const key = (path, which) => fs.readFileSync(path, "utf8").match(new RegExp(which + '-key = "(.{40})"'))[1];
+(async () => {
+  const [endpoint, serverKey, clientKey, n] = process.argv.slice(2);
+  const sock = new zmq.Subscriber({
+    curveServerKey: key(serverKey, "public"),
+    curvePublicKey: key(clientKey, "public"),
+    curveSecretKey: key(clientKey, "secret"),
+  });
+  sock.connect(endpoint);
+  sock.subscribe("faces.");
+  const seqs = [];
+  for await (const [topic, payload] of sock) {
+    const msg = JSON.parse(payload.toString());  // strict JSON: throws on NaN
+    seqs.push(msg.seq);
+    if (seqs.length >= Number(n)) break;
+  }
+  console.log(JSON.stringify(seqs));
+  sock.close();
+})();
+"""
+
+
+def test_a_node_client_with_curve_keys_receives_everything(keys, tmp_path):
+    """Another language's CurveZMQ client (zeromq.js) against the secured publisher. Skips
+    without node and the npm package zeromq (EXPSTREAM_NODE_MODULES)."""
+    import json
+    import subprocess
+
+    from tests.streamer.test_events_contract import _node_with
+    from tests.streamer.test_publisher import sample_faces_message
+
+    found = _node_with("zeromq")
+    if found is None:
+        pytest.skip("node with the npm package zeromq not found (set EXPSTREAM_NODE_MODULES)")
+    node, env = found
+    folder, _ = keys
+    endpoint = free_endpoint()
+    script = tmp_path / "client.js"
+    script.write_text(NODE_CLIENT)
+    args = [node, str(script), endpoint, str(folder / "server.key"), str(folder / "alice.key_secret"), str(N)]
+    client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ctx = zmq.Context()
+    security = _security(keys, ctx)
+    pub = None
+    try:
+        pub = ZmqPublisher(
+            PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=LIVENESS_S), security=security
+        )
+        assert pub.subscriptions == 1, "the node client never subscribed"
+        for _ in range(N):
+            pub.send("faces.cam0", sample_faces_message())
+        out, err = client.communicate(timeout=LIVENESS_S)
+    finally:
+        if client.poll() is None:
+            client.kill()
+        if pub is not None:
+            pub.close()
+        security.close()
+        ctx.term()
+    assert client.returncode == 0, err[-2000:]
+    assert json.loads(out) == list(range(N))
