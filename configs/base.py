@@ -42,8 +42,11 @@ class ConfigPath:
         """``value`` made absolute against ``base_dir`` when it is a relative path."""
         if not isinstance(value, str) or not value or not self.is_path(value):
             return value
-        p = Path(value).expanduser()
-        return value if p.is_absolute() else str((base_dir / p).resolve())
+        try:
+            p = Path(value).expanduser()
+            return value if p.is_absolute() else str((base_dir / p).resolve())
+        except (ValueError, RuntimeError, OSError) as e:  # a NUL byte, "~nosuchuser", a loop of links
+            raise ValueError(f"not a usable path ({e})") from e
 
 
 class StrictSettings(BaseModel):

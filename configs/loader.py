@@ -78,21 +78,24 @@ def _section_model(model: type[BaseModel], name: str) -> type[BaseModel] | None:
     return ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
 
 
-def resolve_paths(data: Any, model: type[BaseModel], base_dir: Path) -> Any:
+def resolve_paths(data: Any, model: type[BaseModel], base_dir: Path, prefix: str = "") -> Any:
     """A copy of ``data`` (a mapping for ``model``) with its relative paths made absolute
     against ``base_dir``; keys the model does not know are left for validation to report."""
     if not isinstance(data, Mapping):
         return data
     out = dict(data)
     for name, value in data.items():
-        field = model.model_fields.get(name)
+        field = model.model_fields.get(name) if isinstance(name, str) else None
         if field is None:
             continue
         sub = _section_model(model, name)
         if sub is not None:
-            out[name] = resolve_paths(value, sub, base_dir)
+            out[name] = resolve_paths(value, sub, base_dir, f"{prefix}{name}.")
         elif (marker := path_marker(field)) is not None:
-            out[name] = marker.resolve(value, base_dir)
+            try:
+                out[name] = marker.resolve(value, base_dir)
+            except ValueError as e:
+                raise ConfigError(f"invalid configuration:\n  {prefix}{name}: got {value!r}; {e}") from e
     return out
 
 
@@ -108,7 +111,8 @@ def apply_override(data: dict[str, Any], keys: Sequence[str], value: Any, model:
             raise ConfigError(f"override {'.'.join(keys)}: {k!r} is not a section")
         node, sub = child, (_section_model(sub, k) if sub is not None else None)
     if sub is not None:
-        value = resolve_paths({keys[-1]: value}, sub, Path.cwd())[keys[-1]]
+        prefix = "".join(f"{k}." for k in keys[:-1])
+        value = resolve_paths({keys[-1]: value}, sub, Path.cwd(), prefix)[keys[-1]]
     node[keys[-1]] = value
 
 

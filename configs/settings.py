@@ -23,10 +23,12 @@ from configs.sources import SourceSettings
 from configs.streamer import (
     CropSettings,
     DetectorSettings,
+    MetricsSettings,
     PipelineSettings,
     PreviewSettings,
     PublisherSettings,
     SchedulerSettings,
+    SecuritySettings,
     StatsSettings,
     TrackerSettings,
 )
@@ -58,6 +60,10 @@ class Settings(StrictSettings):
     """State for late joiners: every active stream and track, consistent with a seq per topic."""
     control: ControlSettings = ControlSettings()
     """Live changes while running: prompts, head, sources."""
+    security: SecuritySettings = SecuritySettings()
+    """CurveZMQ encryption and client authentication of the output (docs/operations.md)."""
+    metrics: MetricsSettings = MetricsSettings()
+    """Prometheus metrics and health endpoints (off by default)."""
     pipeline: PipelineSettings = PipelineSettings()
     """Threads and queues."""
     preview: PreviewSettings = PreviewSettings()

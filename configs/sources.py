@@ -56,6 +56,11 @@ class SourceSettings(StrictSettings):
     """Files: deliver frames at the clip's native rate (like a camera) instead of as fast as
     the consumer takes them."""
 
+    discontinuity_s: float = Field(5.0, gt=0)
+    """Files: a timestamp step beyond this many seconds forward (or any step backward) is a
+    discontinuity: a "discontinuity" event, and realtime pacing restarts from the new
+    timestamp instead of waiting for it. Also the longest a realtime file waits for one frame."""
+
     loop: bool = False
     """Files: restart at the end instead of ending (demo / benchmark). ``pts_s`` keeps
     increasing across passes; ``index`` always does."""

@@ -1,5 +1,6 @@
 """The streamer's sections: ``detector``, ``tracker``, ``crops``, ``scheduler``,
-``publisher``, ``pipeline``, ``preview`` and ``stats`` (docs/streamer.md).
+``publisher``, ``security``, ``metrics``, ``pipeline``, ``preview`` and ``stats``
+(docs/streamer.md, docs/operations.md).
 
 Example:
     >>> PublisherSettings().endpoint, DetectorSettings(name="haar").input_size
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from configs.base import ConfigPath, StrictSettings
 
@@ -168,6 +169,51 @@ def check_endpoint(endpoint: str) -> str:
     if host.startswith("[") != host.endswith("]") or any(c.isspace() for c in host):
         raise ValueError(f"host {host!r} is not a host name, an address or *")
     return endpoint
+
+
+class SecuritySettings(StrictSettings):
+    """CurveZMQ encryption and client authentication of every socket the service serves
+    (the publisher and any other endpoint; docs/operations.md). Keys: ``streamer keys``."""
+
+    server_secret_key: Annotated[str | None, ConfigPath()] = None
+    """The server's key pair: a ``NAME.key_secret`` file written by ``streamer keys``. Set =
+    every server socket encrypts with CurveZMQ and authenticates clients; unset = plain TCP
+    (then keep endpoints on loopback: a non-loopback one logs a warning)."""
+    authorized_clients: Annotated[str | None, ConfigPath()] = None
+    """Directory of the public keys (``NAME.key``) of the clients allowed to connect; others
+    receive nothing and are logged. Re-read when it changes (no restart needed)."""
+    allow_any_client: bool = False
+    """Encrypt, but accept any client key (no client authentication)."""
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> SecuritySettings:
+        if self.server_secret_key is None and (self.authorized_clients or self.allow_any_client):
+            raise ValueError("authorized_clients and allow_any_client need server_secret_key")
+        if self.server_secret_key is not None and not self.authorized_clients and not self.allow_any_client:
+            raise ValueError("server_secret_key needs authorized_clients (or allow_any_client: true)")
+        if self.authorized_clients and self.allow_any_client:
+            raise ValueError("authorized_clients and allow_any_client exclude each other")
+        return self
+
+
+class MetricsSettings(StrictSettings):
+    """Prometheus metrics, ``/healthz`` and ``/readyz`` over HTTP (docs/operations.md)."""
+
+    enabled: bool = False
+    """Serve ``/metrics`` (Prometheus text format), ``/healthz`` (alive) and ``/readyz`` (engine
+    loaded and every source started or failed)."""
+    host: str = "127.0.0.1"
+    """Address to listen on. The endpoint has no authentication: keep it on loopback or a
+    private network (a non-loopback address logs a warning)."""
+    port: int = Field(9464, ge=0, le=65535)
+    """TCP port (0 = any free port, logged at start)."""
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, v: str) -> str:
+        if not v or any(c.isspace() or c in "/[]" for c in v):
+            raise ValueError("a host name or an IP address (IPv6 without brackets)")
+        return v
 
 
 class PipelineSettings(StrictSettings):

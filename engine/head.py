@@ -102,7 +102,11 @@ def _check_weight(sd: dict[str, Any], path: Path, backbone: str, in_dim: int, ou
     rows_ok = out_dim is None or w.shape[0] == out_dim
     if w.shape[1] != in_dim or not rows_ok:
         raise HeadFormatError(f"{path}: mlp.weight has shape {list(w.shape)}; {_expected(backbone, in_dim, out_dim)}")
-    return w.float()
+    w = w.float()
+    bad = int((~torch.isfinite(w)).sum())
+    if bad:
+        raise HeadFormatError(f"{path}: mlp.weight holds {bad} non-finite value(s) (NaN or Infinity); refused")
+    return w
 
 
 def _load_expclip_pth(path: Path, backbone: str, in_dim: int) -> torch.Tensor:
@@ -132,11 +136,22 @@ def _load_safetensors(path: Path, backbone: str, in_dim: int) -> tuple[torch.Ten
             sd = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
     except (SafetensorError, OSError) as e:
         raise HeadFormatError(f"{path}: not a safetensors head ({e}); {_expected(backbone, in_dim, None)}") from e
-    meta = json.loads(raw_meta.get("expstream", "{}"))
+    meta = _metadata(path, raw_meta.get("expstream", "{}"))
     file_backbone = meta.get("backbone")
     if file_backbone and file_backbone != backbone:
         raise HeadFormatError(f"{path}: head was trained for backbone {file_backbone}, but the engine loads {backbone}")
     return _check_weight(sd, path, backbone, in_dim, None), meta
+
+
+def _metadata(path: Path, text: str) -> dict[str, Any]:
+    """The ``expstream`` metadata of a safetensors head: a JSON object."""
+    try:
+        meta = json.loads(text)
+    except ValueError as e:
+        raise HeadFormatError(f"{path}: its 'expstream' metadata is not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise HeadFormatError(f"{path}: its 'expstream' metadata must be a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def fetch_released_head(name: str, cache_dir: str | Path) -> Path:

@@ -138,7 +138,7 @@ class TrackEvent:
             raise ValueError("TrackEvent: relinked_from is set exactly for kind 'relinked'")
 
 
-STREAM_EVENT_KINDS = ("started", "reconnecting", "resumed", "ended", "failed")
+STREAM_EVENT_KINDS = ("started", "reconnecting", "resumed", "discontinuity", "ended", "failed")
 
 
 @dataclass(frozen=True)
@@ -146,18 +146,18 @@ class StreamEvent:
     """A change in a stream's life, as a source reports it."""
 
     stream_id: str
-    kind: Literal["started", "reconnecting", "resumed", "ended", "failed"]
+    kind: Literal["started", "reconnecting", "resumed", "discontinuity", "ended", "failed"]
     wall_time_s: float
     """``time.time()`` when the source observed it."""
     reason: str | None = None
-    """Human-readable cause; always set for "reconnecting" and "failed"."""
+    """Human-readable cause; always set for "reconnecting", "discontinuity" and "failed"."""
     details: dict = field(default_factory=dict)
     """JSON-able extras, e.g. ``{"attempt": 2, "delay_s": 1.3, "uri": "rtsp://..."}``."""
 
     def __post_init__(self) -> None:
         if self.kind not in STREAM_EVENT_KINDS:
             raise ValueError(f"StreamEvent.kind must be one of {STREAM_EVENT_KINDS}, got {self.kind!r}")
-        if self.kind in ("failed", "reconnecting") and not self.reason:
+        if self.kind in ("failed", "reconnecting", "discontinuity") and not self.reason:
             raise ValueError(f"a {self.kind!r} StreamEvent needs a reason")
 
     @property
@@ -222,6 +222,8 @@ class SourceStats:
     """Reconnect attempts made (one per "reconnecting" event)."""
     decode_errors: int = 0
     """Packets the decoder rejected (skipped; the stream goes on)."""
+    discontinuities: int = 0
+    """Timestamp jumps (forward beyond ``sources.discontinuity_s``, or backward) in files."""
     last_error: str | None = None
     """The latest open, read or decode error, as text."""
     last_frame_wall_s: float | None = None

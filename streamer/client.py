@@ -1,11 +1,26 @@
-"""Subscribing from Python with the complete state, however late you join (the ZeroMQ
-Guide's Clone pattern): subscribe first, ask the snapshot endpoint for the state, then apply
-only the updates newer than the ``seq`` the snapshot is consistent with, per topic. Light:
-imports pyzmq and the wire format, never numpy or torch.
+"""The Python client of a running streamer: subscribe, decode, count what was missed, and
+start from the complete state however late you join.
 
-Example (plain text: needs a running ``streamer run`` with ``snapshot.endpoint`` set)::
+Light on purpose: it imports ZeroMQ and the standard library (msgpack only for msgpack
+payloads), never numpy, torch, the engine or the settings, so a subscriber starts in a
+fraction of a second (``streamer subscribe`` is built on it). Messages are described in
+docs/messages.md; with CurveZMQ (docs/operations.md) pass the server's public key file and
+this client's secret key file.
 
-    from streamer.client import StateSubscriber
+``Subscriber`` receives what is published from now on. ``StateSubscriber`` is the ZeroMQ
+Guide's Clone pattern: subscribe first, ask the snapshot endpoint for the state, then apply
+only the updates newer than the ``seq`` the snapshot is consistent with, per topic.
+
+Example (plain text: needs a running streamer)::
+
+    from streamer.client import StateSubscriber, Subscriber
+
+    with Subscriber("tcp://10.0.0.2:5556", streams=["cam0"],
+                    server_key="keys/server.key", client_key="keys/alice.key_secret") as sub:
+        while (got := sub.recv(timeout_s=5.0)) is not None:
+            topic, msg = got
+            print(topic, msg["seq"])
+        print(sub.received, "received,", sub.missed, "missed")
 
     with StateSubscriber("tcp://127.0.0.1:5556", "tcp://127.0.0.1:5557") as sub:
         print(sub.state["streams"].keys())        # every active stream, its tracks, open episodes
@@ -16,7 +31,8 @@ Example (plain text: needs a running ``streamer run`` with ``snapshot.endpoint``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -25,65 +41,143 @@ from streamer.endpoints import request
 from streamer.state import StateBoard
 from streamer.wire import decode, stream_of
 
+KINDS = ("events", "faces")
+"""Subscribed in this order: once a faces message arrives, the events subscription is in force too."""
+
+
+class Subscriber:
+    """A SUB socket subscribed to ``kinds`` (faces, events) of ``streams`` (all when empty).
+
+    ``missed`` counts messages lost on the way (``seq`` gaps per topic): ZeroMQ drops a slow
+    subscriber's messages past its high-water mark by design.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        streams: Iterable[str] = (),
+        kinds: Iterable[str] = KINDS,
+        *,
+        bind: bool = False,
+        server_key: str | Path | None = None,
+        client_key: str | Path | None = None,
+        rcvhwm: int = 1000,
+        context: zmq.Context | None = None,
+    ) -> None:
+        wanted = list(kinds)
+        unknown = [k for k in wanted if k not in KINDS]
+        if unknown:
+            raise ValueError(f"unknown message kinds {unknown}; allowed: {', '.join(KINDS)}")
+        kinds = [k for k in KINDS if k in wanted]
+        if (server_key is None) != (client_key is None):
+            raise ValueError("CurveZMQ needs both server_key and client_key")
+        self.streams = set(streams)
+        self.received = 0
+        self.missed = 0
+        self._last_seq: dict[str, int] = {}
+        self._own_ctx = context is None
+        self._ctx = context or zmq.Context()
+        self._sock = self._ctx.socket(zmq.SUB)
+        try:
+            self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            if server_key is not None and client_key is not None:
+                from streamer.security import secure_client
+
+                secure_client(self._sock, server_key, client_key)
+            for kind in kinds:
+                for sid in sorted(self.streams) or [""]:
+                    self._sock.setsockopt_string(zmq.SUBSCRIBE, f"{kind}.{sid}")
+            if bind:
+                self._sock.bind(endpoint)
+            else:
+                self._sock.connect(endpoint)
+        except Exception:
+            self.close()
+            raise
+
+    def recv(self, timeout_s: float | None = None) -> tuple[str, dict[str, Any]] | None:
+        """The next ``(topic, message)``; None when nothing arrived within ``timeout_s``
+        (None = wait as long as it takes)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            wait_ms = -1 if deadline is None else max(0, int(1000 * (deadline - time.monotonic())))
+            if not self._sock.poll(wait_ms):
+                return None
+            topic_b, payload = self._sock.recv_multipart()
+            topic = topic_b.decode()
+            if self.streams and stream_of(topic) not in self.streams:
+                continue  # subscriptions are prefixes: "faces.cam1" also matches "faces.cam10"
+            msg = decode(payload)
+            self._count(topic, msg.get("seq"))
+            return topic, msg
+
+    def _count(self, topic: str, seq: Any) -> None:
+        self.received += 1
+        if isinstance(seq, int):
+            last = self._last_seq.get(topic)
+            if last is not None and seq > last + 1:
+                self.missed += seq - last - 1
+            self._last_seq[topic] = seq
+
+    def close(self) -> None:
+        """Close the socket (and the context it made). Idempotent."""
+        if not self._sock.closed:
+            self._sock.close(linger=0)
+        if self._own_ctx and not self._ctx.closed:
+            self._ctx.term()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class StateSubscriber:
-    """Snapshot + updates for the streams ``streams`` (all when None)."""
+    """Snapshot + updates for the streams ``streams`` (all when empty)."""
 
     def __init__(
         self,
         endpoint: str,
         snapshot_endpoint: str,
-        streams: Sequence[str] | None = None,
-        topics: Sequence[str] = ("faces", "events"),
+        streams: Iterable[str] = (),
+        *,
+        server_key: str | Path | None = None,
+        client_key: str | Path | None = None,
         context: zmq.Context | None = None,
         timeout_s: float = 10.0,
         join_timeout_s: float = 2.0,
     ) -> None:
-        self.endpoint = endpoint
-        self.snapshot_endpoint = snapshot_endpoint
-        self.streams = set(streams or [])
+        self.sub = Subscriber(endpoint, streams, server_key=server_key, client_key=client_key, context=context)
         self.board = StateBoard()
         self.skipped = 0
         """Updates dropped because the snapshot already held them."""
         self.gaps = 0
         """Messages missed after the snapshot (seq gaps: the publisher or ZeroMQ dropped them)."""
-        self._ctx = context or zmq.Context.instance()
-        self._sub = self._ctx.socket(zmq.SUB)
-        self._sub.setsockopt(zmq.LINGER, 0)
-        # events before faces: once a faces message arrives, both subscriptions are in force
-        for kind in sorted(topics, key=lambda k: k != "events"):
-            for sid in streams or [None]:
-                self._sub.setsockopt_string(zmq.SUBSCRIBE, f"{kind}.{sid}" if sid else f"{kind}.")
-        self._sub.connect(endpoint)
         self._pending: list[tuple[str, dict[str, Any]]] = []
-        self._sync(timeout_s, join_timeout_s)
-
-    def _sync(self, timeout_s: float, join_timeout_s: float) -> None:
-        """Wait (at most ``join_timeout_s``) for a first update, which proves the subscription is
-        in force, then ask for the snapshot; updates that arrive meanwhile are kept, not lost."""
-        if self._sub.poll(int(join_timeout_s * 1000)):
-            self._pending.append(self._recv())
-        snap = request(self.snapshot_endpoint, {"op": "snapshot"}, timeout_s, self._ctx)
-        if not snap.get("ok"):
-            raise ConnectionError(f"snapshot refused: {snap.get('error')}")
-        if self.streams:
-            snap["streams"] = {k: v for k, v in snap["streams"].items() if k in self.streams}
-        self.board.restore(snap)
-        while self._sub.poll(0):
-            self._pending.append(self._recv())
+        try:
+            # A first update proves the subscription is in force (at most join_timeout_s);
+            # updates that arrive while the snapshot is on its way are kept, not lost.
+            first = self.sub.recv(join_timeout_s)
+            if first is not None:
+                self._pending.append(first)
+            snap = request(snapshot_endpoint, {"op": "snapshot"}, timeout_s, context, server_key, client_key)
+            if not snap.get("ok"):
+                raise ConnectionError(f"snapshot refused: {snap.get('error')}")
+            if self.sub.streams:
+                snap["streams"] = {k: v for k, v in snap["streams"].items() if k in self.sub.streams}
+            self.board.restore(snap)
+        except BaseException:
+            self.sub.close()
+            raise
 
     @property
     def state(self) -> dict[str, Any]:
         """The current state (a copy): streams with their tracks, engine, classes, seq."""
         return self.board.snapshot()
 
-    def _recv(self) -> tuple[str, dict[str, Any]]:
-        topic, payload = self._sub.recv_multipart()
-        return topic.decode(), decode(payload)
-
     def _fresh(self, topic: str, msg: dict[str, Any]) -> bool:
-        if self.streams and stream_of(topic) not in self.streams:
-            return False  # "faces.cam1" also matches the prefix of "faces.cam10"
         last = self.board.seq(topic)
         seq = msg.get("seq")
         if last is not None and isinstance(seq, int):
@@ -97,20 +191,16 @@ class StateSubscriber:
         """Every update newer than the state, applied to it before it is yielded. Stops after
         ``timeout_s`` seconds without a message (None: never)."""
         while True:
-            if self._pending:
-                topic, msg = self._pending.pop(0)
-            else:
-                deadline = None if timeout_s is None else time.monotonic() + timeout_s
-                wait_ms = -1 if deadline is None else max(0, int(1000 * (deadline - time.monotonic())))
-                if not self._sub.poll(wait_ms):
-                    return
-                topic, msg = self._recv()
+            got = self._pending.pop(0) if self._pending else self.sub.recv(timeout_s)
+            if got is None:
+                return
+            topic, msg = got
             if self._fresh(topic, msg):
                 self.board.apply(topic, msg)
                 yield topic, msg
 
     def close(self) -> None:
-        self._sub.close(0)
+        self.sub.close()
 
     def __enter__(self) -> StateSubscriber:
         return self

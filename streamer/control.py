@@ -26,6 +26,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import zmq
+
 from configs.base import ConfigPath
 from configs.engine import HEAD_FILES, PromptSettings
 from configs.loader import validate
@@ -96,9 +98,17 @@ class Controller:
         return {"removing": sid}
 
 
-def control_server(settings: ControlSettings, pipeline: Pipeline, secure: Any = None) -> RequestServer:
-    """The control endpoint for ``pipeline`` (``settings.endpoint`` must be set)."""
+def control_server(
+    settings: ControlSettings, pipeline: Pipeline, secure: Any = None, context: zmq.Context | None = None
+) -> RequestServer:
+    """The control endpoint for ``pipeline`` (``settings.endpoint`` must be set); ``secure``
+    (``ServerSecurity.secure``) makes it a CurveZMQ server like the publisher."""
     assert settings.endpoint is not None
     return RequestServer(
-        "control", settings.endpoint, Controller(pipeline), max_request_bytes=settings.max_request_bytes, secure=secure
+        "control",
+        settings.endpoint,
+        Controller(pipeline),
+        max_request_bytes=settings.max_request_bytes,
+        secure=secure,
+        context=context,
     )

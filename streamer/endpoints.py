@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -108,12 +109,24 @@ class RequestServer:
         self._thread.join()
 
 
-def request(endpoint: str, body: dict[str, Any], timeout_s: float = 10.0, context: zmq.Context | None = None) -> dict:
-    """One request to a ``RequestServer`` (REQ socket); TimeoutError when no reply comes."""
+def request(
+    endpoint: str,
+    body: dict[str, Any],
+    timeout_s: float = 10.0,
+    context: zmq.Context | None = None,
+    server_key: str | Path | None = None,
+    client_key: str | Path | None = None,
+) -> dict:
+    """One request to a ``RequestServer`` (REQ socket; CurveZMQ with both key files);
+    TimeoutError when no reply comes."""
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)
     try:
+        if server_key is not None and client_key is not None:
+            from streamer.security import secure_client
+
+            secure_client(sock, server_key, client_key)
         sock.connect(endpoint)
         sock.send(json.dumps(body).encode())
         if not sock.poll(int(timeout_s * 1000)):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.cli import redact_secrets
 from streamer.base import Abstention, FaceResult, Frame, StreamEvent, TrackEvent, Tracks
 from streamer.episodes import EpisodeEvent
 from streamer.wire import events_topic, faces_topic
@@ -115,10 +116,13 @@ def _event(scope: str, kind: str, stream_id: str, ctx: MessageContext, now_s: fl
     }
 
 
-def stream_event_message(event: StreamEvent, ctx: MessageContext) -> dict[str, Any]:
-    """A source's ``StreamEvent`` (started / reconnecting / resumed / ended / failed)."""
-    msg = _event("stream", event.kind, event.stream_id, ctx, event.wall_time_s)
-    msg["reason"] = event.reason
+def stream_event_message(event: StreamEvent, ctx: MessageContext, now_s: float | None = None) -> dict[str, Any]:
+    """A source's ``StreamEvent`` (started / reconnecting / resumed / discontinuity / ended /
+    failed), stamped ``now_s`` (publication time); the source's own time of the change is
+    ``source_time_s``."""
+    msg = _event("stream", event.kind, event.stream_id, ctx, now_s)
+    msg["source_time_s"] = event.wall_time_s
+    msg["reason"] = None if event.reason is None else redact_secrets(event.reason)
     msg["details"] = _jsonable(event.details or {})
     return msg
 
@@ -166,6 +170,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, str):
+        return redact_secrets(value)
+    if value is None or isinstance(value, bool | int | float):
         return value
-    return str(value)
+    return redact_secrets(str(value))

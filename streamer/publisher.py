@@ -1,15 +1,17 @@
-"""ZeroMQ publishing that never blocks the pipeline.
+"""Publishing that never blocks the pipeline: to a ZeroMQ socket, or to a JSON-lines file.
 
-``send`` only puts ``(topic, message)`` on a bounded queue (full -> dropped and counted); a
-worker thread owns the socket, encodes (JSON or msgpack) and sends multipart
-``[topic, payload]`` without blocking. Past a subscriber's high-water mark ZeroMQ drops
-that subscriber's messages (others are unaffected); every message carries a per-topic
-``seq`` so subscribers count their own gaps. JSON is strict: NaN and Infinity are never
-written (a message holding one is dropped, counted and logged).
+``send`` numbers the message (a per-topic ``seq``) and puts ``(topic, message)`` on a
+bounded queue; a worker thread owns the socket or the file and writes in ``seq`` order.
+For ZeroMQ a full queue drops the new message (counted), and past a subscriber's high-water
+mark ZeroMQ drops that subscriber's messages (others are unaffected; subscribers see ``seq``
+gaps). The JSON-lines sink waits instead and never drops. JSON is strict: NaN and Infinity
+are never written (a message holding one is dropped, counted and logged).
 
-The socket is an XPUB (a PUB that also sees subscriptions): with
+The ZeroMQ socket is an XPUB (a PUB that also sees subscriptions): with
 ``publisher.wait_subscribers`` the first message waits until that many subscriptions have
-arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner).
+arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner). With a
+``ServerSecurity`` holding keys, the socket is a CurveZMQ server (``streamer.security``):
+only authorized clients subscribe, so only they count as subscribers.
 
 Example (plain text: binds a port)::
 
@@ -24,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -31,44 +34,37 @@ import zmq
 from configs.streamer import PublisherSettings
 from engine.errors import ConfigError
 from streamer.base import Publisher, PublisherStats
-from streamer.queues import QueueWorker
+from streamer.queues import FullPolicy, QueueWorker
+from streamer.security import ServerSecurity
 from streamer.wire import decode, encode
 
-__all__ = ["JsonlPublisher", "Observer", "ZmqPublisher", "decode"]
+__all__ = ["JsonlPublisher", "Observer", "ZmqPublisher", "create_publisher", "decode"]
+
+log = logging.getLogger(__name__)
 
 Observer = Callable[[str, dict[str, Any]], None]
 """Called on the publisher's thread with every message just BEFORE it goes out, in ``seq``
 order (``streamer.state.StateBoard.apply`` keeps the snapshot this way: a subscriber never
 receives a message the snapshot does not already include)."""
 
-log = logging.getLogger(__name__)
 
+class QueuedPublisher(Publisher):
+    """What both publishers share: per-topic ``seq``, the queue, the worker thread that owns
+    the output, strict encoding and the observer. Subclasses open, write and close."""
 
-class ZmqPublisher(Publisher):
-    """XPUB socket (bind or connect) fed by a bounded queue and a sending thread."""
-
-    def __init__(
-        self, settings: PublisherSettings, context: zmq.Context | None = None, observer: Observer | None = None
-    ) -> None:
+    def __init__(self, settings: PublisherSettings, observer: Observer | None, policy: FullPolicy, what: str) -> None:
         self.settings = settings
         self.stats = PublisherStats()
         self.observer = observer
-        self.subscriptions = 0
-        """Subscriptions seen while waiting for ``wait_subscribers``."""
-        self._ctx = context or zmq.Context()
-        self._own_ctx = context is None
         self._seq: dict[str, int] = {}
         self._seq_lock = threading.Lock()
-        self._sock: zmq.Socket | None = None
         self._worker: QueueWorker[tuple[str, dict[str, Any]]] = QueueWorker(
-            "publisher", settings.queue_size, self._send, setup=self._open, finish=self._close_socket
+            "publisher", settings.queue_size, self._handle, setup=self._open, finish=self._close, policy=policy
         )
         self._worker.started.wait()
         if self._worker.setup_error is not None:
-            if self._own_ctx:
-                self._ctx.term()
             e = self._worker.setup_error
-            raise ConfigError(f"publisher.endpoint {settings.endpoint!r}: {e}") from e
+            raise ConfigError(f"{what}: {e}") from e
 
     @property
     def queue_depth(self) -> int:
@@ -85,7 +81,65 @@ class ZmqPublisher(Publisher):
         self.stats.dropped_queue += 1
         return False
 
+    def _handle(self, item: tuple[str, dict[str, Any]]) -> None:
+        topic, msg = item
+        try:
+            payload = encode(msg, self.settings.encoding if self.settings.kind == "zmq" else "json")
+        except (TypeError, ValueError) as e:
+            log.error("cannot encode message on %s: %s", topic, e)
+            self.stats.dropped_socket += 1
+            return
+        if self.observer is not None:  # before writing: no subscriber can see a message the state lacks
+            self.observer(topic, msg)
+        if self._write(topic, payload):
+            self.stats.sent += 1
+        else:
+            self.stats.dropped_socket += 1
+
     # ---- on the worker's thread ----------------------------------------------------------
+
+    def _open(self) -> None:
+        """Open the output (on the worker's thread)."""
+
+    def _write(self, topic: str, payload: bytes) -> bool:
+        """Write one encoded message; False when it could not be written without blocking."""
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Close the output (on the worker's thread)."""
+
+    def close(self) -> None:
+        """Write what is queued, then close the output. Idempotent."""
+        self._worker.close()
+
+
+class ZmqPublisher(QueuedPublisher):
+    """XPUB socket (bind or connect) fed by a bounded queue and a sending thread."""
+
+    def __init__(
+        self,
+        settings: PublisherSettings,
+        context: zmq.Context | None = None,
+        *,
+        observer: Observer | None = None,
+        security: ServerSecurity | None = None,
+    ) -> None:
+        """``security`` (its context is used when ``context`` is None) makes the socket a
+        CurveZMQ server."""
+        self._security = security
+        if context is None and security is not None:
+            context = security.context
+        self._ctx = context or zmq.Context()
+        self._own_ctx = context is None
+        self._sock: zmq.Socket | None = None
+        self.subscriptions = 0
+        """Subscriptions seen while waiting for ``wait_subscribers``."""
+        try:
+            super().__init__(settings, observer, "drop_newest", f"publisher.endpoint {settings.endpoint!r}")
+        except ConfigError:
+            if self._own_ctx:
+                self._ctx.term()
+            raise
 
     def _open(self) -> None:
         s = self.settings
@@ -94,6 +148,8 @@ class ZmqPublisher(Publisher):
             sock.setsockopt(zmq.SNDHWM, s.sndhwm)
             sock.setsockopt(zmq.LINGER, s.linger_ms)
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+            if self._security is not None:
+                self._security.secure(sock)
             if s.bind:
                 sock.bind(s.endpoint)
             else:
@@ -119,35 +175,26 @@ class ZmqPublisher(Publisher):
             if sock.recv()[:1] == b"\x01":
                 self.subscriptions += 1
 
-    def _send(self, item: tuple[str, dict[str, Any]]) -> None:
-        topic, msg = item
+    def _write(self, topic: str, payload: bytes) -> bool:
         assert self._sock is not None
         try:
-            payload = encode(msg, self.settings.encoding)
-        except (TypeError, ValueError) as e:
-            log.error("cannot encode message on %s: %s", topic, e)
-            self.stats.dropped_socket += 1
-            return
-        if self.observer is not None:  # before sending: no subscriber can see a message the state lacks
-            self.observer(topic, msg)
-        try:
             self._sock.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
-            self.stats.sent += 1
+            return True
         except zmq.Again:
-            self.stats.dropped_socket += 1
+            return False
 
-    def _close_socket(self) -> None:
+    def _close(self) -> None:
         if self._sock is not None:
             self._sock.close(linger=self.settings.linger_ms)
 
     def close(self) -> None:
         """Send what is queued (within ``linger_ms``), close the socket. Idempotent."""
-        self._worker.close()
+        super().close()
         if self._own_ctx and not self._ctx.closed:
             self._ctx.term()
 
 
-class JsonlPublisher(Publisher):
+class JsonlPublisher(QueuedPublisher):
     """Every message as one JSON line in ``publisher.path`` (``publisher.kind: jsonl``), for
     offline analysis of recorded video. Nothing is dropped: when the writer falls behind,
     ``send`` waits (the pipeline slows down instead)."""
@@ -155,65 +202,27 @@ class JsonlPublisher(Publisher):
     def __init__(self, settings: PublisherSettings, observer: Observer | None = None) -> None:
         if not settings.path:
             raise ConfigError("publisher.path: publisher.kind jsonl needs a file to write (or --out FILE)")
-        self.settings = settings
-        self.stats = PublisherStats()
-        self.observer = observer
-        self._seq: dict[str, int] = {}
-        self._seq_lock = threading.Lock()
         self._file: Any = None
-        self._worker: QueueWorker[tuple[str, dict[str, Any]]] = QueueWorker(
-            "publisher", settings.queue_size, self._write, setup=self._open, finish=self._close, policy="block"
-        )
-        self._worker.started.wait()
-        if self._worker.setup_error is not None:
-            e = self._worker.setup_error
-            raise ConfigError(f"publisher.path {settings.path!r}: cannot write ({e})") from e
-
-    @property
-    def queue_depth(self) -> int:
-        return len(self._worker.queue)
-
-    def send(self, topic: str, msg: dict[str, Any]) -> bool:
-        with self._seq_lock:
-            seq = self._seq.get(topic, 0)
-            self._seq[topic] = seq + 1
-            msg["seq"] = seq
-            if self._worker.submit((topic, msg)):
-                return True
-        self.stats.dropped_queue += 1  # only after close()
-        return False
+        super().__init__(settings, observer, "block", f"publisher.path {settings.path!r}: cannot write")
 
     def _open(self) -> None:
-        from pathlib import Path
-
         path = Path(self.settings.path or "")
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("w", encoding="utf-8")
 
-    def _write(self, item: tuple[str, dict[str, Any]]) -> None:
-        topic, msg = item
-        try:
-            line = encode(msg, "json").decode()
-        except (TypeError, ValueError) as e:
-            log.error("cannot encode message on %s: %s", topic, e)
-            self.stats.dropped_socket += 1
-            return
-        self._file.write(line + "\n")
-        self.stats.sent += 1
-        if self.observer is not None:
-            self.observer(topic, msg)
+    def _write(self, topic: str, payload: bytes) -> bool:
+        self._file.write(payload.decode() + "\n")
+        return True
 
     def _close(self) -> None:
         if self._file is not None:
             self._file.close()
 
-    def close(self) -> None:
-        """Write what is queued and close the file. Idempotent."""
-        self._worker.close()
 
-
-def create_publisher(settings: PublisherSettings, observer: Observer | None = None) -> Publisher:
+def create_publisher(
+    settings: PublisherSettings, observer: Observer | None = None, security: ServerSecurity | None = None
+) -> Publisher:
     """The publisher ``publisher.kind`` names."""
     if settings.kind == "jsonl":
         return JsonlPublisher(settings, observer)
-    return ZmqPublisher(settings, observer=observer)
+    return ZmqPublisher(settings, observer=observer, security=security)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -60,7 +60,7 @@ class StreamStats:
     scored: int = 0
     """Crops scored by the engine."""
     errors: int = 0
-    """Frames (or crops) skipped because a stage raised."""
+    """Frames (or crops) skipped because a stage raised (or the engine returned non-finite scores)."""
     abstained: int = 0
     """Face observations published as abstentions (too small, not frontal, blurred)."""
     frames_failed: int = 0
@@ -69,6 +69,8 @@ class StreamStats:
     """The source opened and reported its stream ("started")."""
     outcome: str | None = None
     """The terminal event published: "ended" or "failed" (None while running)."""
+    last_event: str | None = None
+    """Kind of the latest event of the stream's source ("started", "reconnecting", ...)."""
     reason: str | None = None
     """Why it ended or failed."""
 
@@ -190,14 +192,18 @@ class PipelineStats:
         """Frames whose faces were never scored because a newer frame replaced them (drop-to-latest)."""
         self.ticks = 0
         self.started_s = time.monotonic()
-        self.rescore_gaps_s: deque[float] = deque(maxlen=100_000)
-        """Seconds between consecutive scorings of the same track (scoring thread)."""
+        self.rescore_gaps_s: deque[float] = deque(maxlen=10_000)
+        """Seconds between consecutive scorings of the same track (scoring thread): the latest
+        10 000, enough for percentiles (100 000 floats were the largest Python-side growth of
+        a long run, ~3 MiB before the cap; tests/streamer/test_soak.py)."""
         self.abstentions: Counter[str] = Counter()
         """Abstentions published, by reason."""
         self.relinks = 0
         """Tracks that continued a track that had just ended (scoring thread)."""
         self.latency = LatencyLog()
         """Frame-to-publish latency per processed frame (detection thread, via the emitter)."""
+        self.observers: list[Callable[[str, float, int], None]] = []
+        """Called with ``(stage, seconds, items)`` after each timed stage (metrics histograms)."""
 
     def stream(self, stream_id: str) -> StreamStats:
         st = self.streams.get(stream_id)
@@ -211,7 +217,10 @@ class PipelineStats:
         try:
             yield
         finally:
-            self.stages[stage].add(time.perf_counter() - t0, items)
+            seconds = time.perf_counter() - t0
+            self.stages[stage].add(seconds, items)
+            for observe in self.observers:
+                observe(stage, seconds, items)
 
     def rescore(self) -> RescoreSummary:
         gaps = sorted(self.rescore_gaps_s)

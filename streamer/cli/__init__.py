@@ -1,4 +1,4 @@
-"""The ``streamer`` command: ``run``, ``subscribe``, ``bench`` and ``build-engine``.
+"""The ``streamer`` command: ``run``, ``subscribe``, ``keys``, ``bench`` and ``build-engine``.
 
 Exit codes (``engine.errors.ExitCode``, docs/streamer.md): 0 every stream ended normally or
 was stopped; 1 some stream failed; 2 bad command line or configuration; 3 a model, head or
@@ -9,6 +9,7 @@ Example (plain text)::
     $ streamer run --demo -c offline
     $ streamer run cam0=rtsp://10.0.0.5/live clip.mp4 -c configs/default.yaml --set scheduler.max_hz=4
     $ streamer subscribe tcp://127.0.0.1:5556 --stream cam0
+    $ streamer keys /etc/expstream/keys server alice
     $ streamer bench --streams 4 --json
     $ streamer bench --engine-only --batch-sizes 1,64
     $ streamer build-engine --backend tensorrt
@@ -17,6 +18,7 @@ Example (plain text)::
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from engine.cli import add_config_args, add_log_level, run_cli, shorthand
@@ -26,12 +28,18 @@ OFFLINE_HINT = "to try ExpStream without any download: streamer run --demo -c of
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="run the pipeline on video sources and publish results")
+    run = sub.add_parser(
+        "run",
+        help="run the pipeline on video sources and publish results",
+        fromfile_prefix_chars="@",
+        epilog="@FILE reads arguments from FILE, one per line: keeps passwords in source URIs out of the "
+        "process list (ps shows every argument to every local user).",
+    )
     run.add_argument(
         "sources",
         nargs="*",
         metavar="SOURCE",
-        help="file path or URL (rtsp://...), optionally ID=URI to name the stream",
+        help="file path or URL (rtsp://...), optionally ID=URI to name the stream; @FILE: one per line",
     )
     add_config_args(run, "scheduler.max_hz=4")
     shorthand(run, "--preview", key="preview.path", metavar="OUT.mp4", help="also write an annotated video")
@@ -60,18 +68,34 @@ def _subscribe_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SNAPSHOT_ENDPOINT",
         help="first print the whole current state from this snapshot endpoint, then only newer updates",
     )
+    subs.add_argument("--server-key", metavar="FILE", help="CurveZMQ: the streamer's public key (NAME.key)")
+    subs.add_argument("--client-key", metavar="FILE", help="CurveZMQ: this client's secret key (NAME.key_secret)")
 
 
-def _bench_parser(sub: argparse._SubParsersAction) -> None:
-    from streamer.cli.bench import add_bench_arguments
+def _keys_parser(sub: argparse._SubParsersAction) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="write CurveZMQ key pairs (the server's and its clients')",
+        description="Write CurveZMQ key pairs: DIR/NAME.key (public: give it away) and DIR/NAME.key_secret "
+        "(secret, mode 0600). The server's secret file goes to security.server_secret_key; each client's "
+        "public file into the security.authorized_clients directory (docs/operations.md).",
+    )
+    keys.add_argument("directory", help="where to write the key files")
+    keys.add_argument("names", nargs="+", metavar="NAME", help="one key pair per name, e.g. server alice")
+    keys.add_argument("--force", action="store_true", help="replace existing key files")
 
+
+def _bench_parser(sub: argparse._SubParsersAction, *, arguments: bool = True) -> None:
     bench = sub.add_parser(
         "bench",
         help="pipeline throughput on N copies of a clip; --engine-only: the engine alone",
         description="Pipeline throughput on N copies of a clip, or with --engine-only the engine "
         "alone (faces/s and latency per model x backend x batch, open_clip eager as the baseline).",
     )
-    add_bench_arguments(bench)
+    if arguments:  # its module imports the pipeline's stats (and torch): not for light commands
+        from streamer.cli.bench import add_bench_arguments
+
+        add_bench_arguments(bench)
 
 
 def _build_engine_parser(sub: argparse._SubParsersAction) -> None:
@@ -85,7 +109,24 @@ def _build_engine_parser(sub: argparse._SubParsersAction) -> None:
     shorthand(p, "--backend", key="engine.backend", metavar="NAME", help="auto, torch, compile, onnxruntime, tensorrt")
 
 
-def build_parser() -> argparse.ArgumentParser:
+LIGHT_COMMANDS = ("subscribe", "keys")
+"""Commands that must start fast: they import neither torch nor the engine."""
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--log-level":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; for ``command`` in ``LIGHT_COMMANDS`` without the heavy
+    subcommands' arguments (so parsing imports nothing heavy)."""
     parser = argparse.ArgumentParser(
         prog="streamer", description="ExpStream: facial expressions of live video over ZeroMQ"
     )
@@ -93,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
     _subscribe_parser(sub)
-    _bench_parser(sub)
+    _keys_parser(sub)
+    _bench_parser(sub, arguments=command not in LIGHT_COMMANDS)
     _build_engine_parser(sub)
     return parser
 
@@ -110,6 +152,15 @@ def _subscribe(args: argparse.Namespace) -> int:
     return subscribe_command(args)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from streamer.security import write_key_pair
+
+    for name in args.names:
+        public, secret = write_key_pair(args.directory, name, overwrite=args.force)
+        print(f"{name}: public {public}  secret {secret}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from streamer.cli.bench import bench_command
 
@@ -124,7 +175,13 @@ def _build_engine(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamer`` command; returns the exit code."""
-    handlers = {"run": _run, "subscribe": _subscribe, "bench": _bench, "build-engine": _build_engine}
-    parser = build_parser()
+    handlers = {
+        "run": _run,
+        "subscribe": _subscribe,
+        "keys": _keys,
+        "bench": _bench,
+        "build-engine": _build_engine,
+    }
+    parser = build_parser(_command(sys.argv[1:] if argv is None else argv))
     parser.set_defaults(argv=list(argv) if argv is not None else None)  # reports name their command
     return run_cli("streamer", parser, argv, handlers, hints={ModelError: OFFLINE_HINT})

@@ -6,7 +6,8 @@ stream could start; 2 and 3 for configuration and model errors (``engine.errors.
 
 Example (plain text)::
 
-    $ streamer run cam0=rtsp://10.0.0.5/live lobby.mp4 --set publisher.endpoint=tcp://0.0.0.0:5556
+    $ streamer run cam0=rtsp://10.0.0.5/live lobby.mp4 --set publisher.endpoint=tcp://127.0.0.1:5556
+    $ streamer run @/etc/expstream/sources.txt -c /etc/expstream/streamer.yaml   # keys: docs/operations.md
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from configs import Settings, dump_settings, load_settings
 from engine.errors import ConfigError, ExitCode
@@ -26,6 +28,9 @@ from streamer.pipeline import Pipeline, StreamSpec
 from streamer.sources import redact_uri
 from streamer.stats import StatsSnapshot
 from streamer.wire import STREAM_ID
+
+if TYPE_CHECKING:
+    from streamer.metrics import MetricsServer
 
 log = logging.getLogger("streamer")
 
@@ -124,36 +129,59 @@ def run_command(args: argparse.Namespace) -> int:
     specs = parse_sources(items)
     log.info("resolved configuration:\n%s", dump_settings(settings))
 
+    import zmq
+
+    from streamer.endpoints import RequestServer
     from streamer.publisher import create_publisher
+    from streamer.security import ServerSecurity
     from streamer.state import StateBoard
 
-    board = StateBoard()
-    publisher = create_publisher(settings.publisher, observer=board.apply)
-    servers = []
     stop = threading.Event()
-    try:
+    board = StateBoard()
+    with ExitStack() as cleanup:
+        ctx = zmq.Context()
+        cleanup.callback(ctx.term)
+        security = ServerSecurity(settings.security, ctx)
+        cleanup.callback(security.close)
+        metrics = _metrics_server(settings)
+        if metrics is not None:
+            cleanup.callback(metrics.close)
+        if settings.publisher.kind == "zmq":
+            security.warn_if_exposed("publisher.endpoint", settings.publisher.endpoint)
+        publisher = create_publisher(settings.publisher, observer=board.apply, security=security)
+        cleanup.callback(publisher.close)
+        servers: list[RequestServer] = []
         if settings.snapshot.endpoint:
-            from streamer.endpoints import RequestServer
-
-            servers.append(RequestServer("snapshot", settings.snapshot.endpoint, lambda req: board.snapshot()))
+            security.warn_if_exposed("snapshot.endpoint", settings.snapshot.endpoint)
+            servers.append(
+                RequestServer(
+                    "snapshot",
+                    settings.snapshot.endpoint,
+                    lambda req: board.snapshot(),
+                    secure=security.secure,
+                    context=ctx,
+                )
+            )
+            cleanup.callback(servers[-1].close)
         pipe = Pipeline(settings, specs, publisher, keep_alive=keep_alive)
+        if metrics is not None:
+            metrics.attach(pipe)
         if settings.control.endpoint:
             from streamer.control import control_server
 
-            servers.append(control_server(settings.control, pipe))
+            security.warn_if_exposed("control.endpoint", settings.control.endpoint)
+            servers.append(control_server(settings.control, pipe, secure=security.secure, context=ctx))
+            cleanup.callback(servers[-1].close)
         log.info(
-            "%s for %s; engine %s%s",
+            "%s (%s) for %s; engine %s%s",
             _where(settings),
+            f"CurveZMQ, server key {security.public_key}" if security.enabled else "not encrypted",
             ", ".join(f"{s.stream_id}={redact_uri(s.uri)}" for s in specs) or "no stream yet",
             pipe.engine.fingerprint,
             "".join(f"; {s.name} on {s.endpoint}" for s in servers),
         )
         with stop_on_signals(stop):
             snap = pipe.run(stop)
-    finally:
-        for server in servers:
-            server.close()
-        publisher.close()
     code = exit_code(snap)
     failed = [f"{sid} ({s.stats.reason})" for sid, s in snap.streams.items() if s.stats.outcome == "failed"]
     log.info(
@@ -167,3 +195,11 @@ def run_command(args: argparse.Namespace) -> int:
     if code != ExitCode.OK:
         log.error("exit %d: %s", code, code.name.lower().replace("_", " "))
     return int(code)
+
+
+def _metrics_server(settings: Settings) -> MetricsServer | None:
+    if not settings.metrics.enabled:
+        return None
+    from streamer.metrics import MetricsServer
+
+    return MetricsServer(settings.metrics)

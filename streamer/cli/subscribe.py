@@ -1,6 +1,8 @@
 """``streamer subscribe``: print what a streamer publishes, as readable lines or raw JSON;
 with ``--state SNAPSHOT_ENDPOINT`` first the whole current state (late joiners), then only
-newer updates (``streamer.client.StateSubscriber``). Imports neither numpy nor torch.
+newer updates. Built on the light client (``streamer.client``): it imports neither torch,
+numpy nor the engine, so it starts in a fraction of a second. ``--server-key`` and
+``--client-key`` subscribe to a CurveZMQ-secured streamer (docs/operations.md).
 
 Example (plain text)::
 
@@ -20,7 +22,8 @@ from typing import Any
 
 import zmq
 
-from streamer.wire import decode
+from engine.errors import ConfigError
+from streamer.client import StateSubscriber, Subscriber
 
 
 def format_message(topic: str, msg: dict[str, Any]) -> str:
@@ -76,15 +79,18 @@ def format_state(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _state_command(args: argparse.Namespace) -> int:
-    from streamer.client import StateSubscriber
+def _keys(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.server_key is None) != (args.client_key is None):
+        raise ConfigError("--server-key and --client-key go together (CurveZMQ)")
+    return {"server_key": args.server_key, "client_key": args.client_key}
 
-    with StateSubscriber(args.endpoint, args.state, streams=args.stream or None) as sub:
+
+def _state_command(args: argparse.Namespace) -> int:
+    with StateSubscriber(args.endpoint, args.state, args.stream, **_keys(args)) as sub:
         state = sub.state
         print(json.dumps(state) if args.raw else format_state(state), flush=True)
         received = 0
-        timeout = args.idle_timeout or None
-        for topic, msg in sub.updates(timeout_s=timeout):
+        for topic, msg in sub.updates(timeout_s=args.idle_timeout or None):
             print(json.dumps(msg) if args.raw else format_message(topic, msg), flush=True)
             received += 1
             if args.count and received >= args.count:
@@ -96,45 +102,26 @@ def _state_command(args: argparse.Namespace) -> int:
 def subscribe_command(args: argparse.Namespace) -> int:
     if args.state:
         return _state_command(args)
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    if args.bind:
-        sock.bind(args.endpoint)
-    else:
-        sock.connect(args.endpoint)
     kinds = ["faces", "events"] if args.topics == "all" else [args.topics]
-    streams = args.stream or [None]
-    for kind in kinds:
-        for sid in streams:
-            sock.setsockopt_string(zmq.SUBSCRIBE, f"{kind}.{sid}" if sid else f"{kind}.")
-    wanted = set(args.stream)
-    last_seq: dict[str, int] = {}
-    gaps = received = 0
+    try:
+        sub = Subscriber(args.endpoint, args.stream, kinds, bind=args.bind, **_keys(args))
+    except zmq.ZMQError as e:
+        raise ConfigError(f"endpoint {args.endpoint!r}: {e}") from e
     last_msg = time.monotonic()
     try:
         while True:
-            if sock.poll(200):
-                topic_b, payload = sock.recv_multipart()
-                topic = topic_b.decode()
-                if wanted and topic.split(".", 1)[1] not in wanted:
-                    continue  # "faces.cam1" also matches the prefix of "faces.cam10"
-                msg = decode(payload)
-                seq = msg.get("seq")
-                if isinstance(seq, int):
-                    if topic in last_seq and seq > last_seq[topic] + 1:
-                        gaps += seq - last_seq[topic] - 1
-                    last_seq[topic] = seq
+            got = sub.recv(timeout_s=0.2)
+            if got is not None:
+                topic, msg = got
                 print(json.dumps(msg) if args.raw else format_message(topic, msg), flush=True)
-                received += 1
                 last_msg = time.monotonic()
-                if args.count and received >= args.count:
+                if args.count and sub.received >= args.count:
                     break
             elif args.idle_timeout and time.monotonic() - last_msg > args.idle_timeout:
                 break
     except KeyboardInterrupt:
         pass
     finally:
-        sock.close(linger=0)
-        ctx.term()
-    print(f"received {received} message(s), {gaps} missed (seq gaps)", file=sys.stderr)
+        sub.close()
+    print(f"received {sub.received} message(s), {sub.missed} missed (seq gaps)", file=sys.stderr)
     return 0

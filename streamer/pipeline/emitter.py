@@ -5,7 +5,8 @@ A stream's terminal event (``ended`` or ``failed``) may come from its source's t
 the detection thread has published the stream's last frames and track ends; it is held
 until the detection thread calls ``stream_finished``, so it is always the stream's last
 message. Sources call ``source_event`` from their own threads; everything else is called
-from the detection thread.
+from the detection thread. Event messages are stamped (``wall_time_s``) as they are
+published, under one lock, so per topic ``wall_time_s`` never decreases with ``seq``.
 
 Example (plain text)::
 
@@ -61,11 +62,15 @@ class Emitter:
         self._terminal: dict[str, StreamEvent] = {}
         """The terminal event of each stream (held until it finishes, then published)."""
         self._finished: set[str] = set()
+        self._event_lock = threading.Lock()
+        self._last_event_s = 0.0
 
     def source_event(self, event: StreamEvent) -> None:
         """A source's event (any thread). Terminal events are held; a second one is ignored."""
+        st = self.stats.stream(event.stream_id)
+        st.last_event = event.kind
         if event.kind == "started":
-            self.stats.stream(event.stream_id).started = True
+            st.started = True
         if event.terminal:
             with self._lock:
                 if event.stream_id in self._terminal:
@@ -81,7 +86,14 @@ class Emitter:
 
     def track_events(self, events: list[TrackEvent]) -> None:
         for event in events:
-            self.publisher.send(events_topic(event.stream_id), track_event_message(event, self.ctx))
+            with self._event_lock:
+                msg = track_event_message(event, self.ctx, self._stamp())
+                self.publisher.send(events_topic(event.stream_id), msg)
+
+    def _stamp(self) -> float:
+        """Publication time of the next event message (with the lock held; never decreasing)."""
+        self._last_event_s = max(time.time(), self._last_event_s)
+        return self._last_event_s
 
     def episode_events(self, events: list[EpisodeEvent]) -> None:
         for event in events:
@@ -119,4 +131,6 @@ class Emitter:
         if event.terminal:
             st = self.stats.stream(event.stream_id)
             st.outcome, st.reason = event.kind, event.reason
-        self.publisher.send(events_topic(event.stream_id), stream_event_message(event, self.ctx))
+        with self._event_lock:
+            msg = stream_event_message(event, self.ctx, self._stamp())
+            self.publisher.send(events_topic(event.stream_id), msg)

@@ -149,9 +149,17 @@ class ScoringThread(threading.Thread):
             out = self.engine.score(crops)
         with self.stats.time("smooth", items=len(keys)):
             feats = out.projected_features() if self.smoother.needs_features or self.relinker.enabled else None
+            probs = out.probs
+            ok = self._finite(keys, probs, feats)
+            if not ok.all():
+                keys = [k for k, good in zip(keys, ok, strict=True) if good]
+                jobs_of = [j for j, good in zip(jobs_of, ok, strict=True) if good]
+                probs, feats = probs[ok], None if feats is None else feats[ok]
+                if not keys:
+                    return
             relinked = self._relink(keys, feats)
-            smoothed = self.smoother.update(keys, out.probs, feats if self.smoother.needs_features else None)
-            self._write_results(keys, jobs_of, out.probs, smoothed, relinked)
+            smoothed = self.smoother.update(keys, probs, feats if self.smoother.needs_features else None)
+            self._write_results(keys, jobs_of, probs, smoothed, relinked)
 
     def _relink(self, keys: list[TrackKey], feats: np.ndarray | None) -> dict[TrackKey, int]:
         """Tracks scored for the first time that continue a track that just ended: their
@@ -192,6 +200,21 @@ class ScoringThread(threading.Thread):
                 self.generation,
                 relinked.get(key, carried),
             )
+
+    def _finite(self, keys: list[TrackKey], probs: np.ndarray, feats: np.ndarray | None) -> np.ndarray:
+        """bool [N]: crops whose scores (and features) are finite. The others are per-face
+        errors (counted, logged): their tracks keep their previous result, and no NaN ever
+        reaches the smoother or a message."""
+        ok = np.isfinite(probs).all(axis=1)
+        if feats is not None:
+            ok &= np.isfinite(feats).all(axis=1)
+        bad = [keys[i] for i in np.flatnonzero(~ok).tolist()]
+        for sid, _ in bad:
+            self.stats.stream(sid).errors += 1
+        if bad:
+            shown = ", ".join(f"{sid}/{tid}" for sid, tid in bad[:5])
+            log.warning("non-finite scores for %d crop(s) (tracks %s); skipped", len(bad), shown)
+        return ok
 
     def forget(self, notice: EndNotice) -> None:
         """Free a finished track's (or a whole stream's) state; a finished track's appearance

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import av
 import av.error
 
 from configs.sources import SourceSettings
+from engine.cli import redact_secrets
 from engine.errors import SourceError
 from streamer.base import SourceStats
 from streamer.device.hwaccel import hwaccel_for, software_fallback
@@ -33,16 +35,19 @@ class BrokenStreamError(SourceError):
 # What opening and reading a stream can raise (PyAV's own errors subclass FFmpegError; OSError
 # covers failures outside FFmpeg, e.g. a device node that vanished).
 STREAM_ERRORS: tuple[type[Exception], ...] = (av.error.FFmpegError, OSError, SourceError)
+# The server refused the login (RTSP and HTTP alike): retrying with the same URI cannot help.
+AUTH_ERRORS: tuple[type[Exception], ...] = (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)
 
 
 def describe_error(e: BaseException) -> str:
     """A one-line reason naming the error, for events and logs.
 
-    FFmpeg errors drop the URL PyAV appends to their text: it may carry a password.
+    FFmpeg errors drop the URL PyAV appends to their text; any other URL in the text has its
+    password redacted.
     """
     if isinstance(e, av.error.FFmpegError) and e.strerror:
         return f"{type(e).__name__}: {e.strerror}"
-    return f"{type(e).__name__}: {e}"
+    return redact_secrets(f"{type(e).__name__}: {e}")
 
 
 def input_options(target: SourceTarget, settings: SourceSettings) -> dict[str, str]:
@@ -110,24 +115,47 @@ def stream_details(stream: Any) -> dict[str, Any]:
     }
 
 
+@dataclass
+class DemuxCounts:
+    """What the demuxer handed over in one pass (for telling a truncated file)."""
+
+    packets: int = 0
+    """Packets with data (the final empty flush packet is not counted)."""
+    corrupt: int = 0
+    """Packets the demuxer flagged corrupt (e.g. cut short by the end of the file)."""
+    last_corrupt: bool = False
+    """The last packet with data was flagged corrupt: the input ends inside it."""
+
+    def truncated(self, indexed_frames: int) -> bool:
+        """The input ended early: its last packet was cut, or it holds fewer packets than
+        its index (``indexed_frames``, 0 when the container has none) promises."""
+        return self.last_corrupt or 0 < self.packets < indexed_frames
+
+
 def decoded_frames(
     container: Any,
     stream: Any,
     should_stop: Callable[[], bool],
     on_decode_error: Callable[[Exception], None],
     stats: SourceStats | None = None,
+    counts: DemuxCounts | None = None,
 ) -> Iterator[Any]:
     """Yield the stream's decoded frames until the input ends or ``should_stop()``.
 
     A packet the decoder rejects is reported to ``on_decode_error`` and skipped (one bad
     frame must not end a stream); ``MAX_CONSECUTIVE_DECODE_ERRORS`` in a row raise
     ``BrokenStreamError``. Demuxer errors (lost connection, timeout) propagate. With
-    ``stats``, the time spent decoding is added to ``stats.decode_s``.
+    ``stats``, the time spent decoding is added to ``stats.decode_s``; ``counts``, when
+    given, tallies the packets.
     """
     consecutive = 0
     for packet in container.demux(stream):
         if should_stop():
             return
+        if counts is not None and packet.size:
+            counts.packets += 1
+            counts.last_corrupt = packet.is_corrupt
+            counts.corrupt += packet.is_corrupt
         t0 = time.perf_counter()
         try:
             frames = packet.decode()

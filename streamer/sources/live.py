@@ -14,6 +14,7 @@ from configs.sources import SourceSettings
 from streamer.base import EventCallback
 from streamer.sources.backoff import Backoff
 from streamer.sources.decoding import (
+    AUTH_ERRORS,
     STREAM_ERRORS,
     decoded_frames,
     describe_error,
@@ -35,7 +36,10 @@ class LiveSource(ThreadedSource):
     ``details`` ``attempt`` and ``delay_s``, then a capped exponential backoff with jitter;
     "resumed" once frames flow again (the attempt count then restarts); "failed" after
     ``max_reconnects`` consecutive failed attempts. With ``reconnect=False`` a disconnect
-    ends the source instead ("ended" after a normal end, "failed" after an error).
+    ends the source instead ("ended" after a normal end, "failed" after an error). A refused
+    login (401 Unauthorized, 403 Forbidden) is not retried: it "failed" at once with that
+    reason and ``details.auth_failed`` (retrying cannot fix a wrong password, and cameras
+    lock accounts out after repeated failures).
 
     ``index`` keeps counting across reconnects; ``pts_s`` is the stream's own clock and
     usually restarts after a reconnect.
@@ -56,6 +60,7 @@ class LiveSource(ThreadedSource):
         self._started = False
         self._outage_since: float | None = None  # monotonic start of the current outage
         self._attempt = 0  # failed reconnect attempts in the current outage
+        self._auth_failed = False
 
     def _run(self) -> None:
         while not self.stopping:
@@ -63,6 +68,10 @@ class LiveSource(ThreadedSource):
             if self.stopping:
                 return
             reason = error or "stream ended"
+            if self._auth_failed:
+                hint = "check the user name and password in the URI; not retried"
+                self._finish("failed", f"authentication refused ({reason}); {hint}", auth_failed=True)
+                return
             if not self.settings.reconnect:
                 if error:
                     self._finish("failed", reason)
@@ -103,6 +112,7 @@ class LiveSource(ThreadedSource):
                     if not self._deliver(av_frame):
                         return None
         except STREAM_ERRORS as e:
+            self._auth_failed = isinstance(e, AUTH_ERRORS)
             self.stats.last_error = describe_error(e)
             return self.stats.last_error
         return None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from configs.sources import SourceSettings
+from engine.cli import redact_secrets
 from streamer.base import EventCallback, Source, SourceStats, StreamEvent
 from streamer.frames import Frame, FrameImage
 from streamer.queues import BoundedQueue
@@ -158,6 +159,8 @@ class ThreadedSource(Source):
     def _emit(self, kind: str, reason: str | None = None, **details: Any) -> None:
         """Send an event to ``on_event``; a raising callback is logged, never propagated."""
         details.setdefault("uri", redact_uri(self.uri))
+        if reason is not None:
+            reason = redact_secrets(reason)  # e.g. an exception text that quotes the URI
         event = StreamEvent(self.stream_id, kind, time.time(), reason, details)
         level = logging.WARNING if kind in ("reconnecting", "failed") else logging.INFO
         log.log(level, "source %s: %s%s", self.stream_id, kind, f" ({reason})" if reason else "")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from engine.cli import redact_secrets
 
 Kind = Literal["rtsp", "hls", "http", "network", "v4l2", "file"]
 
@@ -64,20 +66,13 @@ def classify_uri(uri: str) -> SourceTarget:
 
 
 def redact_uri(uri: str) -> str:
-    """``uri`` with any password replaced by ``***`` (for logs and published events).
+    """``uri`` with any password replaced by ``***`` (for logs and published events); also
+    for URIs no parser accepts (``engine.cli.redact_secrets`` does the work).
 
     Example:
         >>> redact_uri("rtsp://admin:secret@10.0.0.5:554/live")
         'rtsp://admin:***@10.0.0.5:554/live'
+        >>> redact_uri("rtsp://admin:secret@[::1/live")
+        'rtsp://admin:***@[::1/live'
     """
-    if "://" not in uri or "@" not in uri:
-        return uri
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+    return redact_secrets(uri)

@@ -133,3 +133,46 @@ def test_head_none_runs_plain_clip_with_warning(offline, crops, caplog):
     assert eng.preprocess_mode == "expclip"  # offline.yaml asks for it explicitly
     assert json.dumps(eng.describe())
     assert np.isfinite(out.logits).all()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_non_finite_weights_are_refused_at_load(tmp_path, bad, suffix):
+    from safetensors.torch import save_file
+
+    weight = torch.zeros(4096, TINY_DIM)
+    weight[7, 3] = bad
+    p = tmp_path / f"broken{suffix}"
+    if suffix == ".pth":
+        torch.save({"mlp.weight": weight}, p)
+    else:
+        save_file({"mlp.weight": weight}, str(p))
+    with pytest.raises(HeadFormatError, match=r"1 non-finite value\(s\) \(NaN or Infinity\); refused"):
+        load_head(str(p), "ExpStream-Tiny", TINY_DIM, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [("{not json", "metadata is not valid JSON"), ("[1, 2]", "must be a JSON object, got list"), ("7", "got int")],
+)
+def test_safetensors_metadata_that_is_not_a_json_object_is_refused(tmp_path, metadata, expected):
+    from safetensors.torch import save_file
+
+    p = tmp_path / "meta.safetensors"
+    save_file({"mlp.weight": torch.zeros(4096, TINY_DIM)}, str(p), metadata={"expstream": metadata})
+    with pytest.raises(HeadFormatError, match=expected):
+        load_head(str(p), "ExpStream-Tiny", TINY_DIM, tmp_path)
+
+
+def test_a_broken_head_file_is_a_model_error_exit_without_traceback(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from engine.errors import ExitCode
+    from streamer.cli import main
+
+    p = tmp_path / "meta.safetensors"
+    save_file({"mlp.weight": torch.zeros(4096, TINY_DIM)}, str(p), metadata={"expstream": "{oops"})
+    argv = ["run", "x.mp4", "-c", "offline", "--set", f"engine.head={p}", "--set", f"engine.cache_dir={tmp_path}"]
+    assert main([*argv, "--set", "publisher.endpoint=tcp://127.0.0.1:*"]) == ExitCode.MODEL
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "Traceback" not in err

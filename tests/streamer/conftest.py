@@ -8,6 +8,7 @@
         rtsp_server.kill()               # SIGKILL, like a crashed camera
         rtsp_server.start()              # again, on the same port
         once = rtsp_server(face_clip)    # another server: plays the clip once per client
+        locked = rtsp_server(auth="user:secret")   # the default clip, Basic auth required
 """
 
 from __future__ import annotations
@@ -68,9 +69,13 @@ class RtspServer:
     brings the same URL back.
     """
 
-    def __init__(self, clip: Path, *, loop: bool = False, log_path: Path | None = None) -> None:
+    def __init__(
+        self, clip: Path, *, loop: bool = False, log_path: Path | None = None, auth: str | None = None
+    ) -> None:
         self.clip = Path(clip)
         self.loop = loop
+        self.auth = auth
+        """``USER:PASSWORD`` the server requires (HTTP Basic), or None."""
         self.port = 0
         self.log_path = log_path
         self._proc: subprocess.Popen[str] | None = None
@@ -92,6 +97,8 @@ class RtspServer:
         cmd = [str(SYSTEM_PYTHON), str(SERVER_SCRIPT), str(self.clip), "--port", str(self.port)]
         if self.loop:
             cmd.append("--loop")
+        if self.auth:
+            cmd += ["--auth", self.auth]
         stderr = open(self.log_path, "a") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True)
@@ -147,9 +154,9 @@ class RtspServerFactory:
         self._default: RtspServer | None = None
         self._servers: list[RtspServer] = []
 
-    def __call__(self, clip: Path | None = None, *, loop: bool = False) -> RtspServer:
+    def __call__(self, clip: Path | None = None, *, loop: bool = False, auth: str | None = None) -> RtspServer:
         log_path = self._log_dir / f"rtsp_server_{len(self._servers)}.log"
-        server = RtspServer(clip or self._default_clip, loop=loop, log_path=log_path)
+        server = RtspServer(clip or self._default_clip, loop=loop, log_path=log_path, auth=auth)
         self._servers.append(server)
         return server.start()
 

@@ -2,12 +2,13 @@
 
 Run it under Debian's ``/usr/bin/python3`` (it has ``gi``), not the project's Python:
 
-    /usr/bin/python3 tests/streamer/rtsp_server.py clip.mp4 --port 0 [--loop]
+    /usr/bin/python3 tests/streamer/rtsp_server.py clip.mp4 --port 0 [--loop] [--auth USER:PASSWORD]
 
 It serves ``rtsp://127.0.0.1:PORT/test`` and prints ``READY <port>`` on stdout once it
 answers. ``--port 0`` picks a free port. Every client gets its own pipeline, so the file
 plays from the start for each (re)connection; with ``--loop`` it also restarts at its end
-(segment seeks), so one client sees an endless stream.
+(segment seeks), so one client sees an endless stream. With ``--auth`` only that user may
+play it (HTTP Basic; anyone else gets 401 Unauthorized).
 """
 
 from __future__ import annotations
@@ -61,11 +62,28 @@ def _loop_media(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.R
     media.connect("prepared", on_prepared)
 
 
+def _require_basic_auth(
+    server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory, user: str, password: str
+) -> None:
+    """Only ``user:password`` may open the media (others get 401 Unauthorized)."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    server.set_auth(auth)
+    permissions = GstRtspServer.RTSPPermissions()
+    permissions.add_role_from_structure(
+        Gst.Structure.new_from_string("user,media.factory.access=(boolean)true,media.factory.construct=(boolean)true")
+    )
+    factory.set_permissions(permissions)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clip", help="H.264 MP4 file to serve")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0 = any free port)")
     parser.add_argument("--loop", action="store_true", help="restart the clip at its end")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", help="require HTTP Basic authentication")
     args = parser.parse_args(argv)
 
     Gst.init(None)
@@ -77,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     factory.set_shared(False)
     if args.loop:
         factory.connect("media-configure", _loop_media)
+    if args.auth:
+        _require_basic_auth(server, factory, *args.auth.split(":", 1))
     server.get_mount_points().add_factory("/test", factory)
     if server.attach(None) == 0:
         print(f"ERROR cannot listen on 127.0.0.1:{args.port}", flush=True)

@@ -204,3 +204,27 @@ def test_subscribe_state_prints_the_state_then_newer_updates(capsys):
     assert rc == 0 and lines[0].startswith("state  engine 0123456789ab")
     assert lines[1].startswith("state  cam0 h264") and lines[2].startswith("state  cam0 track 4")
     assert lines[-1].startswith("faces  cam0 #") and "received 1 update(s) after the state, 0 missed" in out.err
+
+
+def test_subscribe_imports_neither_torch_nor_the_engine():
+    """`streamer subscribe` is the light client side: the probe measured 8 s and ~850 MB when
+    it imported torch through the publisher."""
+    import subprocess
+    import sys
+
+    from tests.streamer.helpers import ROOT, free_endpoint
+
+    heavy = ["torch", "cv2", "av", "onnxruntime", "open_clip", "numpy", "engine.engine", "configs.settings"]
+    code = (
+        "import json, sys\n"
+        "from streamer.cli import main\n"
+        f"rc = main(['subscribe', {free_endpoint()!r}, '--idle-timeout', '0.3'])\n"
+        f"print(json.dumps({{'rc': rc, 'loaded': [m for m in {heavy!r} if m in sys.modules],"
+        " 'peak_kb': [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')]}))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.splitlines()[-1])
+    assert out["rc"] == 0 and out["loaded"] == [], out
+    assert "received 0 message(s)" in res.stderr
+    print(f"\nstreamer subscribe: peak RSS {out['peak_kb']} kB")

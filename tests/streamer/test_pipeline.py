@@ -4,6 +4,7 @@ thread publishes (never on the clock), so the tests hold on a machine of any spe
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -13,12 +14,13 @@ from configs import load_settings
 from engine.output import EngineOutput
 from engine.smoothing import make_smoother
 from streamer.base import Publisher, PublisherStats
+from streamer.messages import MessageContext, faces_message
 from streamer.pipeline import Pipeline, StreamSpec
 from streamer.pipeline.handoff import EndNotice, ScoreSlots
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.stats import PipelineStats
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS
-from tests.streamer.helpers import OFFLINE, score_job
+from tests.streamer.helpers import OFFLINE, score_job, validators
 
 CLASSES = ["happiness", "sadness", "neutral"]
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
@@ -92,6 +94,41 @@ def test_one_engine_batch_for_all_streams_and_state_freed_on_end():
     stage.forget(EndNotice("a", 1))
     stage.forget(EndNotice("b"))
     assert set(stage.results) == {("a", 2)} and len(stage.smoother) == 1
+
+
+class NanEngine(FakeEngine):
+    """Returns NaN scores for the crops at ``bad`` positions of every batch."""
+
+    def __init__(self, bad: list[int]) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def score(self, crops: np.ndarray) -> EngineOutput:
+        out = super().score(crops)
+        logits = torch.from_numpy(out.logits.copy())
+        logits[self.bad] = float("nan")
+        return EngineOutput.from_tensors(logits, out.projected, CLASSES)
+
+
+def test_non_finite_scores_of_one_crop_are_a_counted_per_face_error():
+    """The NaN crop's track keeps no result (null in messages), the other faces are scored,
+    the error is counted, and the faces message stays strict JSON."""
+    settings = load_settings(None, ["detector.name=haar", "scheduler.max_hz=1000"])
+    stats = PipelineStats()
+    stage = ScoringThread(NanEngine(bad=[1]), ScoreSlots(), settings, stats)
+    job = score_job("a", [1, 2, 3])
+    stage.score([job])
+    assert set(stage.results) == {("a", 1), ("a", 3)}
+    assert stats.stream("a").errors == 1
+    assert all(np.isfinite(r.probs).all() and np.isfinite(r.smoothed_probs).all() for r in stage.results.values())
+    ctx = MessageContext("abcdef012345", CLASSES)
+    results = [stage.results.get(("a", t)) for t in (1, 2, 3)]
+    msg = json.loads(json.dumps({**faces_message(job.frame, job.tracks, results, ctx), "seq": 0}, allow_nan=False))
+    assert [f["label"] is None for f in msg["faces"]] == [False, True, False]
+    validators()["faces"].validate(msg)
+    stage.engine.bad = [0, 1, 2]  # a whole batch of NaN: nothing scored, nothing raised
+    stage.score([score_job("b", [5, 6, 7])])
+    assert not any(k[0] == "b" for k in stage.results) and stats.stream("b").errors == 3
 
 
 def test_slow_engine_never_stalls_detection_and_tracking(face_clip):
