@@ -8,7 +8,9 @@ that reads everything) and the metrics endpoint scraped now and then. After a wa
 resident memory (``/proc/self/statm``) is sampled and Python allocations are traced
 (``tracemalloc``); the test prints the largest growth sites.
 
-CI runs the short version (``EXPSTREAM_SOAK_S``, default 150 s including 40 s of warm-up).
+CI runs the short version (``EXPSTREAM_SOAK_S``, default 150 s including 38 s of warm-up);
+on a slow machine each phase also lasts until the clips have looped enough times (the test
+measures memory per loop, not work per second).
 The issue's 10-minute run: ``EXPSTREAM_SOAK_S=600 python -m pytest -s tests/streamer/test_soak.py``.
 """
 
@@ -39,6 +41,10 @@ SOAK_S = float(os.environ.get("EXPSTREAM_SOAK_S", "150"))
 WARMUP_S = min(60.0, max(20.0, SOAK_S / 4))
 SAMPLE_S = 5.0
 FPS = 15
+LOOP_FRAMES = round(1.8 * FPS)
+"""Frames of one loop of the clip (1 s of faces, 0.8 s without)."""
+MIN_WARMUP_LOOPS, MIN_LOOPS = 5, 30
+"""Loops per stream the warm-up and the whole run last at least, however slow the machine."""
 
 
 def coming_and_going_clip(path: Path, seconds_in_view: float = 1.0, seconds_away: float = 0.8) -> Path:
@@ -142,14 +148,18 @@ def test_memory_stays_flat_and_per_track_state_bounded_while_faces_come_and_go(t
     samples: list[tuple[float, int, int]] = []  # (seconds since warm-up, rss, traced bytes)
     state: list[dict[str, int]] = []
     t0 = time.monotonic()
+
+    def loops() -> float:
+        return min(src.stats.frames_decoded for src in pipe.sources.values()) / LOOP_FRAMES if pipe.sources else 0.0
+
     try:
-        while time.monotonic() - t0 < WARMUP_S:
+        while time.monotonic() - t0 < WARMUP_S or loops() < MIN_WARMUP_LOOPS:
             assert runner.is_alive()
             time.sleep(SAMPLE_S)  # a soak test runs for a duration by definition
         tracemalloc.start(25)
         warm = time.monotonic()
         first = tracemalloc.take_snapshot()
-        while (now := time.monotonic()) - t0 < SOAK_S:
+        while (now := time.monotonic()) - t0 < SOAK_S or loops() < MIN_LOOPS:
             time.sleep(SAMPLE_S)
             assert runner.is_alive()
             urllib.request.urlopen(f"{metrics.url}/metrics", timeout=60).read()
@@ -181,10 +191,10 @@ def test_memory_stays_flat_and_per_track_state_bounded_while_faces_come_and_go(t
     rss_end = statistics.median(s[1] for s in samples[-n:])
     traced_start = statistics.median(s[2] for s in samples[:n])
     traced_end = statistics.median(s[2] for s in samples[-n:])
-    loops = snap.streams["a"].source.frames_decoded / (FPS * 1.8)
+    n_loops = min(s.source.frames_decoded for s in snap.streams.values()) / LOOP_FRAMES
     print(
         f"\nsoak: {SOAK_S:.0f} s ({WARMUP_S:.0f} s warm-up), {len(samples)} samples, "
-        f"{snap.frames} frames, {snap.faces} faces, {snap.scored} crops scored, ~{loops:.0f} loops per stream, "
+        f"{snap.frames} frames, {snap.faces} faces, {snap.scored} crops scored, ~{n_loops:.0f} loops per stream, "
         f"{drain.count} messages read, {drain.tracks_started} tracks started; "
         f"RSS {rss_start / 2**20:.1f} -> {rss_end / 2**20:.1f} MiB "
         f"({100 * (rss_end / rss_start - 1):+.2f} %), traced Python {traced_start / 2**20:.2f} -> "
@@ -198,8 +208,8 @@ def test_memory_stays_flat_and_per_track_state_bounded_while_faces_come_and_go(t
         print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {stat.traceback[0]}")
 
     assert snap.scored > 0 and snap.errors == 0 and drain.count > 0
-    assert all(s.source.frames_decoded > 5 * FPS * 1.8 for s in snap.streams.values()), "the clips looped"
-    assert drain.tracks_started >= loops, "faces came and went: tracks started on every loop"
+    assert n_loops >= MIN_LOOPS
+    assert drain.tracks_started >= n_loops, "faces came and went: tracks started on every loop"
     assert rss_end < 1.05 * rss_start, f"RSS grew {100 * (rss_end / rss_start - 1):.2f} % after warm-up"
     assert traced_end - traced_start < 4 * 2**20, (
         f"Python allocations grew {(traced_end - traced_start) / 2**20:.2f} MiB"
