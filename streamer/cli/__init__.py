@@ -1,4 +1,4 @@
-"""The ``streamer`` command: ``run``, ``subscribe``, ``bench`` and ``build-engine``.
+"""The ``streamer`` command: ``run``, ``subscribe``, ``bench``, ``build-engine`` and ``cluster``.
 
 Exit codes (``engine.errors.ExitCode``, docs/streamer.md): 0 every stream ended normally or
 was stopped; 1 some stream failed; 2 bad command line or configuration; 3 a model, head or
@@ -12,6 +12,7 @@ Example (plain text)::
     $ streamer bench --streams 4 --json
     $ streamer bench --engine-only --batch-sizes 1,64
     $ streamer build-engine --backend tensorrt
+    $ streamer cluster -c site.yaml --sources sources.yaml
 """
 
 from __future__ import annotations
@@ -85,6 +86,18 @@ def _build_engine_parser(sub: argparse._SubParsersAction) -> None:
     shorthand(p, "--backend", key="engine.backend", metavar="NAME", help="auto, torch, compile, onnxruntime, tensorrt")
 
 
+def _cluster_parser(sub: argparse._SubParsersAction) -> None:
+    from streamer.cli.cluster import add_cluster_arguments
+
+    p = sub.add_parser(
+        "cluster",
+        help="run on a Ray cluster: one worker per GPU, streams moved when one dies, one endpoint",
+        description="Run the service on a Ray cluster (one pipeline per worker actor), behind one "
+        "forwarder subscribers connect to; `streamer cluster status` asks a running driver.",
+    )
+    add_cluster_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamer", description="ExpStream: facial expressions of live video over ZeroMQ"
@@ -95,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _subscribe_parser(sub)
     _bench_parser(sub)
     _build_engine_parser(sub)
+    _cluster_parser(sub)
     return parser
 
 
@@ -122,9 +136,21 @@ def _build_engine(args: argparse.Namespace) -> int:
     return build_engine_command(args)
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from streamer.cli.cluster import cluster_command
+
+    return cluster_command(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamer`` command; returns the exit code."""
-    handlers = {"run": _run, "subscribe": _subscribe, "bench": _bench, "build-engine": _build_engine}
+    handlers = {
+        "run": _run,
+        "subscribe": _subscribe,
+        "bench": _bench,
+        "build-engine": _build_engine,
+        "cluster": _cluster,
+    }
     parser = build_parser()
     parser.set_defaults(argv=list(argv) if argv is not None else None)  # reports name their command
     return run_cli("streamer", parser, argv, handlers, hints={ModelError: OFFLINE_HINT})

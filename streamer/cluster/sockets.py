@@ -1,0 +1,82 @@
+"""Every ZeroMQ socket the cluster's driver opens goes through one of two functions:
+``server_socket`` (binds: the forwarder's XSUB and XPUB) or ``client_socket`` (connects:
+``streamer cluster status``). Each takes an optional ``secure`` callable applied to the
+socket before it binds or connects; the request servers (snapshot, control) take the same
+callable (``streamer.endpoints.RequestServer(secure=...)``).
+
+``server_security`` and ``client_security`` are where the cluster gets those callables from
+the settings. They return None (plain TCP) until CurveZMQ lands (``streamer/security.py``):
+then ``server_security`` returns ``ServerSecurity(settings.security, context).secure`` and
+``client_security`` ``lambda s: secure_client(s, server_public_key_file, client_secret_key_file)``.
+
+Example:
+    >>> import zmq
+    >>> ctx = zmq.Context()
+    >>> seen = []
+    >>> sock = server_socket(ctx, zmq.XPUB, "tcp://127.0.0.1:*", secure=seen.append)
+    >>> seen == [sock], bound_endpoint(sock).startswith("tcp://127.0.0.1:")
+    (True, True)
+    >>> sock.close(0); ctx.term()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+SecureSocket = Callable[[zmq.Socket], None]
+"""Applies security options (CurveZMQ keys) to a socket before it binds or connects."""
+
+
+def _socket(ctx: zmq.Context, kind: int, secure: SecureSocket | None, options: dict[int, Any]) -> zmq.Socket:
+    sock = ctx.socket(kind)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        for opt, value in options.items():
+            sock.setsockopt(opt, value)
+        if secure is not None:
+            secure(sock)
+    except BaseException:
+        sock.close(0)
+        raise
+    return sock
+
+
+def server_socket(
+    ctx: zmq.Context, kind: int, endpoint: str, secure: SecureSocket | None = None, **options: Any
+) -> zmq.Socket:
+    """A socket of ``kind`` with ``options`` (``zmq`` option name -> value), secured, bound."""
+    sock = _socket(ctx, kind, secure, {getattr(zmq, k): v for k, v in options.items()})
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError:
+        sock.close(0)
+        raise
+    return sock
+
+
+def client_socket(
+    ctx: zmq.Context, kind: int, endpoint: str, secure: SecureSocket | None = None, **options: Any
+) -> zmq.Socket:
+    """A socket of ``kind`` with ``options``, secured, connected."""
+    sock = _socket(ctx, kind, secure, {getattr(zmq, k): v for k, v in options.items()})
+    sock.connect(endpoint)
+    return sock
+
+
+def bound_endpoint(sock: zmq.Socket) -> str:
+    """The endpoint a socket is bound to (a ``*`` port resolved)."""
+    return sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+
+def server_security(settings: Any, context: zmq.Context) -> SecureSocket | None:
+    """The callable that secures the driver's server sockets; None = plain TCP (no security
+    section yet: see the module docstring for what replaces it)."""
+    return None
+
+
+def client_security(settings: Any) -> SecureSocket | None:
+    """The callable that secures a client socket to the driver; None = plain TCP."""
+    return None
