@@ -147,6 +147,8 @@ class ClusterDriver:
     def shutdown(self) -> None:
         """Workers end their streams (``ended``, reason ``stopped``), within ``stop_timeout_s``;
         the driver ends what they could not; then everything closes."""
+        if not (self.workers or self.forwarder or self._local_ray):
+            return  # nothing was started (Ray missing or refused)
         import ray
 
         with self.lock:

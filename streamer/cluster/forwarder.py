@@ -13,8 +13,8 @@ reads each message, because three things need it:
   it is sent, as in one process; the driver's snapshot endpoint answers from it.
 
 A stream's terminal event (``ended``/``failed``) closes its epoch here. ``notices`` (a
-queue) tells the driver when an epoch's first message passed (the end of a move's gap) and
-when a stream ended. Everything runs on one thread; ``call(fn)`` runs ``fn`` on it between
+queue) tells the driver when an epoch's first faces message passed (the end of a move's gap)
+and when a stream ended. Everything runs on one thread; ``call(fn)`` runs ``fn`` on it between
 two messages (the driver's handovers: fence, then publish its own messages, atomically).
 
 Example (plain text: binds ports)::
@@ -68,9 +68,10 @@ class ForwarderStats:
 
 @dataclass(frozen=True)
 class Notice:
-    """What the driver learns from the traffic: ``first`` (the first message of an epoch
-    passed; ``previous_s`` = when the stream's previous epoch last passed one) or ``ended``
-    (the epoch's terminal event passed; ``kind`` ended/failed, ``reason``)."""
+    """What the driver learns from the traffic: ``first`` (the first faces message of an
+    epoch passed; ``previous_s`` = when the stream's last faces message of an earlier epoch
+    passed: the move's gap) or ``ended`` (the epoch's terminal event passed; ``kind``
+    ended/failed, ``reason``)."""
 
     what: str
     stream_id: str
@@ -86,6 +87,8 @@ class _Stream:
     epoch: int | None = None
     seen_epoch: int | None = None
     last_s: float | None = None
+    faces_epoch: int | None = None
+    faces_s: float | None = None
     in_seq: dict[str, int] = field(default_factory=dict)
     terminal: tuple[int, str, str | None] | None = None
 
@@ -229,9 +232,13 @@ class Forwarder:
             st.in_seq[topic] = seq
         now = time.monotonic()
         if st.seen_epoch != epoch:
-            self.notices.put(Notice("first", sid, epoch, now, previous_s=st.last_s))
             st.seen_epoch = epoch
             st.in_seq = {topic: seq} if isinstance(seq, int) else {}
+        if msg.get("type") == "faces":
+            if st.faces_epoch != epoch:
+                self.notices.put(Notice("first", sid, epoch, now, previous_s=st.faces_s))
+                st.faces_epoch = epoch
+            st.faces_s = now
         st.last_s = now
         self._send(topic, msg, gap)
         if is_terminal(msg):

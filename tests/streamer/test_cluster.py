@@ -14,7 +14,9 @@ import zmq
 from configs import load_settings
 from configs.cluster import ClusterSettings
 from configs.streamer import PublisherSettings
-from engine.errors import ConfigError
+from engine.errors import ConfigError, ExitCode
+from streamer.cli import main
+from streamer.cli.cluster import status_text
 from streamer.cluster.assignment import Assignment
 from streamer.cluster.epochs import TRACK_ID_STRIDE, cluster_track_id, split_track_id
 from streamer.cluster.fencing import FencedPublisher
@@ -140,6 +142,7 @@ def test_forwarder_fences_stale_epochs_and_keeps_one_seq_per_topic(forwarder):
     while not forwarder.notices.empty():
         notices.append(forwarder.notices.get_nowait())
     assert [(n.what, n.epoch) for n in notices] == [("first", 1), ("first", 2), ("ended", 2)]
+    assert notices[0].previous_s is None
     assert notices[1].previous_s is not None and notices[1].at_s >= notices[1].previous_s
     assert forwarder.terminal("cam0") == (2, "ended", "stopped") and forwarder.epoch("cam0") is None
     assert "cam0" not in forwarder.board.snapshot()["streams"]
@@ -312,5 +315,41 @@ def test_plan_workers_capacity_and_ingest(tmp_path: Path):
     assert worker_ingest("tcp://0.0.0.0:5560", "head.lan", "10.0.0.2") == "tcp://head.lan:5560"
     with pytest.raises(ConfigError, match="heartbeat_timeout_s"):
         load_settings(None, ["cluster.heartbeat_timeout_s=1", "cluster.heartbeat_interval_s=2"])
-    with pytest.raises(ConfigError, match="cluster.ingest_endpoint"):
+    with pytest.raises(ConfigError, match=r"cluster\.ingest_endpoint"):
         load_settings(None, ["cluster.ingest_endpoint=ipc:///tmp/x"])
+
+
+def test_cluster_command_refuses_what_it_cannot_run(tmp_path: Path, capsys):
+    """Errors found before Ray starts: exit 2 with the reason."""
+    src = tmp_path / "sources.yaml"
+    src.write_text("sources:\n  cam0: clip.mp4\n")
+    cases = [
+        (["cluster", "-c", "offline"], "no sources"),
+        (["cluster", "-c", "offline", "--sources", str(tmp_path / "nope.yaml")], "not found"),
+        (["cluster", "-c", "offline", "--sources", str(src), "--set", "publisher.kind=jsonl"], "one bound ZeroMQ"),
+        (["cluster", "-c", "offline", "--sources", str(src), "--set", "preview.path=x.mp4"], "preview.path"),
+        (["cluster", "status", "-c", "offline"], "control.endpoint"),
+    ]
+    for argv, error in cases:
+        assert main(argv) == ExitCode.CONFIG, argv
+        assert error in capsys.readouterr().err, argv
+
+
+def test_cluster_status_text():
+    reply = {
+        "endpoint": "tcp://10.0.0.2:5556",
+        "engine": ENGINE,
+        "capacity": 3,
+        "workers": [
+            {"id": "w0", "state": "ready", "node_ip": "10.0.0.3", "pid": 41, "load": 2, "capacity": 3,
+             "cpu_percent": 150.0, "streams": ["cam0", "cam1"], "fps": {"cam0": 15.0, "cam1": 14.9}, "cause": None},
+            {"id": "w1", "state": "dead", "node_ip": "10.0.0.4", "pid": 42, "load": 0, "capacity": 3,
+             "cpu_percent": None, "streams": [], "fps": {}, "cause": "ActorDiedError: gone"},
+        ],
+        "sources": {"cam0": {"state": "assigned"}, "cam1": {"state": "assigned"}, "cam2": {"state": "pending"}},
+        "moves": [{"stream": "cam1", "from": "w1", "to": "w0", "epoch": 2, "at": 5.0, "gap_s": 0.6, "cause": "x"}],
+        "forwarder": {"forwarded": 10, "fenced": 1, "ingest_gaps": 0, "subscriptions": 2},
+    }  # fmt: skip
+    text = status_text(reply)
+    assert "cam0 (15.0), cam1 (14.9)" in text and "[ActorDiedError: gone]" in text
+    assert "pending: cam2" in text and "moved cam1: w1 -> w0 epoch 2" in text and "1 fenced" in text
