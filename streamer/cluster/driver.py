@@ -154,11 +154,12 @@ class ClusterDriver:
         with self.lock:
             self._stopping = True
             alive = [w for w in self.workers.values() if w.alive]
-            for w in alive:
+            serving = [w for w in alive if w.state != "starting"]  # a starting one has no stream: killed below
+            for w in serving:
                 w.actor.stop.remote()
         deadline = time.monotonic() + self.cs.stop_timeout_s
-        if alive:
-            ray.wait([w.run_ref for w in alive], num_returns=len(alive), timeout=self.cs.stop_timeout_s)
+        if serving:
+            ray.wait([w.run_ref for w in serving], num_returns=len(serving), timeout=self.cs.stop_timeout_s)
         if self.forwarder is not None:
             while time.monotonic() < deadline and self._running_sources():
                 with self.lock:

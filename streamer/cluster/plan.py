@@ -102,6 +102,7 @@ def connect_ray(cs: ClusterSettings) -> bool:
             num_gpus=cs.local_gpus,
             include_dashboard=False,
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            _system_config={"worker_niceness": 0},  # a real-time pipeline, not a background task
             **common,
         )
     except ConnectionError as e:

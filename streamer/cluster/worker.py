@@ -55,6 +55,7 @@ class StreamWorker:
 
     def __init__(self, settings: dict[str, Any], worker_id: str, log_level: str = "INFO") -> None:
         _configure_logging(log_level)
+        _normal_priority()
         from streamer.control import Controller
         from streamer.pipeline import Pipeline
         from streamer.publisher import create_publisher
@@ -185,6 +186,18 @@ class StreamWorker:
             "published": self.publisher.stats.sent,
             "fenced": self.publisher.fenced,
         }
+
+
+def _normal_priority() -> None:
+    """Ray starts workers at nice 15 unless told otherwise (``RAY_worker_niceness=0``): back to
+    0 where allowed, so decoding and detection do not starve behind ordinary processes."""
+    nice = os.nice(0)
+    if nice <= 0:
+        return
+    try:
+        os.nice(-nice)
+    except PermissionError:
+        log.warning("worker runs at nice %d (start Ray with RAY_worker_niceness=0 for real-time streams)", nice)
 
 
 def _cpu_s() -> float:

@@ -1,10 +1,11 @@
 """``streamer cluster`` end to end on a local Ray cluster (offline engine, Haar detector,
-looped realtime clips): 3 workers, 5 sources, one subscriber on the forwarder.
+looped realtime clips): 2 workers, 5 sources, one subscriber on the forwarder.
 
 The tests run in order on ONE cluster (a module fixture): every source served exactly once;
-a source added and removed through the driver; one worker SIGKILLed (its streams move, the
-gap per moved stream is measured and printed); one worker SIGSTOPped past the heartbeat
-timeout, then resumed (it is fenced, its streams move, it rejoins empty); then SIGTERM, and
+a source added and removed through the driver; one worker SIGSTOPped past the heartbeat
+timeout, then resumed (it is fenced, its streams move, it rejoins empty); the other worker
+SIGKILLed (its streams move to the rejoined one; the gap per moved stream is measured and
+printed; a replacement starts); then SIGTERM, and
 checks over every message the subscriber got: no stream ever served by two epochs at once,
 one ``seq`` per topic, track ids unique across epochs, the schemas. Stale-epoch messages
 sent straight to the forwarder (what a "dead" worker that comes back sends) never get out. Every wait is on
@@ -47,6 +48,8 @@ SOURCES = [f"cam{i}" for i in range(5)]
 HEARTBEAT_TIMEOUT_S = 10.0
 BOUND_S = HEARTBEAT_TIMEOUT_S + 1.0 + 5.0
 """The configured move bound: heartbeat timeout + interval + ``sources.open_timeout_s``."""
+START_S = 3 * LIVENESS_S
+"""Ray and two workers loading their engines at once on two busy cores (a minute or more)."""
 
 
 class TimedCollector(Collector):
@@ -119,10 +122,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
         f"publisher.endpoint={endpoint}",
         f"control.endpoint={control}",
         f"snapshot.endpoint={snapshot}",
-        "cluster.local_cpus=3",
-        "cluster.workers=3",
+        "cluster.local_cpus=3",  # two workers, and room for a replacement
+        "cluster.workers=2",
         "cluster.worker_cpus=1",
-        "cluster.streams_per_worker=3",
+        "cluster.streams_per_worker=5",  # survivors always have room: no move waits for a replacement
         "cluster.ingest_endpoint=tcp://127.0.0.1:*",
         f"cluster.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}",
         "cluster.lost_kill_s=1000",
@@ -154,16 +157,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
 def test_every_source_served_once_through_one_endpoint(cluster: Cluster):
     wait_for(
         lambda: all(len(cluster.faces(s)) >= 10 for s in SOURCES) or cluster.proc.poll() is not None,
-        LIVENESS_S,
+        START_S,
         "faces of every source on the forwarder",
     )
     assert cluster.proc.poll() is None, cluster.tail()
     st = cluster.status()
     ready = [w for w in st["workers"] if w["state"] == "ready"]
-    assert len(ready) == 3, st["workers"]
+    assert len(ready) == 2, st["workers"]
     served = sorted(s for w in ready for s in w["streams"])
     assert served == SOURCES, "every source on exactly one worker"
-    assert sorted(len(w["streams"]) for w in ready) == [1, 2, 2], "spread by capacity over every worker"
+    assert sorted(len(w["streams"]) for w in ready) == [2, 3], "spread by capacity over every worker"
     assert all(st["sources"][s]["state"] == "assigned" and st["sources"][s]["epoch"] == 1 for s in SOURCES)
     # The workers' own view (their heartbeats) agrees with the driver's.
     wait_for(
@@ -221,7 +224,7 @@ def gaps_of(cluster: Cluster, moved: dict[str, int]) -> dict[str, float]:
     return out
 
 
-def check_move(cluster: Cluster, victim: dict[str, Any], moved: dict[str, int], survivors: set[str]) -> None:
+def check_move(cluster: Cluster, victim: dict[str, Any], moved: dict[str, int]) -> None:
     wait_for(
         lambda: all(moved_to(cluster, s, victim["id"]) for s in moved), LIVENESS_S, f"moved events from {victim['id']}"
     )
@@ -240,7 +243,7 @@ def check_move(cluster: Cluster, victim: dict[str, Any], moved: dict[str, int], 
             f"for {gap:.2f} s; driver measured {driver_gaps.get(sid)} s; bound {BOUND_S:g} s"
         )
         assert 0 < gap <= BOUND_S + LIVENESS_S
-        assert ev["details"]["to"] in survivors and ev["epoch"] == moved[sid] + 1 == ev["details"]["epoch"]
+        assert ev["details"]["to"] != victim["id"] and ev["epoch"] == moved[sid] + 1 == ev["details"]["epoch"]
         assert victim["id"] in ev["reason"]
         assert st["sources"][sid]["worker"] == ev["details"]["to"] and st["sources"][sid]["epoch"] == moved[sid] + 1
         # On the stream's events: the old epoch's tracks end, then the move, then the new start.
@@ -260,21 +263,6 @@ def keeps_receiving(cluster: Cluster, streams: list[str]) -> None:
     )
 
 
-def test_sigkill_a_worker_moves_its_streams(cluster: Cluster):
-    ready = cluster.ready()
-    victim = max(ready, key=lambda w: len(w["streams"]))
-    st = cluster.status()
-    moved = {s: st["sources"][s]["epoch"] for s in victim["streams"]}
-    assert moved
-    os.kill(victim["pid"], signal.SIGKILL)
-    check_move(cluster, victim, moved, {w["id"] for w in ready} - {victim["id"]})
-    keeps_receiving(cluster, SOURCES)
-    st = cluster.status()
-    assert next(w for w in st["workers"] if w["id"] == victim["id"])["state"] == "dead"
-    # A replacement starts where the dead worker's CPU was freed, and becomes ready (empty).
-    wait_for(lambda: len(cluster.ready()) == 3, LIVENESS_S, "the replacement worker")
-
-
 def test_a_stalled_worker_is_fenced_and_rejoins_empty(cluster: Cluster):
     ready = cluster.ready()
     victim = max(ready, key=lambda w: len(w["streams"]))
@@ -283,7 +271,7 @@ def test_a_stalled_worker_is_fenced_and_rejoins_empty(cluster: Cluster):
     assert moved
     os.kill(victim["pid"], signal.SIGSTOP)  # alive but silent: a hung process or a partitioned node
     try:
-        check_move(cluster, victim, moved, {w["id"] for w in ready} - {victim["id"]})
+        check_move(cluster, victim, moved)
     finally:
         os.kill(victim["pid"], signal.SIGCONT)  # it comes back, still believing it serves them
 
@@ -312,11 +300,27 @@ def test_a_stalled_worker_is_fenced_and_rejoins_empty(cluster: Cluster):
     wait_for(lambda: cluster.status()["forwarder"]["fenced"] >= fenced + len(moved), LIVENESS_S, "the fence")
     zombie.close(0)
     ctx.term()
+    print(f"stale-epoch messages sent to the forwarder: {len(moved)}; fenced now {cluster.status()['forwarder']}")
     keeps_receiving(cluster, list(moved))
     timed = [m for _, _, m in list(cluster.col.timed)]
     for sid, old in moved.items():
         i = next(k for k, m in enumerate(timed) if m is moved_to(cluster, sid, victim["id"]))
         assert not [m for m in timed[i:] if m["stream_id"] == sid and m.get("epoch") == old], "a stale epoch got out"
+
+
+def test_sigkill_a_worker_moves_its_streams(cluster: Cluster):
+    ready = cluster.ready()
+    victim = max(ready, key=lambda w: len(w["streams"]))
+    st = cluster.status()
+    moved = {s: st["sources"][s]["epoch"] for s in victim["streams"]}
+    assert moved
+    os.kill(victim["pid"], signal.SIGKILL)
+    check_move(cluster, victim, moved)
+    keeps_receiving(cluster, SOURCES)
+    st = cluster.status()
+    assert next(w for w in st["workers"] if w["id"] == victim["id"])["state"] == "dead"
+    # A replacement is started (Ray places it where the dead worker's CPU was freed).
+    assert [w["state"] for w in st["workers"]].count("dead") == 1 and len(st["workers"]) == 3
 
 
 def test_stop_ends_every_stream_and_no_stream_was_ever_served_twice(cluster: Cluster):
