@@ -20,6 +20,7 @@ Example (plain text: needs a running cluster)::
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,36 @@ class ClusterController:
         return handler(req)
 
     def status(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.driver.status()
+        """The one process's ``streams``, ``engine``, ``classes``, and the cluster's workers,
+        sources, moves and forwarder counters."""
+        from streamer.sources.uri import redact_uri
+
+        d = self.driver
+        with d.lock:
+            a, fwd, placement = d.assignment, d.forwarder, d.placement
+            assert fwd is not None and placement is not None
+            return {
+                "streams": d.running(),
+                "engine": d.engine,
+                "classes": d.classes,
+                "capacity": d.capacity,
+                "endpoint": fwd.publish_endpoint,
+                "ingest": d.ingest,
+                "workers": [w.describe(d.capacity, a.load(w.id), a.streams_of(w.id)) for w in d.workers.values()],
+                "sources": {
+                    s.stream_id: {
+                        "uri": redact_uri(s.uri),
+                        "weight": s.weight,
+                        "state": s.state,
+                        "worker": s.worker,
+                        "epoch": s.epoch,
+                        "reason": s.reason,
+                    }
+                    for s in a.sources.values()
+                },
+                "moves": [dict(m) for m in placement.moves],
+                "forwarder": asdict(fwd.stats),
+            }
 
     def add_source(self, req: dict[str, Any]) -> dict[str, Any]:
         sid, uri, weight = req.get("id"), req.get("uri"), req.get("weight", 1)

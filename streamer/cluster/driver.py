@@ -8,9 +8,8 @@ what the forwarder saw (epochs that ended, first messages of moved streams), che
 worker's heartbeat, moves the streams of a lost or dead worker, and places pending sources.
 Control requests (another thread) take the same lock.
 
-A move, in order: the old epoch is fenced at the forwarder, its open episodes and tracks
-end (``handover``), a ``moved`` event names the new worker and epoch, the new epoch opens at
-the forwarder, and only then is the new worker told to start the stream.
+Workers are ``WorkerSlot``s (``workers.py``); streams change hands through ``Placement``
+(``placement.py``); control requests are ``ClusterController``'s (``control.py``).
 
 Example (plain text: starts Ray)::
 
@@ -25,14 +24,13 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import asdict
 from typing import Any
 
 from configs import Settings
 from engine.errors import ConfigError, ExitCode, ModelError
 from streamer.cluster.assignment import Assignment
 from streamer.cluster.forwarder import Forwarder
-from streamer.cluster.handover import close_tracks, ended_event, moved_event
+from streamer.cluster.placement import Placement
 from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest
 from streamer.cluster.sources import ClusterSource
 from streamer.cluster.workers import WorkerSlot, error_text
@@ -57,13 +55,12 @@ class ClusterDriver:
             self.assignment.add_source(src.stream_id, src.uri, src.weight)
         self.board = StateBoard()
         self.workers: dict[str, WorkerSlot] = {}
-        self.moves: list[dict[str, Any]] = []
         self.engine: str | None = None
         self.classes: list[str] | None = None
         self.forwarder: Forwarder | None = None
+        self.placement: Placement | None = None
         self.ingest = ""
         self.lock = threading.RLock()
-        self._calls: dict[Any, tuple[str, str, int, str]] = {}
         self._ids = itertools.count()
         self._servers: list[Any] = []
         self._local_ray = False
@@ -96,6 +93,7 @@ class ClusterDriver:
             raise ConfigError(f"publisher.endpoint {pub.endpoint} / cluster.ingest_endpoint: cannot bind ({e})") from e
         node_ip = ray.util.get_node_ip_address()
         self.ingest = worker_ingest(self.forwarder.ingest_endpoint, self.cs.advertise_host, node_ip)
+        self.placement = Placement(self.assignment, self.forwarder, self.board, self.workers)
         if self.settings.snapshot.endpoint:
             snap = self.settings.snapshot.endpoint
             self._servers.append(RequestServer("snapshot", snap, lambda req: self.board.snapshot(), secure=secure))
@@ -160,14 +158,14 @@ class ClusterDriver:
         deadline = time.monotonic() + self.cs.stop_timeout_s
         if serving:
             ray.wait([w.run_ref for w in serving], num_returns=len(serving), timeout=self.cs.stop_timeout_s)
-        if self.forwarder is not None:
+        if self.placement is not None:
             while time.monotonic() < deadline and self._running_sources():
                 with self.lock:
-                    self._drain_notices()
+                    self.placement.drain_notices()
                 time.sleep(0.05)
             with self.lock:
                 for src in self.assignment.active():
-                    self._close(src.stream_id, src.epoch, "stopped", terminal="stopped", closed_ok=True)
+                    self.placement.close(src.stream_id, src.epoch, "stopped", terminal="stopped", closed_ok=True)
         for w in alive:
             w.kill()
         for server in self._servers:
@@ -176,6 +174,11 @@ class ClusterDriver:
             self.forwarder.close()
         if self._local_ray and ray.is_initialized():
             ray.shutdown()
+
+    @property
+    def _placement(self) -> Placement:
+        assert self.placement is not None, "start() first"
+        return self.placement
 
     def _running_sources(self) -> bool:
         with self.lock:
@@ -188,19 +191,18 @@ class ClusterDriver:
         import ray
 
         with self.lock:
-            refs = [r for w in self.workers.values() for r in w.refs()] + list(self._calls)
+            refs = [r for w in self.workers.values() for r in w.refs()] + list(self._placement.calls)
         if refs:
             ray.wait(refs, num_returns=1, timeout=TICK_S)
         else:
             time.sleep(TICK_S)
         with self.lock:
             ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) if refs else set()
-            self._drain_notices()
+            self._placement.drain_notices()
             self._check_workers(ready)
-            self._check_calls(ready)
+            self._placement.check_calls(ready)
             if self._gate_open():
-                for sid in self.assignment.pending():
-                    self._place(sid)
+                self._placement.place_pending()
             if not any(w.alive for w in self.workers.values()):
                 causes = "; ".join(f"{w.id}: {w.cause}" for w in self.workers.values())
                 raise ModelError(f"no worker is left ({causes})")
@@ -227,26 +229,6 @@ class ClusterDriver:
             )
             self._gate_s = None
         return self._gate_s is None
-
-    def _drain_notices(self) -> None:
-        assert self.forwarder is not None
-        while not self.forwarder.notices.empty():
-            n = self.forwarder.notices.get_nowait()
-            if n.what == "ended":
-                if self.assignment.finish(n.stream_id, n.epoch, n.kind or "ended", n.reason):
-                    log.info("stream %s %s (%s)", n.stream_id, n.kind, n.reason)
-            elif n.what == "first":
-                for move in self.moves:
-                    if move["stream"] == n.stream_id and move["epoch"] == n.epoch and move["gap_s"] is None:
-                        move["gap_s"] = None if n.previous_s is None else round(n.at_s - n.previous_s, 3)
-                        move["resumed_at"] = time.time()
-                        log.info(
-                            "stream %s resumed on %s (epoch %d): no message for %s s",
-                            n.stream_id,
-                            move["to"],
-                            n.epoch,
-                            move["gap_s"],
-                        )
 
     # ================================================================ workers
 
@@ -304,6 +286,7 @@ class ClusterDriver:
         if status:
             w.status = status
             self.engine, self.classes = status.get("engine"), status.get("classes")
+            self._placement.engine = self.engine
         if w.state == "starting":
             w.state, w.was_ready = "ready", True
             self.assignment.add_worker(w.id, self.capacity)
@@ -331,7 +314,7 @@ class ClusterDriver:
     def _lost(self, w: WorkerSlot, cause: str) -> None:
         w.state, w.lost_s, w.cause = "lost", time.monotonic(), cause
         log.warning("worker %s lost: %s", w.id, cause)
-        self._move_away(w, f"worker {w.id} lost: {cause}")
+        self._placement.move_away(w.id, f"worker {w.id} lost: {cause}", replace=not self._stopping)
 
     def _died(self, w: WorkerSlot, cause: str) -> None:
         if not w.alive:
@@ -339,123 +322,9 @@ class ClusterDriver:
         w.state, w.cause = "dead", cause
         log.warning("worker %s gone: %s", w.id, cause)
         w.kill()
-        self._move_away(w, f"worker {w.id} gone: {cause}")
+        self._placement.move_away(w.id, f"worker {w.id} gone: {cause}", replace=not self._stopping)
         if w.was_ready and self.cs.replace_workers and not self._stopping:
             self._start_worker()
-
-    # ================================================================ streams
-
-    def _move_away(self, w: WorkerSlot, cause: str) -> None:
-        """Fence and close the worker's streams, then place them elsewhere."""
-        moved, removed = self.assignment.drop_worker(w.id, cause)
-        for sid in removed:
-            self._close(sid, self.assignment.sources[sid].epoch, "removed", terminal="removed")
-        for sid in moved:
-            src = self.assignment.sources[sid]
-            closed = self._close(sid, src.epoch, "worker_lost")
-            if closed is not None:  # it had ended on its own just before: nothing to move
-                self.assignment.finish(sid, src.epoch, closed[1], closed[2])
-                continue
-            assert self.forwarder is not None
-            last = self.forwarder.last_seen(sid)
-            src_move = {
-                "stream": sid,
-                "from": w.id,
-                "to": None,
-                "epoch": None,
-                "cause": cause,
-                "at": time.time(),
-                "silent_s": None if last is None else round(time.monotonic() - last, 3),
-                "gap_s": None,
-            }
-            self.moves.append(src_move)
-            if not self._stopping:
-                self._place(sid)
-            if src.displaced:  # no worker has room: say so, it waits
-                self._publish([moved_event(sid, self._engine_of(sid), w.id, None, None, cause)])
-                src.displaced = f"{cause} (waited for a worker with room)"
-
-    def _place(self, sid: str) -> None:
-        """Give a pending source to the least-filled worker with room, if any."""
-        src = self.assignment.sources[sid]
-        placed = self.assignment.place(sid)
-        if placed is None:
-            return
-        wid, epoch = placed
-        msgs = []
-        if src.displaced:
-            msgs.append(moved_event(sid, self._engine_of(sid), src.previous, wid, epoch, src.displaced))
-            for move in reversed(self.moves):
-                if move["stream"] == sid:
-                    move.update(to=wid, epoch=epoch, placed_at=time.time())
-                    break
-            log.warning("stream %s moved %s -> %s (epoch %d): %s", sid, src.previous, wid, epoch, src.displaced)
-            src.displaced = None
-        assert self.forwarder is not None
-        fwd = self.forwarder
-
-        def open_epoch() -> None:
-            fwd.set_epoch(sid, epoch)
-            for topic, msg in msgs:
-                fwd.publish(topic, msg)
-
-        fwd.call(open_epoch)
-        ref = self.workers[wid].actor.assign.remote(sid, src.uri, epoch)
-        self._calls[ref] = ("assign", sid, epoch, wid)
-
-    def _close(
-        self, sid: str, epoch: int, reason: str, *, terminal: str | None = None, closed_ok: bool = False
-    ) -> tuple[int, str, str | None] | None:
-        """Fence ``epoch`` of ``sid`` and end its open tracks (and the stream, with
-        ``terminal``) on the subscribers' side. When its terminal event already passed:
-        nothing is published; returns that ``(epoch, kind, reason)``. ``closed_ok``: close a
-        stream the subscribers still hold even when no epoch is open (a displaced one)."""
-        assert self.forwarder is not None
-        fwd, board = self.forwarder, self.board
-
-        def close() -> tuple[int, str, str | None] | None:
-            stream = board.snapshot()["streams"].get(sid)
-            if fwd.epoch(sid) != epoch and not (closed_ok and fwd.epoch(sid) is None and stream is not None):
-                return fwd.terminal(sid)
-            fwd.set_epoch(sid, None)
-            engine = self._engine_of(sid, stream)
-            for topic, msg in close_tracks(stream, sid, epoch, engine, reason):
-                fwd.publish(topic, msg)
-            if terminal is not None and stream is not None:
-                fwd.publish(*ended_event(sid, engine, epoch, terminal))
-            return None
-
-        return fwd.call(close)
-
-    def _publish(self, msgs: list[tuple[str, dict[str, Any]]]) -> None:
-        assert self.forwarder is not None
-        fwd = self.forwarder
-        fwd.call(lambda: [fwd.publish(t, m) for t, m in msgs])
-
-    def _engine_of(self, sid: str, stream: dict[str, Any] | None = None) -> str:
-        """The fingerprint to put on the driver's messages about ``sid``."""
-        started = (stream or {}).get("started") or {}
-        return started.get("engine") or self.engine or "0" * 12
-
-    def _check_calls(self, ready: set[Any]) -> None:
-        import ray
-
-        for ref in [r for r in self._calls if r in ready]:
-            op, sid, epoch, wid = self._calls.pop(ref)
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.RayActorError:
-                continue  # the worker is gone: its lifetime call says so
-            except ray.exceptions.RayError as e:
-                log.error("worker %s: %s %s (epoch %d) failed: %s", wid, op, sid, epoch, error_text(e))
-                src = self.assignment.sources.get(sid)
-                if op == "assign" and src is not None and src.state == "assigned" and src.epoch == epoch:
-                    self._close(sid, epoch, "worker_lost")
-                    self.assignment.unplace(sid, error_text(e))
-                continue
-            closed = op == "remove" and not result.get("running")
-            if closed and self._close(sid, epoch, "removed", terminal="removed") is None:
-                self.assignment.finish(sid, epoch, "removed", "removed")
 
     # ================================================================ control (any thread)
 
@@ -463,15 +332,12 @@ class ClusterDriver:
         with self.lock:
             src = self.assignment.add_source(sid, uri, weight)
             if self._gate_open():
-                self._place(sid)
+                self._placement.place(sid)
             return {"streams": self.running(), "worker": src.worker, "epoch": src.epoch if src.worker else None}
 
     def remove_source(self, sid: str) -> dict[str, Any]:
         with self.lock:
-            src = self.assignment.removing(sid)
-            if src.state == "removing" and src.worker is not None:
-                ref = self.workers[src.worker].actor.remove.remote(sid, src.epoch)
-                self._calls[ref] = ("remove", sid, src.epoch, src.worker)
+            self._placement.remove(sid)
             return {"removing": sid}
 
     def running(self) -> list[str]:
@@ -492,32 +358,3 @@ class ClusterDriver:
             )
             for wid, err in failed.items():
                 self._died(self.workers[wid], f"engine change failed: {err}")
-
-    def status(self) -> dict[str, Any]:
-        from streamer.sources.uri import redact_uri
-
-        with self.lock:
-            a = self.assignment
-            assert self.forwarder is not None
-            return {
-                "streams": self.running(),
-                "engine": self.engine,
-                "classes": self.classes,
-                "capacity": self.capacity,
-                "endpoint": self.forwarder.publish_endpoint,
-                "ingest": self.ingest,
-                "workers": [w.describe(self.capacity, a.load(w.id), a.streams_of(w.id)) for w in self.workers.values()],
-                "sources": {
-                    s.stream_id: {
-                        "uri": redact_uri(s.uri),
-                        "weight": s.weight,
-                        "state": s.state,
-                        "worker": s.worker,
-                        "epoch": s.epoch,
-                        "reason": s.reason,
-                    }
-                    for s in a.sources.values()
-                },
-                "moves": [dict(m) for m in self.moves],
-                "forwarder": asdict(self.forwarder.stats),
-            }
