@@ -31,7 +31,7 @@ from engine.errors import ConfigError, ExitCode, ModelError
 from streamer.cluster.assignment import Assignment
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.placement import Placement
-from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest
+from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest, worker_settings
 from streamer.cluster.sources import ClusterSource
 from streamer.cluster.workers import WorkerSlot, error_text
 from streamer.state import StateBoard
@@ -78,7 +78,6 @@ class ClusterDriver:
         import zmq
 
         from streamer.cluster.sockets import server_security
-        from streamer.cluster.worker import worker_settings
         from streamer.endpoints import RequestServer
 
         self._local_ray = connect_ray(self.cs)
@@ -349,7 +348,6 @@ class ClusterDriver:
 
     def engine_changed(self, settings: Settings, failed: dict[str, str]) -> None:
         """New engine settings for new workers; workers that could not change are retired."""
-        from streamer.cluster.worker import worker_settings
 
         with self.lock:
             self.settings = settings

@@ -3,7 +3,8 @@ reserves, how many streams each takes, where workers reach the forwarder, and th
 connection itself.
 
 Example:
-    >>> from configs.cluster import ClusterSettings
+    >>> from configs import Settings
+from configs.cluster import ClusterSettings
     >>> plan_workers(ClusterSettings(worker_cpus=2), "cpu", {"CPU": 8.0, "GPU": 2.0})
     (4, {'num_cpus': 2.0, 'num_gpus': 0})
     >>> plan_workers(ClusterSettings(), "auto", {"CPU": 32.0, "GPU": 2.0})
@@ -19,6 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from configs import Settings
 from configs.cluster import ClusterSettings
 from engine.errors import ConfigError, MissingDependency
 
@@ -108,3 +110,16 @@ def connect_ray(cs: ClusterSettings) -> bool:
     except ConnectionError as e:
         raise ConfigError(f"cluster.address {cs.address!r}: cannot connect to Ray ({e})") from e
     return True
+
+
+def worker_settings(settings: Settings, ingest: str, start_timeout_s: float) -> Settings:
+    """A worker's settings: its publisher connects to the forwarder and holds its first
+    message until the forwarder's subscription arrived; no endpoints, no preview of its own."""
+    pub = settings.publisher.replace(
+        kind="zmq", endpoint=ingest, bind=False, wait_subscribers=1, settle_s=start_timeout_s
+    )
+    return settings.replace(
+        publisher=pub,
+        snapshot=settings.snapshot.replace(endpoint=None),
+        control=settings.control.replace(endpoint=None),
+    )

@@ -31,23 +31,8 @@ from typing import Any
 from configs import Settings
 from engine.cli import LOG_FORMAT
 from engine.errors import ConfigError
-from streamer.cluster.fencing import FencedPublisher
-from streamer.stats import RateMeter
 
 log = logging.getLogger(__name__)
-
-
-def worker_settings(settings: Settings, ingest: str, start_timeout_s: float) -> Settings:
-    """A worker's settings: its publisher connects to the forwarder and holds its first
-    message until the forwarder's subscription arrived; no endpoints, no preview of its own."""
-    pub = settings.publisher.replace(
-        kind="zmq", endpoint=ingest, bind=False, wait_subscribers=1, settle_s=start_timeout_s
-    )
-    return settings.replace(
-        publisher=pub,
-        snapshot=settings.snapshot.replace(endpoint=None),
-        control=settings.control.replace(endpoint=None),
-    )
 
 
 class StreamWorker:
@@ -56,9 +41,11 @@ class StreamWorker:
     def __init__(self, settings: dict[str, Any], worker_id: str, log_level: str = "INFO") -> None:
         _configure_logging(log_level)
         _normal_priority()
+        from streamer.cluster.fencing import FencedPublisher
         from streamer.control import Controller
         from streamer.pipeline import Pipeline
         from streamer.publisher import create_publisher
+        from streamer.stats import RateMeter
 
         self.worker_id = worker_id
         self.settings = Settings.model_validate(settings)
