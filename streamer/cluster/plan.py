@@ -1,10 +1,9 @@
 """What the driver decides before any worker starts: how many workers and what each one
 reserves, how many streams each takes, where workers reach the forwarder, and the Ray
-connection itself.
+connection itself; and the settings each worker runs with.
 
 Example:
-    >>> from configs import Settings
-from configs.cluster import ClusterSettings
+    >>> from configs.cluster import ClusterSettings
     >>> plan_workers(ClusterSettings(worker_cpus=2), "cpu", {"CPU": 8.0, "GPU": 2.0})
     (4, {'num_cpus': 2.0, 'num_gpus': 0})
     >>> plan_workers(ClusterSettings(), "auto", {"CPU": 32.0, "GPU": 2.0})
