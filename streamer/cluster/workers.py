@@ -87,6 +87,7 @@ class WorkerSlot:
             "node_ip": st.get("node_ip"),
             "pid": st.get("pid"),
             "gpus": st.get("gpus", []),
+            "engine": st.get("engine"),
             "streams": streams,
             "running": st.get("streams", []),
             "capacity": capacity,

@@ -2,7 +2,8 @@
 looped realtime clips): 2 workers, 5 sources, one subscriber on the forwarder.
 
 The tests run in order on ONE cluster (a module fixture): every source served exactly once;
-a source added and removed through the driver; one worker SIGSTOPped past the heartbeat
+a source added and removed through the driver; new prompts through the driver on every
+worker; one worker SIGSTOPped past the heartbeat
 timeout, then resumed (it is fenced, its streams move, it rejoins empty); the other worker
 SIGKILLed (its streams move to the rejoined one; the gap per moved stream is measured and
 printed; a replacement starts); then SIGTERM, and
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 import zmq
 
+from streamer.cli import main
 from streamer.client import StateSubscriber
 from streamer.cluster.epochs import split_track_id
 from streamer.endpoints import request
@@ -154,7 +156,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
         col.close()
 
 
-def test_every_source_served_once_through_one_endpoint(cluster: Cluster):
+def test_every_source_served_once_through_one_endpoint(cluster: Cluster, capsys):
     wait_for(
         lambda: all(len(cluster.faces(s)) >= 10 for s in SOURCES) or cluster.proc.poll() is not None,
         START_S,
@@ -175,6 +177,11 @@ def test_every_source_served_once_through_one_endpoint(cluster: Cluster):
     for s in SOURCES:
         assert {m["epoch"] for m in cluster.faces(s)} == {1}
         assert [m["kind"] for m in cluster.col.of(f"events.{s}") if m["scope"] == "stream"] == ["started"]
+
+    # `streamer cluster status` prints the same, readably.
+    assert main(["cluster", "status", "--set", f"control.endpoint={cluster.control}"]) == 0
+    out = capsys.readouterr().out
+    assert all(w["id"] in out for w in ready) and "pending: none" in out, out
 
     # A late joiner gets the whole state through the driver, then the updates after it.
     with StateSubscriber(cluster.endpoint, cluster.snapshot, timeout_s=LIVENESS_S) as late:
@@ -205,6 +212,29 @@ def test_add_and_remove_a_source_through_the_driver(cluster: Cluster):
     assert "cam5" not in cluster.status()["streams"]
     assert not cluster.request({"op": "remove_source", "id": "nope"})["ok"]
     assert not cluster.request({"op": "frobnicate"})["ok"]
+
+
+def test_engine_change_through_the_driver_reaches_every_worker(cluster: Cluster):
+    before = cluster.status()
+    bad = cluster.request({"op": "set_prompts", "prompts": {"templates": ["no placeholder"]}})
+    assert not bad["ok"] and cluster.status()["engine"] == before["engine"], "a refused change changes nothing"
+    custom = {"calm": ["a photo of a calm face."], "tense": ["a photo of a tense face."]}
+    changed = cluster.request({"op": "set_prompts", "prompts": {"custom": custom}})
+    assert changed["ok"] and changed["classes"] == ["calm", "tense"] and changed["engine"] != before["engine"]
+    assert changed["workers_failed"] == {}
+    counts = {s: len(cluster.faces(s)) for s in SOURCES}
+
+    def changed_everywhere() -> bool:
+        return all(
+            len(cluster.faces(s)) > counts[s] and cluster.faces(s)[-1]["engine"] == changed["engine"] for s in SOURCES
+        )
+
+    wait_for(changed_everywhere, LIVENESS_S, "the new engine on every stream")
+    wait_for(
+        lambda: {w["engine"] for w in cluster.status()["workers"] if w["state"] == "ready"} == {changed["engine"]},
+        LIVENESS_S,
+        "every worker's heartbeat with the new engine",
+    )
 
 
 def moved_to(cluster: Cluster, sid: str, victim: str) -> dict[str, Any] | None:
