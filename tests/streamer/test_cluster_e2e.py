@@ -15,6 +15,7 @@ messages or on the driver's status, never on the clock.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -141,6 +142,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: Ray's processes with it
         )
     c = Cluster(proc, log, endpoint, control, snapshot, col, face_clip)
     try:
@@ -153,6 +155,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # what a killed driver's local Ray left behind
+            os.killpg(proc.pid, signal.SIGKILL)
         col.close()
 
 
