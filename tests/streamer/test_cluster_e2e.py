@@ -188,6 +188,8 @@ def test_every_source_served_once_through_one_endpoint(cluster: Cluster, capsys)
     assert all(w["id"] in out for w in ready) and "pending: none" in out, out
 
     # A late joiner gets the whole state through the driver, then the updates after it.
+    snap = request(cluster.snapshot, {"op": "snapshot"}, LIVENESS_S)
+    assert not [e.message for e in validators()["snapshot"].iter_errors(snap)]
     with StateSubscriber(cluster.endpoint, cluster.snapshot, timeout_s=LIVENESS_S) as late:
         assert sorted(late.state["streams"]) == SOURCES
         assert all(late.state["streams"][s]["started"]["epoch"] == 1 for s in SOURCES)
