@@ -28,6 +28,8 @@ import threading
 import time
 from typing import Any
 
+import ray
+
 from configs import Settings
 from engine.cli import LOG_FORMAT
 from engine.errors import ConfigError
@@ -65,6 +67,7 @@ class StreamWorker:
         self._cpu = (time.monotonic(), _cpu_s())
         log.info("worker %s ready (pid %d), engine %s", worker_id, os.getpid(), self.pipeline.engine.fingerprint)
 
+    @ray.method(concurrency_group="life")
     def run(self) -> dict[str, Any]:
         """Run the pipeline until ``stop``; the final counters."""
         try:
@@ -142,10 +145,10 @@ class StreamWorker:
         """An engine change (``set_prompts``, ``set_head``) as the control endpoint does it."""
         return self.controller(request)
 
+    @ray.method(concurrency_group="heartbeat")
     def status(self) -> dict[str, Any]:
-        """The heartbeat: who and where, streams and epochs, and load."""
-        import ray
-
+        """The heartbeat: who and where, streams and epochs, and load. Its own thread
+        (concurrency group): calls waiting for the others never delay it."""
         snap = self.pipeline.snapshot()
         now = time.monotonic()
         fps = {

@@ -24,7 +24,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 8
-"""Calls one worker actor serves at once (``run`` holds one for its whole life)."""
+"""Driver calls one worker actor serves at once (``assign``, ``remove``, ``control``, ...);
+``run`` and ``status`` have a thread each of their own (concurrency groups)."""
+CONCURRENCY_GROUPS = {"life": 1, "heartbeat": 1}
 
 
 @dataclass
@@ -107,7 +109,7 @@ def _actor_class() -> Any:
 
     from streamer.cluster.worker import StreamWorker
 
-    return ray.remote(StreamWorker)
+    return ray.remote(concurrency_groups=CONCURRENCY_GROUPS)(StreamWorker)
 
 
 def error_text(e: BaseException) -> str:
