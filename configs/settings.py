@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from configs.analytics import AbstainSettings, EpisodeSettings
 from configs.base import StrictSettings
+from configs.cluster import ClusterSettings
 from configs.engine import EngineSettings
 from configs.loader import ConfigSource, dump, load
 from configs.service import ControlSettings, SnapshotSettings
@@ -70,6 +71,8 @@ class Settings(StrictSettings):
     """Annotated preview video (also --preview OUT.mp4)."""
     stats: StatsSettings = StatsSettings()
     """Periodic statistics line on stderr."""
+    cluster: ClusterSettings = ClusterSettings()
+    """``streamer cluster``: one pipeline per worker actor on a Ray cluster, one endpoint (docs/deployment.md)."""
     trainer: TrainerSettings = TrainerSettings()
     """The trainer: LLM teacher, feature extraction, the head's fit, zero-shot evaluation."""
 

@@ -184,9 +184,16 @@ class SecuritySettings(StrictSettings):
     receive nothing and are logged. Re-read when it changes (no restart needed)."""
     allow_any_client: bool = False
     """Encrypt, but accept any client key (no client authentication)."""
+    client_secret_key: Annotated[str | None, ConfigPath()] = None
+    """This process's own key pair (``NAME.key_secret``) when it connects to a secured service
+    as a client: a cluster worker publishing to its driver, ``streamer cluster status``."""
+    server_public_key: Annotated[str | None, ConfigPath()] = None
+    """The public key (``NAME.key``) of the service it connects to (the cluster driver's)."""
 
     @model_validator(mode="after")
     def _check_keys(self) -> SecuritySettings:
+        if (self.client_secret_key is None) != (self.server_public_key is None):
+            raise ValueError("client_secret_key and server_public_key go together")
         if self.server_secret_key is None and (self.authorized_clients or self.allow_any_client):
             raise ValueError("authorized_clients and allow_any_client need server_secret_key")
         if self.server_secret_key is not None and not self.authorized_clients and not self.allow_any_client:

@@ -123,10 +123,13 @@ class ZmqPublisher(QueuedPublisher):
         *,
         observer: Observer | None = None,
         security: ServerSecurity | None = None,
+        client_secure: Callable[[zmq.Socket], None] | None = None,
     ) -> None:
         """``security`` (its context is used when ``context`` is None) makes the socket a
-        CurveZMQ server."""
+        CurveZMQ server; ``client_secure`` a CurveZMQ client instead (a cluster worker
+        connecting to its driver's forwarder: ``streamer.security.client_securer``)."""
         self._security = security
+        self._client_secure = client_secure
         if context is None and security is not None:
             context = security.context
         self._ctx = context or zmq.Context()
@@ -148,7 +151,9 @@ class ZmqPublisher(QueuedPublisher):
             sock.setsockopt(zmq.SNDHWM, s.sndhwm)
             sock.setsockopt(zmq.LINGER, s.linger_ms)
             sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-            if self._security is not None:
+            if self._client_secure is not None:
+                self._client_secure(sock)
+            elif self._security is not None:
                 self._security.secure(sock)
             if s.bind:
                 sock.bind(s.endpoint)
@@ -220,9 +225,12 @@ class JsonlPublisher(QueuedPublisher):
 
 
 def create_publisher(
-    settings: PublisherSettings, observer: Observer | None = None, security: ServerSecurity | None = None
+    settings: PublisherSettings,
+    observer: Observer | None = None,
+    security: ServerSecurity | None = None,
+    client_secure: Callable[[zmq.Socket], None] | None = None,
 ) -> Publisher:
     """The publisher ``publisher.kind`` names."""
     if settings.kind == "jsonl":
         return JsonlPublisher(settings, observer)
-    return ZmqPublisher(settings, observer=observer, security=security)
+    return ZmqPublisher(settings, observer=observer, security=security, client_secure=client_secure)

@@ -38,6 +38,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,6 +114,17 @@ def secure_client(sock: zmq.Socket, server_key: str | Path, client_key: str | Pa
     before ``connect``."""
     sock.curve_serverkey = load_public_key(server_key, "server key")
     sock.curve_publickey, sock.curve_secretkey = load_key_pair(client_key, "client key")
+
+
+def client_securer(settings: SecuritySettings) -> Callable[[zmq.Socket], None] | None:
+    """What makes a socket a CurveZMQ client with ``security.client_secret_key`` and
+    ``security.server_public_key`` (None when they are not set: plain TCP)."""
+    server_key, client_key = settings.server_public_key, settings.client_secret_key
+    if server_key is None or client_key is None:
+        return None
+    load_public_key(server_key, "security.server_public_key")  # fail at start, not at connect
+    load_key_pair(client_key, "security.client_secret_key")
+    return lambda sock: secure_client(sock, server_key, client_key)
 
 
 class _AllowList:

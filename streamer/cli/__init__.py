@@ -1,4 +1,4 @@
-"""The ``streamer`` command: ``run``, ``subscribe``, ``keys``, ``bench`` and ``build-engine``.
+"""The ``streamer`` command: ``run``, ``subscribe``, ``keys``, ``bench``, ``build-engine`` and ``cluster``.
 
 Exit codes (``engine.errors.ExitCode``, docs/streamer.md): 0 every stream ended normally or
 was stopped; 1 some stream failed; 2 bad command line or configuration; 3 a model, head or
@@ -13,6 +13,7 @@ Example (plain text)::
     $ streamer bench --streams 4 --json
     $ streamer bench --engine-only --batch-sizes 1,64
     $ streamer build-engine --backend tensorrt
+    $ streamer cluster -c site.yaml --sources sources.yaml
 """
 
 from __future__ import annotations
@@ -109,6 +110,19 @@ def _build_engine_parser(sub: argparse._SubParsersAction) -> None:
     shorthand(p, "--backend", key="engine.backend", metavar="NAME", help="auto, torch, compile, onnxruntime, tensorrt")
 
 
+def _cluster_parser(sub: argparse._SubParsersAction, *, arguments: bool = True) -> None:
+    p = sub.add_parser(
+        "cluster",
+        help="run on a Ray cluster: one worker per GPU, streams moved when one dies, one endpoint",
+        description="Run the service on a Ray cluster (one pipeline per worker actor), behind one "
+        "forwarder subscribers connect to; `streamer cluster status` asks a running driver.",
+    )
+    if arguments:  # its module imports the settings root: not for light commands
+        from streamer.cli.cluster import add_cluster_arguments
+
+        add_cluster_arguments(p)
+
+
 LIGHT_COMMANDS = ("subscribe", "keys")
 """Commands that must start fast: they import neither torch nor the engine."""
 
@@ -137,6 +151,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _keys_parser(sub)
     _bench_parser(sub, arguments=command not in LIGHT_COMMANDS)
     _build_engine_parser(sub)
+    _cluster_parser(sub, arguments=command not in LIGHT_COMMANDS)
     return parser
 
 
@@ -173,6 +188,12 @@ def _build_engine(args: argparse.Namespace) -> int:
     return build_engine_command(args)
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from streamer.cli.cluster import cluster_command
+
+    return cluster_command(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamer`` command; returns the exit code."""
     handlers = {
@@ -181,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "keys": _keys,
         "bench": _bench,
         "build-engine": _build_engine,
+        "cluster": _cluster,
     }
     parser = build_parser(_command(sys.argv[1:] if argv is None else argv))
     parser.set_defaults(argv=list(argv) if argv is not None else None)  # reports name their command

@@ -1,0 +1,121 @@
+"""``streamer cluster``: the service on a Ray cluster, one worker actor per GPU (or per
+``cluster.worker_cpus`` CPUs), behind one endpoint (docs/deployment.md); ``streamer
+cluster status`` asks a running driver (its ``control.endpoint``) for workers, streams and
+load.
+
+Exit codes: 0 stopped (SIGINT/SIGTERM) or every source ended; 1 some source failed; 2 bad
+configuration or sources file; 3 no worker could start (or none is left).
+
+Example (plain text)::
+
+    $ streamer cluster -c site.yaml --sources sources.yaml --set cluster.address=auto
+    $ streamer cluster status -c site.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+from typing import Any
+
+from configs import Settings, dump_settings, load_settings
+from engine.errors import ConfigError
+
+log = logging.getLogger("streamer")
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    from engine.cli import add_config_args
+
+    parser.add_argument(
+        "action", nargs="?", choices=["run", "status"], default="run", help="run the cluster (default), or its status"
+    )
+    parser.add_argument("--sources", metavar="FILE.yaml", help="the sources: stream ids -> URIs (docs/deployment.md)")
+    parser.add_argument("--json", action="store_true", help="status: print the whole reply as JSON")
+    add_config_args(parser, "cluster.address=auto")
+
+
+def _check(settings: Settings) -> None:
+    if settings.publisher.kind != "zmq" or not settings.publisher.bind:
+        raise ConfigError("publisher: streamer cluster publishes on one bound ZeroMQ endpoint (kind zmq, bind true)")
+    if settings.preview.path:
+        raise ConfigError("preview.path: a preview is per process; streamer cluster does not write one")
+
+
+def cluster_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config, args.overrides)
+    if args.action == "status":
+        return status_command(settings, args.json)
+    from streamer.cli.run import stop_on_signals
+    from streamer.cluster.driver import ClusterDriver
+    from streamer.cluster.sources import load_sources
+
+    _check(settings)
+    sources = load_sources(args.sources) if args.sources else []
+    if not sources and not settings.control.endpoint:
+        raise ConfigError("no sources: give --sources FILE.yaml, or turn on control.endpoint to add them later")
+    log.info("resolved configuration:\n%s", dump_settings(settings))
+    driver = ClusterDriver(settings, sources, log_level=logging.getLevelName(logging.getLogger().level))
+    stop = threading.Event()
+    try:
+        driver.start()
+    except BaseException:
+        driver.shutdown()
+        raise
+    with stop_on_signals(stop):  # after ray.init, which installs its own SIGTERM handler
+        return driver.run(stop)
+
+
+def status_command(settings: Settings, as_json: bool) -> int:
+    """Print a running cluster's workers, streams and load (``control.endpoint``)."""
+    import zmq
+
+    from streamer.cluster.sockets import client_security, client_socket
+
+    endpoint = settings.control.endpoint
+    if not endpoint:
+        raise ConfigError("control.endpoint: streamer cluster status asks the driver's control endpoint; set it")
+    ctx = zmq.Context.instance()
+    sock = client_socket(ctx, zmq.REQ, endpoint, client_security(settings))
+    try:
+        sock.send(json.dumps({"op": "status"}).encode())
+        if not sock.poll(10_000):
+            raise ConfigError(f"control.endpoint {endpoint}: no answer within 10 s (is the cluster running?)")
+        reply = json.loads(sock.recv())
+    finally:
+        sock.close(0)
+    if not reply.get("ok"):
+        raise ConfigError(f"status refused: {reply.get('error')}")
+    print(json.dumps(reply, indent=2) if as_json else status_text(reply))
+    return 0
+
+
+def status_text(reply: dict[str, Any]) -> str:
+    """The status reply as a few readable lines."""
+    workers = reply.get("workers", [])
+    lines = [f"endpoint {reply.get('endpoint')}  engine {reply.get('engine')}  capacity {reply.get('capacity')}/worker"]
+    lines.append(f"{'worker':8} {'state':10} {'node':16} {'pid':>7} {'load':>6} {'cpu%':>6}  streams (fps)")
+    for w in workers:
+        fps = w.get("fps", {})
+        streams = ", ".join(f"{s} ({fps[s]:.1f})" if s in fps else s for s in w.get("streams", [])) or "-"
+        lines.append(
+            f"{w['id']:8} {w['state']:10} {w.get('node_ip') or '-':16} {w.get('pid') or '-':>7} "
+            f"{w.get('load', 0)}/{w.get('capacity', 0):<4} {w.get('cpu_percent') or 0:>6.0f}  {streams}"
+            + (f"  [{w['cause']}]" if w.get("cause") else "")
+        )
+    sources = reply.get("sources", {})
+    waiting = [sid for sid, s in sources.items() if s["state"] == "pending"]
+    lines.append(f"sources: {len(sources)}; pending: {', '.join(waiting) or 'none'}")
+    for m in reply.get("moves", []):
+        lines.append(
+            f"moved {m['stream']}: {m['from']} -> {m['to'] or '(waiting)'} epoch {m['epoch']} at "
+            f"{m['at']:.1f}, gap {m['gap_s']} s ({m['cause']})"
+        )
+    f = reply.get("forwarder", {})
+    lines.append(
+        f"forwarder: {f.get('forwarded', 0)} forwarded, {f.get('fenced', 0)} fenced, "
+        f"{f.get('ingest_gaps', 0)} lost on the way in, {f.get('subscriptions', 0)} subscriptions"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""Which worker serves which source, under which epoch: the driver's single source of truth
+(no Ray, no sockets: plain bookkeeping, tested on its own).
+
+Each source is ``pending`` (waiting for capacity), ``assigned`` to one worker under one
+epoch, ``removing`` (asked to stop; its terminal event is awaited), or finished (``ended``,
+``failed``, ``removed``). Every assignment of a source takes the next epoch of that source.
+A worker takes sources up to its capacity (``weight`` units each); a new one goes to the
+worker with the lowest fill (then fewest streams, then oldest), so streams spread evenly.
+
+Example:
+    >>> a = Assignment()
+    >>> a.add_worker("w0", 2); a.add_worker("w1", 2)
+    >>> for sid in ("cam0", "cam1", "cam2"):
+    ...     _ = a.add_source(sid, f"rtsp://h/{sid}")
+    >>> [a.place(sid) for sid in a.pending()]
+    [('w0', 1), ('w1', 1), ('w0', 1)]
+    >>> a.drop_worker("w0"), a.place("cam0"), a.place("cam2")
+    ((['cam0', 'cam2'], []), ('w1', 2), None)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from engine.errors import ConfigError
+
+ACTIVE = ("pending", "assigned", "removing")
+
+
+@dataclass
+class SourceState:
+    """One source as the driver knows it."""
+
+    stream_id: str
+    uri: str
+    weight: int = 1
+    state: str = "pending"
+    worker: str | None = None
+    epoch: int = 0
+    """The last epoch handed out (0: never assigned)."""
+    reason: str | None = None
+    """Why it finished, or why it is pending."""
+    previous: str | None = None
+    """The worker it last ran on."""
+    displaced: str | None = None
+    """Why it lost its worker, until it runs on another (the ``moved`` event's reason)."""
+    avoid: str | None = None
+    """A worker that refused it: not chosen for its next placement."""
+    since_s: float = field(default_factory=time.time)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+
+class Assignment:
+    """Sources, workers' capacities, and who serves what."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, SourceState] = {}
+        self.capacity: dict[str, int] = {}
+        """Workers that take streams, with their capacity in weight units (insertion = age)."""
+
+    # ---- workers
+
+    def add_worker(self, worker: str, capacity: int) -> None:
+        self.capacity[worker] = capacity
+
+    def drop_worker(self, worker: str, cause: str = "worker lost") -> tuple[list[str], list[str]]:
+        """The worker takes nothing more. Its active sources go back to pending, displaced by
+        ``cause`` (first list), except those being removed, which finish as removed (second)."""
+        self.capacity.pop(worker, None)
+        moved, removed = [], []
+        for s in self.sources.values():
+            if s.worker == worker and s.active:
+                if s.state == "removing":
+                    self._finish(s, "removed", "removed")
+                    removed.append(s.stream_id)
+                    continue
+                s.state, s.worker, s.previous, s.since_s = "pending", None, worker, time.time()
+                s.displaced = cause
+                moved.append(s.stream_id)
+        return moved, removed
+
+    def load(self, worker: str) -> int:
+        return sum(s.weight for s in self.sources.values() if s.worker == worker and s.active)
+
+    def streams_of(self, worker: str) -> list[str]:
+        return sorted(s.stream_id for s in self.sources.values() if s.worker == worker and s.active)
+
+    # ---- sources
+
+    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> SourceState:
+        """A new source, pending. ConfigError when an active source has that id."""
+        old = self.sources.get(stream_id)
+        if old is not None and old.active:
+            raise ConfigError(f"stream id {stream_id!r} is in use")
+        src = SourceState(stream_id, uri, weight, epoch=old.epoch if old else 0)
+        self.sources[stream_id] = src
+        return src
+
+    def pending(self) -> list[str]:
+        return [s.stream_id for s in self.sources.values() if s.state == "pending"]
+
+    def place(self, stream_id: str, exclude: tuple[str, ...] = ()) -> tuple[str, int] | None:
+        """Assign a pending source to the least-filled worker with room: ``(worker, epoch)``,
+        or None when no worker has room (it stays pending)."""
+        src = self.sources[stream_id]
+        assert src.state == "pending", src
+        fits = [
+            (self.load(w) / cap, len(self.streams_of(w)), i, w)
+            for i, (w, cap) in enumerate(self.capacity.items())
+            if w not in exclude and w != src.avoid and self.load(w) + src.weight <= cap
+        ]
+        if not fits:
+            return None
+        worker = min(fits)[3]
+        src.state, src.worker, src.epoch, src.since_s = "assigned", worker, src.epoch + 1, time.time()
+        src.avoid = None
+        return worker, src.epoch
+
+    def unplace(self, stream_id: str, reason: str) -> None:
+        """An assignment that did not take (the worker refused): pending again, not on that
+        worker next time."""
+        src = self.sources[stream_id]
+        src.state, src.previous, src.avoid, src.worker, src.reason = "pending", src.worker, src.worker, None, reason
+
+    def removing(self, stream_id: str) -> SourceState:
+        """Mark an active source for removal. ConfigError when none runs under that id."""
+        src = self.sources.get(stream_id)
+        if src is None or not src.active or src.state == "removing":
+            raise ConfigError(f"no running stream {stream_id!r}")
+        if src.state == "pending":
+            self._finish(src, "removed", "removed")
+        else:
+            src.state = "removing"
+        return src
+
+    def finish(self, stream_id: str, epoch: int, kind: str, reason: str | None) -> bool:
+        """The terminal event of ``epoch`` passed: the source is done (False: a stale epoch)."""
+        src = self.sources.get(stream_id)
+        if src is None or src.epoch != epoch or not src.active:
+            return False
+        self._finish(src, "removed" if src.state == "removing" else kind, reason)
+        return True
+
+    def _finish(self, src: SourceState, state: str, reason: str | None) -> None:
+        src.state, src.reason, src.previous, src.worker, src.since_s = state, reason, src.worker, None, time.time()
+
+    def active(self) -> list[SourceState]:
+        return [s for s in self.sources.values() if s.active]

@@ -1,0 +1,124 @@
+"""What the driver decides before any worker starts: how many workers and what each one
+reserves, how many streams each takes, where workers reach the forwarder, and the Ray
+connection itself; and the settings each worker runs with.
+
+Example:
+    >>> from configs.cluster import ClusterSettings
+    >>> plan_workers(ClusterSettings(worker_cpus=2), "cpu", {"CPU": 8.0, "GPU": 2.0})
+    (4, {'num_cpus': 2.0, 'num_gpus': 0})
+    >>> plan_workers(ClusterSettings(), "auto", {"CPU": 32.0, "GPU": 2.0})
+    (2, {'num_cpus': 2.0, 'num_gpus': 1.0})
+    >>> worker_ingest("tcp://0.0.0.0:5560", None, "10.0.0.2"), worker_ingest("tcp://127.0.0.1:41000", None, "10.0.0.2")
+    ('tcp://10.0.0.2:5560', 'tcp://127.0.0.1:41000')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from configs import Settings
+from configs.cluster import ClusterSettings
+from engine.errors import ConfigError, MissingDependency
+
+log = logging.getLogger(__name__)
+
+LOCAL_OBJECT_STORE_BYTES = 128 << 20
+"""A local Ray's object store: only small control values travel through Ray (frames and
+results go over ZeroMQ), so it stays small."""
+
+
+def plan_workers(cs: ClusterSettings, engine_device: str, resources: dict[str, float]) -> tuple[int, dict[str, Any]]:
+    """``(worker count, Ray resources each reserves)`` for the cluster's ``resources``."""
+    gpus = float(resources.get("GPU", 0.0))
+    use_gpu = engine_device != "cpu" and gpus > 0 and cs.worker_gpus > 0
+    if engine_device.startswith("cuda") and not use_gpu:
+        raise ConfigError(f"engine.device is {engine_device} but the Ray cluster offers no GPU to workers")
+    options: dict[str, Any] = {"num_cpus": cs.worker_cpus, "num_gpus": cs.worker_gpus if use_gpu else 0}
+    if cs.workers is not None:
+        return cs.workers, options
+    n = int(gpus // cs.worker_gpus) if use_gpu else int(float(resources.get("CPU", 0.0)) // cs.worker_cpus)
+    if n < 1:
+        raise ConfigError(
+            f"cluster.worker_cpus: the Ray cluster has {resources.get('CPU', 0)} CPUs, fewer than one worker needs "
+            f"({cs.worker_cpus}); lower it or set cluster.workers"
+        )
+    return n, options
+
+
+def worker_capacity(cs: ClusterSettings) -> int:
+    """Streams per worker: ``streams_per_worker``, or the bench report's real-time maximum.
+
+    Raises:
+        ConfigError: the report is missing, has no sweep, lacks the face count, or kept no
+            stream in real time.
+    """
+    if cs.capacity_report is None:
+        return cs.streams_per_worker
+    path = Path(cs.capacity_report)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cluster.capacity_report: cannot read {str(path)!r} ({e})") from e
+    sweep = report.get("sweep") if isinstance(report, dict) else None
+    if not isinstance(sweep, dict) or not sweep:
+        raise ConfigError(f"cluster.capacity_report: {path} has no sweep (streamer bench --sweep ... --json makes one)")
+    row = sweep.get(str(cs.capacity_faces))
+    if not isinstance(row, dict):
+        faces = ", ".join(sweep)
+        raise ConfigError(f"cluster.capacity_faces: {cs.capacity_faces} is not in the report's sweep ({faces})")
+    n = int(row.get("max_realtime_streams", 0))
+    if n < 1:
+        raise ConfigError(f"cluster.capacity_report: at {cs.capacity_faces} faces no stream ran in real time ({path})")
+    return n
+
+
+def worker_ingest(bound: str, advertise_host: str | None, node_ip: str) -> str:
+    """The endpoint workers connect to, from the forwarder's bound ingest endpoint."""
+    host, _, port = bound.removeprefix("tcp://").rpartition(":")
+    if advertise_host:
+        host = advertise_host
+    elif host in ("*", "0.0.0.0", "::", "[::]"):
+        host = node_ip
+    return f"tcp://{host}:{port}"
+
+
+def connect_ray(cs: ClusterSettings) -> bool:
+    """Join ``cluster.address``, or start a local Ray (True: started here, shut down with the
+    driver). Ray's own logs stay at WARNING; workers' logs reach this process's stderr."""
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingDependency("streamer cluster needs Ray: pip install 'expstream[cluster]'") from e
+    common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    try:
+        if cs.address:
+            ray.init(address=cs.address, **common)
+            return False
+        ray.init(
+            address="local",
+            num_cpus=cs.local_cpus,
+            num_gpus=cs.local_gpus,
+            include_dashboard=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            _system_config={"worker_niceness": 0},  # a real-time pipeline, not a background task
+            **common,
+        )
+    except ConnectionError as e:
+        raise ConfigError(f"cluster.address {cs.address!r}: cannot connect to Ray ({e})") from e
+    return True
+
+
+def worker_settings(settings: Settings, ingest: str, start_timeout_s: float) -> Settings:
+    """A worker's settings: its publisher connects to the forwarder and holds its first
+    message until the forwarder's subscription arrived; no endpoints, no preview of its own."""
+    pub = settings.publisher.replace(
+        kind="zmq", endpoint=ingest, bind=False, wait_subscribers=1, settle_s=start_timeout_s
+    )
+    return settings.replace(
+        publisher=pub,
+        snapshot=settings.snapshot.replace(endpoint=None),
+        control=settings.control.replace(endpoint=None),
+    )

@@ -1,0 +1,209 @@
+"""A cluster worker: today's ``Pipeline`` in the worker actor's own process, publishing to
+the driver's forwarder through a ``FencedPublisher``.
+
+The pipeline runs in-process (a thread of the Ray actor), not as a ``streamer run``
+subprocess: one worker is one process, so a crash, an OOM kill or a SIGKILL of that process
+ends the actor, and Ray reports it to the driver at once; no orphan pipeline can outlive
+its actor, and no second liveness protocol is needed between actor and pipeline
+(docs/deployment.md).
+
+The driver calls (as Ray actor methods, several at once: a threaded actor): ``run`` (blocks
+for the worker's life), ``status`` (the heartbeat: streams, epochs, load), ``assign`` (start
+a stream under an epoch), ``remove`` (stop it, its ``ended`` published), ``revoke`` (stop
+publishing it now: it moved), ``sync`` (keep only these epochs: a lost worker rejoining),
+``control`` (an engine change, as ``streamer.control.Controller``) and ``stop``.
+
+Example (plain text: loads an engine)::
+
+    w = StreamWorker(settings.model_dump(mode="json"), "w0", "tcp://10.0.0.2:5560")
+    threading.Thread(target=w.run).start()
+    w.assign("cam0", "rtsp://10.0.0.5/live", epoch=1)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import ray
+
+from configs import Settings
+from engine.cli import LOG_FORMAT
+from engine.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class StreamWorker:
+    """One pipeline with no stream at first; streams come and go by the driver's calls."""
+
+    def __init__(self, settings: dict[str, Any], worker_id: str, log_level: str = "INFO") -> None:
+        _configure_logging(log_level)
+        _normal_priority()
+        from streamer.cluster.fencing import FencedPublisher
+        from streamer.cluster.sockets import client_security
+        from streamer.control import Controller
+        from streamer.pipeline import Pipeline
+        from streamer.publisher import create_publisher
+        from streamer.stats import RateMeter
+
+        self.worker_id = worker_id
+        self.settings = Settings.model_validate(settings)
+        self.publisher = FencedPublisher(
+            create_publisher(self.settings.publisher, client_secure=client_security(self.settings))
+        )
+        try:
+            self.pipeline = Pipeline(self.settings, [], self.publisher, keep_alive=True)
+        except BaseException:
+            self.publisher.close()
+            raise
+        self.controller = Controller(self.pipeline)
+        self._stop = threading.Event()
+        self._orders = threading.Lock()
+        """Serialises assign/remove/revoke (Ray runs a threaded actor's calls concurrently)."""
+        self._cancelled: dict[str, int] = {}
+        """Per stream, the newest epoch removed or revoked here: a late ``assign`` of it is void."""
+        self._meter = RateMeter()
+        self._cpu = (time.monotonic(), _cpu_s())
+        log.info("worker %s ready (pid %d), engine %s", worker_id, os.getpid(), self.pipeline.engine.fingerprint)
+
+    @ray.method(concurrency_group="life")
+    def run(self) -> dict[str, Any]:
+        """Run the pipeline until ``stop``; the final counters."""
+        try:
+            snap = self.pipeline.run(self._stop)
+        finally:
+            self.publisher.close()
+        return {"worker": self.worker_id, "frames": snap.frames, "published": self.publisher.stats.sent}
+
+    def stop(self) -> None:
+        """End every stream (each publishes ``ended``, reason ``stopped``) and return from ``run``."""
+        self._stop.set()
+
+    def assign(self, stream_id: str, uri: str, epoch: int, wait_s: float = 30.0) -> dict[str, Any]:
+        """Serve ``stream_id`` under ``epoch``, unless that epoch was already removed or
+        revoked here, or a newer one is held (calls may arrive out of order). A stream of
+        that id still stopping here (a revoked one) is waited for up to ``wait_s``."""
+        from streamer.pipeline import StreamSpec
+
+        with self._orders:
+            if self._cancelled.get(stream_id, 0) >= epoch or self.publisher.epochs().get(stream_id, 0) > epoch:
+                return {"stream": stream_id, "epoch": epoch, "started": False}
+            deadline = time.monotonic() + wait_s
+            while stream_id in self.pipeline.running_streams():
+                if time.monotonic() > deadline:
+                    raise ConfigError(f"stream {stream_id!r} is still stopping on worker {self.worker_id}")
+                time.sleep(0.05)
+            self.publisher.hold(stream_id, epoch)
+            try:
+                self.pipeline.add_source(StreamSpec(stream_id, uri))
+            except BaseException:
+                self.publisher.revoke(stream_id)
+                raise
+        return {"stream": stream_id, "epoch": epoch, "started": True}
+
+    def remove(self, stream_id: str, epoch: int) -> dict[str, Any]:
+        """Stop ``stream_id`` of ``epoch``: it ends with reason ``removed`` (published).
+        ``running`` False: it was not running here (ended already, or not started yet: then
+        it never will)."""
+        with self._orders:
+            self._cancel(stream_id, epoch)
+            if self.publisher.epochs().get(stream_id) != epoch or stream_id not in self.pipeline.running_streams():
+                return {"stream": stream_id, "running": False}
+            self.pipeline.remove_source(stream_id)
+        return {"stream": stream_id, "running": True}
+
+    def revoke(self, stream_id: str, epoch: int) -> dict[str, Any]:
+        """Stop publishing ``stream_id`` of ``epoch`` (or older) at once and stop its source:
+        it moved elsewhere."""
+        with self._orders:
+            self._cancel(stream_id, epoch)
+            held = self.publisher.epochs().get(stream_id)
+            if held is not None and held > epoch:
+                return {"stream": stream_id, "revoked": False}
+            self.publisher.revoke(stream_id)
+            if stream_id in self.pipeline.running_streams():
+                self.pipeline.remove_source(stream_id)
+        return {"stream": stream_id, "revoked": held is not None}
+
+    def _cancel(self, stream_id: str, epoch: int) -> None:
+        self._cancelled[stream_id] = max(epoch, self._cancelled.get(stream_id, 0))
+
+    def sync(self, epochs: dict[str, int]) -> dict[str, Any]:
+        """Keep publishing only the streams of ``epochs`` (the driver's view); revoke the rest.
+        A lost worker that answers again gets this before it takes new streams."""
+        held = self.publisher.epochs()
+        dropped = sorted(sid for sid, e in held.items() if epochs.get(sid) != e)
+        for sid in dropped:
+            self.revoke(sid, held[sid])
+        with self._orders:
+            for sid in set(self.pipeline.running_streams()) - set(epochs) - set(dropped):
+                self.pipeline.remove_source(sid)  # without an epoch it publishes nothing anyway
+        return {"revoked": dropped}
+
+    def control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """An engine change (``set_prompts``, ``set_head``) as the control endpoint does it."""
+        return self.controller(request)
+
+    @ray.method(concurrency_group="heartbeat")
+    def status(self) -> dict[str, Any]:
+        """The heartbeat: who and where, streams and epochs, and load. Its own thread
+        (concurrency group): calls waiting for the others never delay it."""
+        snap = self.pipeline.snapshot()
+        now = time.monotonic()
+        fps = {
+            sid: round(self._meter.rate(sid, s.stats.frames, now), 2)
+            for sid, s in snap.streams.items()
+            if sid in self.publisher.epochs()
+        }
+        t0, c0 = self._cpu
+        self._cpu = (now, _cpu_s())
+        ctx = ray.get_runtime_context()
+        return {
+            "worker": self.worker_id,
+            "pid": os.getpid(),
+            "node_ip": ray.util.get_node_ip_address(),
+            "node_id": ctx.get_node_id(),
+            "gpus": [str(g) for g in ray.get_gpu_ids()],
+            "engine": self.pipeline.engine.fingerprint,
+            "classes": self.pipeline.engine.classes,
+            "streams": self.pipeline.running_streams(),
+            "epochs": self.publisher.epochs(),
+            "fps": fps,
+            "cpu_percent": round(100.0 * (self._cpu[1] - c0) / max(now - t0, 1e-6), 1),
+            "drops": snap.drops,
+            "queues": snap.queues,
+            "published": self.publisher.stats.sent,
+            "fenced": self.publisher.fenced,
+        }
+
+
+def _normal_priority() -> None:
+    """Ray starts workers at nice 15 unless told otherwise (``RAY_worker_niceness=0``): back to
+    0 where allowed, so decoding and detection do not starve behind ordinary processes."""
+    nice = os.nice(0)
+    if nice <= 0:
+        return
+    try:
+        os.nice(-nice)
+    except PermissionError:
+        log.warning("worker runs at nice %d (start Ray with RAY_worker_niceness=0 for real-time streams)", nice)
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _configure_logging(level: str) -> None:
+    """The worker's log lines reach the driver's stderr through Ray (``log_to_driver``)."""
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    if not any(getattr(h, "_expstream", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler._expstream = True  # type: ignore[attr-defined]
+        root.addHandler(handler)

@@ -1,0 +1,121 @@
+"""The driver's handles on its worker actors: one ``WorkerSlot`` per actor, with its state,
+its lifetime call (``run``, which resolves when the actor dies), its outstanding heartbeat
+and its last status.
+
+States: ``starting`` (loading its engine; the first heartbeat answers once it is ready),
+``ready`` (takes streams), ``rejoining`` (a lost worker answered again; it is told to drop
+its old streams before it takes new ones), ``lost`` (no heartbeat within the timeout: its
+streams were moved, it takes none), ``dead`` (its process is gone, or it was killed).
+
+Example (plain text: needs Ray)::
+
+    slot = WorkerSlot.start("w0", settings_dict, {"num_cpus": 2, "num_gpus": 0}, "INFO")
+    ray.get(slot.ping())        # the worker's status once its engine is loaded
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENCY = 8
+"""Driver calls one worker actor serves at once (``assign``, ``remove``, ``control``, ...);
+``run`` and ``status`` have a thread each of their own (concurrency groups)."""
+CONCURRENCY_GROUPS = {"life": 1, "heartbeat": 1}
+
+
+@dataclass
+class WorkerSlot:
+    """One worker actor as the driver sees it."""
+
+    id: str
+    actor: Any
+    run_ref: Any
+    state: str = "starting"
+    created_s: float = field(default_factory=time.monotonic)
+    last_seen_s: float | None = None
+    lost_s: float | None = None
+    ping_ref: Any = None
+    ping_sent_s: float = 0.0
+    sync_ref: Any = None
+    status: dict[str, Any] = field(default_factory=dict)
+    cause: str | None = None
+    was_ready: bool = False
+
+    @classmethod
+    def start(cls, worker_id: str, settings: dict[str, Any], resources: dict[str, Any], log_level: str) -> WorkerSlot:
+        """Create the actor (Ray places it where ``resources`` are free) and start its pipeline."""
+        actor = (
+            _actor_class()
+            .options(max_concurrency=MAX_CONCURRENCY, max_restarts=0, **resources)
+            .remote(settings, worker_id, log_level)
+        )
+        slot = cls(worker_id, actor, actor.run.remote())
+        slot.ping()
+        return slot
+
+    @property
+    def alive(self) -> bool:
+        return self.state != "dead"
+
+    def ping(self) -> Any:
+        """Ask for the worker's status (its heartbeat) unless a request is outstanding."""
+        if self.ping_ref is None:
+            self.ping_ref = self.actor.status.remote()
+            self.ping_sent_s = time.monotonic()
+        return self.ping_ref
+
+    def refs(self) -> list[Any]:
+        """What the driver waits on for this worker."""
+        return [r for r in (self.run_ref, self.ping_ref, self.sync_ref) if r is not None] if self.alive else []
+
+    def kill(self) -> None:
+        import ray
+
+        ray.kill(self.actor, no_restart=True)
+
+    def describe(self, capacity: int, load: int, streams: list[str]) -> dict[str, Any]:
+        """The worker's line of ``streamer cluster status``."""
+        st = self.status
+        now = time.monotonic()
+        return {
+            "id": self.id,
+            "state": self.state,
+            "node_ip": st.get("node_ip"),
+            "pid": st.get("pid"),
+            "gpus": st.get("gpus", []),
+            "engine": st.get("engine"),
+            "streams": streams,
+            "running": st.get("streams", []),
+            "capacity": capacity,
+            "load": load,
+            "fps": st.get("fps", {}),
+            "cpu_percent": st.get("cpu_percent"),
+            "drops": st.get("drops", {}),
+            "fenced": st.get("fenced", 0),
+            "seen_s_ago": None if self.last_seen_s is None else round(now - self.last_seen_s, 2),
+            "cause": self.cause,
+        }
+
+
+@functools.cache
+def _actor_class() -> Any:
+    import ray
+
+    from streamer.cluster.worker import StreamWorker
+
+    return ray.remote(concurrency_groups=CONCURRENCY_GROUPS)(StreamWorker)
+
+
+def error_text(e: BaseException) -> str:
+    """A Ray error in one line (the original exception for a task's error)."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {cause}"
+    first = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {first[0] if first else ''}"
