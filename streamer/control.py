@@ -33,31 +33,20 @@ from configs.engine import HEAD_FILES, PromptSettings
 from configs.loader import validate
 from configs.service import ControlSettings
 from engine.errors import ConfigError
-from streamer.endpoints import RequestServer
+from streamer.endpoints import OpHandler, RequestServer
 from streamer.pipeline import Pipeline, StreamSpec
 from streamer.wire import check_stream_id
 
 log = logging.getLogger(__name__)
 
 
-class Controller:
+class Controller(OpHandler):
     """Turns control requests into calls on a running ``Pipeline``."""
+
+    OPS = ("status", "set_prompts", "set_head", "add_source", "remove_source")
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-
-    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req.get("op")
-        handler = {
-            "status": self.status,
-            "set_prompts": self.set_prompts,
-            "set_head": self.set_head,
-            "add_source": self.add_source,
-            "remove_source": self.remove_source,
-        }.get(op)  # type: ignore[arg-type]
-        if handler is None:
-            raise ConfigError(f"op: got {op!r}; allowed: status, set_prompts, set_head, add_source, remove_source")
-        return handler(req)
 
     def status(self, req: dict[str, Any]) -> dict[str, Any]:
         eng = self.pipeline.engine

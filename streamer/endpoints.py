@@ -31,6 +31,18 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 """A parsed request -> the reply (raise ExpStreamError for a refusal with a reason)."""
 
 
+class OpHandler:
+    """A ``Handler`` that dispatches on ``req["op"]`` to the method of that name in ``OPS``."""
+
+    OPS: tuple[str, ...] = ()
+
+    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op not in self.OPS:
+            raise ConfigError(f"op: got {op!r}; allowed: {', '.join(self.OPS)}")
+        return getattr(self, op)(req)
+
+
 class RequestServer:
     """A ROUTER socket on its own thread, handing every request to ``handler``."""
 

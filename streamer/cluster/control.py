@@ -28,6 +28,7 @@ from configs.engine import EngineSettings, PromptSettings
 from configs.loader import validate
 from engine.errors import ConfigError, ExpStreamError
 from streamer.cluster.workers import error_text
+from streamer.endpoints import OpHandler
 from streamer.wire import check_stream_id
 
 if TYPE_CHECKING:
@@ -39,24 +40,13 @@ CHANGE_TIMEOUT_S = 300.0
 """How long one worker may take to build and swap in a new engine."""
 
 
-class ClusterController:
+class ClusterController(OpHandler):
     """Turns control requests into calls on the driver (and, for engine changes, on every worker)."""
+
+    OPS = ("status", "set_prompts", "set_head", "add_source", "remove_source")
 
     def __init__(self, driver: ClusterDriver) -> None:
         self.driver = driver
-
-    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req.get("op")
-        handler = {
-            "status": self.status,
-            "set_prompts": self.set_prompts,
-            "set_head": self.set_head,
-            "add_source": self.add_source,
-            "remove_source": self.remove_source,
-        }.get(op)  # type: ignore[arg-type]
-        if handler is None:
-            raise ConfigError(f"op: got {op!r}; allowed: status, set_prompts, set_head, add_source, remove_source")
-        return handler(req)
 
     def status(self, req: dict[str, Any]) -> dict[str, Any]:
         """The one process's ``streams``, ``engine``, ``classes``, and the cluster's workers,
