@@ -70,12 +70,6 @@ def infonce(image: torch.Tensor, teacher: torch.Tensor, logit_scale: float) -> t
     return loss, logits
 
 
-def retrieval_accuracy(logits: torch.Tensor) -> float:
-    """Top-1 in-batch retrieval (image -> its own teacher feature), in %."""
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return float((logits.argmax(dim=1) == target).float().mean()) * 100.0
-
-
 def _batches(n: int, batch: int, drop_last: bool, gen: torch.Generator) -> list[torch.Tensor]:
     perm = torch.randperm(n, generator=gen)
     stops = range(0, n - batch + 1 if drop_last else n, batch)
