@@ -98,7 +98,8 @@ def detect_frames(
         images: The decoded pictures.
         settings: The ``detector`` section (``min_face_px``, region sizes, NMS threshold).
         search_boxes: Per picture, None for a full-frame pass or float32 [K, 4] frame-pixel
-            boxes to search around (predicted track boxes) instead of the whole picture.
+            boxes to search around (predicted track boxes) instead of the whole picture; with
+            K = 0 the picture is neither converted nor searched.
         timer: ``timer(stage, items)`` gives a context manager timing ``convert``,
             ``detect`` (full pictures) and ``detect_roi`` (regions), e.g. ``PipelineStats.time``.
 
@@ -111,6 +112,9 @@ def detect_frames(
     smalls: list[Any] = [None] * n
     with timer("convert", n):
         for i, image in enumerate(images):
+            if boxes[i] is not None and len(boxes[i]) == 0:  # no tracks to look around: no faces
+                out[i] = Detections.empty()
+                continue
             try:
                 smalls[i] = _picture(detector, image, fit_size(image.size_wh, detector.input_size_wh))
             except Exception as e:  # a broken frame is skipped, the others go on

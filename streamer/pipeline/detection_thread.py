@@ -50,6 +50,25 @@ class StreamState:
     finished: bool = False
 
 
+def search_boxes(st: StreamState, full_frame_every: int) -> np.ndarray | None:
+    """None when this frame of ``st`` gets a full-frame pass (every ``full_frame_every``-th
+    frame, and the first), else where its tracks are expected: maybe none, when the scene is
+    empty, so an empty scene costs the least and a face entering it is found at the next pass.
+
+    Example:
+        >>> class NoTracks:
+        ...     def predicted_boxes(self): return np.zeros((0, 4), np.float32)
+        >>> st = StreamState("cam", source=None, tracker=NoTracks())
+        >>> ["full" if search_boxes(st, 3) is None else "regions" for _ in range(7)]
+        ['full', 'regions', 'regions', 'full', 'regions', 'regions', 'full']
+    """
+    if full_frame_every <= 1 or st.since_full + 1 >= full_frame_every:
+        st.since_full = 0
+        return None
+    st.since_full += 1
+    return st.tracker.predicted_boxes()
+
+
 class DetectionThread(threading.Thread):
     """Read -> detect (batched over streams) -> track -> publish -> offer to scoring."""
 
@@ -134,14 +153,7 @@ class DetectionThread(threading.Thread):
         return frames
 
     def _search_boxes(self, st: StreamState) -> np.ndarray | None:
-        """None when this frame gets a full-frame pass, else where its tracks are expected."""
-        every = self.settings.detector.full_frame_every
-        boxes = st.tracker.predicted_boxes() if every > 1 else None
-        if boxes is None or len(boxes) == 0 or st.since_full + 1 >= every:
-            st.since_full = 0
-            return None
-        st.since_full += 1
-        return boxes
+        return search_boxes(st, self.settings.detector.full_frame_every)
 
     def tick(self, frames: list[tuple[StreamState, Frame]]) -> None:
         """Detect, track and publish one frame per stream."""

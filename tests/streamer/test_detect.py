@@ -11,10 +11,13 @@ import pytest
 
 from configs.streamer import DetectorSettings
 from engine.errors import ModelError
-from streamer.base import Detections
+from streamer.base import Detections, FaceDetector
 from streamer.demo import group_photo_bgr
 from streamer.detect import create_detector, fit_size, scale_detections
+from streamer.detect.frames import detect_frames
 from streamer.detect.roi import detect_in_regions, regions
+from streamer.frames import FrameImage
+from streamer.pipeline.detection_thread import StreamState, search_boxes
 
 # The one face the tiny SCRFD model "sees": stride 16, cell (x=10, y=12), in 640x640 input pixels.
 STRIDE, CELL_X, CELL_Y, SIZE = 16, 10, 12, 640
@@ -153,6 +156,61 @@ def test_scale_detections_and_min_face():
 def test_regions_are_clipped_squares():
     r = regions(np.array([[0, 0, 10, 20], [90, 40, 100, 50]], np.float32), 2.0, (100, 60))
     assert r.tolist() == [[0, 0, 25, 30], [85, 35, 100, 55]]
+
+
+class CountingDetector(FaceDetector):
+    """One face in the middle of every picture it is given; counts what it was asked."""
+
+    name = "counting"
+    input_size_wh = (640, 640)
+
+    def __init__(self) -> None:
+        self.sizes: list[tuple[int, int]] = []
+        self.batches = 0
+
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        h, w = image_bgr.shape[:2]
+        self.sizes.append((w, h))
+        box = np.array([[w * 0.4, h * 0.4, w * 0.6, h * 0.6]], np.float32)
+        return Detections(box, np.ones(1, np.float32))
+
+    def detect_batch(self, images_bgr):
+        self.batches += 1
+        return [self.detect(i) for i in images_bgr]
+
+
+def test_detect_frames_full_regions_and_empty_scene():
+    """Full pictures go to one batched call, region pictures are searched around their boxes,
+    and a picture with no boxes to look around (empty scene between full passes) costs nothing."""
+    det = CountingDetector()
+    images = [FrameImage.from_bgr(np.zeros((720, 1280, 3), np.uint8)) for _ in range(4)]
+    track = np.array([[600, 300, 680, 420]], np.float32)
+    empty = np.zeros((0, 4), np.float32)
+    found = detect_frames(det, images, DetectorSettings(), [None, track, empty, None])
+    assert det.batches == 1
+    assert det.sizes.count((640, 360)) == 2  # the two full pictures, scaled to fit 640x640
+    assert len(det.sizes) == 3  # plus one region; nothing for the empty scene
+    assert [len(f) for f in found] == [1, 1, 0, 1]
+    # full-frame results come back in frame pixels
+    np.testing.assert_allclose(found[0].bbox_xyxy[0], [512, 288, 768, 432], atol=2)
+    # the region's face lies inside the searched square, in frame pixels
+    x0, y0, x1, y1 = found[1].bbox_xyxy[0]
+    assert 500 <= x0 < x1 <= 780 and 240 <= y0 < y1 <= 480
+
+
+def test_empty_scene_keeps_the_full_frame_cadence():
+    """With no tracks, only every N-th frame is scanned whole (not every frame)."""
+
+    class NoTracks:
+        def predicted_boxes(self):
+            return np.zeros((0, 4), np.float32)
+
+    st = StreamState("cam", source=None, tracker=NoTracks())
+    plan = [search_boxes(st, 10) for _ in range(30)]
+    full = [i for i, b in enumerate(plan) if b is None]
+    assert full == [0, 10, 20]
+    assert all(len(b) == 0 for b in plan if b is not None)
+    assert all(search_boxes(st, 1) is None for _ in range(3))
 
 
 @pytest.mark.parametrize(
