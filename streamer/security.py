@@ -139,6 +139,8 @@ class _AllowList:
         self._lock = threading.Lock()
         self.refusals = 0
         """Connections refused so far."""
+        self.peer = ""
+        """The peer address of the request being checked (set by ``_Authenticator``)."""
         self._reload()
 
     def _reload(self) -> None:
@@ -168,12 +170,28 @@ class _AllowList:
                     self._refused.clear()
                 self._refused[key] = now
                 log.warning(
-                    "security: refused a CurveZMQ client with key %s: not in %s (%d refusal(s) so far)",
+                    "security: refused a CurveZMQ client from %s with key %s: not in %s (%d refusal(s) so far)",
+                    self.peer or "an unknown address",
                     key.decode(),
                     self.directory,
                     self.refusals,
                 )
             return False
+
+
+class _Authenticator(ThreadAuthenticator):
+    """pyzmq's ZAP authenticator, telling the allow-list which peer address each request
+    comes from (the credentials callback is given only the key; requests are handled one at a
+    time on the authenticator's thread)."""
+
+    def __init__(self, context: zmq.Context, allow_list: _AllowList | None) -> None:
+        super().__init__(context, log=logging.getLogger("zmq.auth"))
+        self._allow_list = allow_list
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        if self._allow_list is not None:  # ZAP request frames: version, id, domain, address, ...
+            self._allow_list.peer = msg[3].decode("utf-8", "replace") if len(msg) > 3 else ""
+        await super().handle_zap_message(msg)
 
 
 class ServerSecurity:
@@ -195,7 +213,7 @@ class ServerSecurity:
             if not folder.is_dir():
                 raise ConfigError(f"security.authorized_clients: {folder} is not a directory")
             self.allow_list = _AllowList(folder)
-        self._auth = ThreadAuthenticator(context, log=logging.getLogger("zmq.auth"))
+        self._auth = _Authenticator(context, self.allow_list)
         self._auth.start()
         if self.allow_list is None:
             self._auth.configure_curve(domain=ZAP_DOMAIN, location=zmq.auth.CURVE_ALLOW_ANY)

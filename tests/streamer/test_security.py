@@ -92,6 +92,8 @@ def test_only_an_allowed_key_with_the_right_server_key_receives_anything(keys, c
             _wait_refused(mon)
         mallory_key = zmq.auth.load_certificate(folder / "mallory.key")[0].decode()
         wait_for(lambda: mallory_key in caplog.text, LIVENESS_S, "the server logging mallory's refusal")
+        refusal = next(r.getMessage() for r in caplog.records if mallory_key in r.getMessage())
+        assert "from 127.0.0.1 " in refusal, refusal  # names where the refused client connected from
 
         alice = Subscriber(endpoint, server_key=folder / "server.key", client_key=folder / "alice.key_secret")
         opened.join(LIVENESS_S)
