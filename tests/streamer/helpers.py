@@ -126,6 +126,15 @@ class Collector:
         return [m for t, m in self.messages if t.startswith(topic_prefix)]
 
 
+def sets(*items: str) -> list[str]:
+    """``--set`` overrides for a command line: ``sets("a=1", "b=2")`` -> ``["--set", "a=1", "--set", "b=2"]``."""
+    return [a for item in items for a in ("--set", item)]
+
+
+UNWATCHED_SETS = sets("publisher.wait_subscribers=0", "publisher.settle_s=0", "publisher.endpoint=tcp://127.0.0.1:*")
+"""A run that publishes at once, to a free port, without waiting for a subscriber."""
+
+
 def streamer_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "streamer", "--log-level", "INFO", *args]
 

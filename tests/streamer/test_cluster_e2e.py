@@ -40,6 +40,7 @@ from tests.streamer.helpers import (
     ROOT,
     Collector,
     free_endpoint,
+    sets,
     streamer_cmd,
     validators,
     wait_for,
@@ -100,10 +101,6 @@ class Cluster:
 
     def faces(self, sid: str, epoch: int | None = None) -> list[dict[str, Any]]:
         return [m for m in self.col.of(f"faces.{sid}") if epoch is None or m["epoch"] == epoch]
-
-
-def sets(*items: str) -> list[str]:
-    return [a for item in items for a in ("--set", item)]
 
 
 @pytest.fixture(scope="module")

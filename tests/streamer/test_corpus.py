@@ -21,7 +21,7 @@ from engine.errors import ExitCode
 from streamer.cli.run import exit_code
 from streamer.pipeline import Pipeline, StreamSpec
 from tests.media import concat_files, group_photo_bgr, make_corrupt_file, make_face_clip, truncate_file, write_video
-from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, start_streamer, validators
+from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, UNWATCHED_SETS, start_streamer, validators
 from tests.streamer.test_pipeline import ListPublisher
 
 HEALTHY_FRAMES = 15
@@ -213,12 +213,7 @@ def test_the_whole_corpus_in_one_streamer_run(corpus, tmp_path):
         "-c",
         OFFLINE,
         *OFFLINE_SETS,
-        "--set",
-        "publisher.wait_subscribers=0",
-        "--set",
-        "publisher.settle_s=0",
-        "--set",
-        "publisher.endpoint=tcp://127.0.0.1:*",
+        *UNWATCHED_SETS,
         "--set",
         "sources.realtime=true",
     )

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from configs import load_settings
 from streamer.metrics import MetricsServer
 from streamer.pipeline import Pipeline, StreamSpec
-from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, start_streamer, wait_for
+from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, UNWATCHED_SETS, start_streamer, wait_for
 from tests.streamer.test_pipeline import ListPublisher
 
 
@@ -126,12 +126,7 @@ def test_streamer_run_serves_metrics_and_health(face_clip):
         "-c",
         OFFLINE,
         *OFFLINE_SETS,
-        "--set",
-        "publisher.wait_subscribers=0",
-        "--set",
-        "publisher.settle_s=0",
-        "--set",
-        "publisher.endpoint=tcp://127.0.0.1:*",
+        *UNWATCHED_SETS,
         "--set",
         "sources.loop=true",
         "--set",

@@ -21,16 +21,13 @@ from tests.streamer.helpers import (
     OFFLINE_SETS,
     Collector,
     free_endpoint,
+    sets,
     start_streamer,
     validators,
     wait_for,
 )
 
 N_FRAMES = round(CLIP_SECONDS * CLIP_FPS)
-
-
-def sets(*items: str) -> list[str]:
-    return [a for item in items for a in ("--set", item)]
 
 
 def check_schemas(messages) -> None:
