@@ -24,6 +24,13 @@ def path(name: str) -> Path:
     return p
 
 
-from configs.settings import Settings, dump_settings, load_settings  # noqa: E402
-
 __all__ = ["Settings", "dump_settings", "load_settings", "path"]
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: the ground floor (``configs.core``) stays free of pydantic.
+    if name in ("Settings", "dump_settings", "load_settings"):
+        from configs import settings
+
+        return getattr(settings, name)
+    raise AttributeError(f"module 'configs' has no attribute {name!r}")

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from configs.base import path_marker
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -1,7 +1,7 @@
 """ExpStream's expression engine: Exp-CLIP (frozen CLIP + LLM-distilled projection head)
 scored against cached prompt embeddings.
 
-Names are imported on first use, so light modules (``engine.errors``) load without torch.
+Names are imported on first use, so light modules (``configs.core.errors``) load without torch.
 
 Example (plain text: builds a model)::
 
@@ -19,12 +19,12 @@ _EXPORTS = {
     "EngineOutput": "engine.output",
     "ExpressionEngine": "engine.engine",
     "ProjectionHead": "engine.head",
-    "ConfigError": "engine.errors",
-    "ExpStreamError": "engine.errors",
-    "HeadFormatError": "engine.errors",
-    "ModelError": "engine.errors",
-    "ModelLoadError": "engine.errors",
-    "BackendError": "engine.errors",
+    "ConfigError": "configs.core.errors",
+    "ExpStreamError": "configs.core.errors",
+    "HeadFormatError": "configs.core.errors",
+    "ModelError": "configs.core.errors",
+    "ModelLoadError": "configs.core.errors",
+    "BackendError": "configs.core.errors",
 }
 
 __all__ = sorted(_EXPORTS)

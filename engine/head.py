@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.errors import HeadFormatError
+from configs.core.errors import HeadFormatError
 from engine.models import file_sha256
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from configs.core.errors import ModelLoadError
 from configs.engine import ModelSettings
-from engine.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 import configs
+from configs.core.errors import ConfigError
 from configs.engine import PromptSettings
 from configs.loader import read_yaml
-from engine.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

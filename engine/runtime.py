@@ -15,8 +15,8 @@ import logging
 import torch
 from torch import nn
 
+from configs.core.errors import ConfigError
 from configs.engine import EngineSettings
-from engine.errors import ConfigError
 from engine.tower import FastVisionTower
 
 log = logging.getLogger(__name__)

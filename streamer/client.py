@@ -37,9 +37,9 @@ from typing import Any
 
 import zmq
 
-from streamer.endpoints import request
-from streamer.state import StateBoard
-from streamer.wire import decode, stream_of
+from streamer.net.endpoints import request
+from streamer.net.wire import decode, stream_of
+from streamer.output.state import StateBoard
 
 KINDS = ("events", "faces")
 """Subscribed in this order: once a faces message arrives, the events subscription is in force too."""
@@ -82,7 +82,7 @@ class Subscriber:
             self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
             self._sock.setsockopt(zmq.LINGER, 0)
             if server_key is not None and client_key is not None:
-                from streamer.security import secure_client
+                from streamer.net.security import secure_client
 
                 secure_client(self._sock, server_key, client_key)
             for kind in kinds:

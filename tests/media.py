@@ -2,7 +2,7 @@
 
 ``make_face_clip`` writes an H.264 MP4 in which the six-face photo pans slowly across the
 frame, so detected faces move and a tracker must follow them. It is the demo clip's writer
-(``streamer.demo``) with test-sized defaults.
+(``streamer.sources.demo``) with test-sized defaults.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamer.demo import group_photo_bgr, write_pan_clip
+from streamer.sources.demo import group_photo_bgr, write_pan_clip
 
 __all__ = ["concat_files", "group_photo_bgr", "make_corrupt_file", "make_face_clip", "truncate_file", "write_video"]
 

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from configs import Settings, load_settings
-from engine.cli import add_config_args, add_log_level, run_cli, shorthand
-from engine.errors import ConfigError
+from configs.core.cli import add_config_args, add_log_level, run_cli, shorthand
+from configs.core.errors import ConfigError
 
 log = logging.getLogger("trainer")
 
@@ -200,7 +200,7 @@ def _print_json(result: dict, path: str | None) -> None:
 
 
 def _cmd_bench_fit(args: argparse.Namespace) -> int:
-    from trainer.bench import bench_fit
+    from trainer.benchmark.fitting import bench_fit
 
     fit = _settings(args).trainer.fit
     _print_json(bench_fit(fit, args.pairs, args.dim, args.out_dim, args.threads), args.json)
@@ -209,7 +209,7 @@ def _cmd_bench_fit(args: argparse.Namespace) -> int:
 
 def _cmd_bench_extract(args: argparse.Namespace) -> int:
     from engine.runtime import resolve_device
-    from trainer.bench_extract import bench_extract
+    from trainer.benchmark.extraction import bench_extract
 
     s = _settings(args)
     r = bench_extract(

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from configs import Settings
+from configs.core.errors import ConfigError
 from engine import ExpressionEngine
-from engine.errors import ConfigError
 from trainer.distributed import DistContext, init_distributed
-from trainer.sources import Item, UnreadableImage, list_images, read_rgb, unique_items
+from trainer.images import Item, UnreadableImage, list_images, read_rgb, unique_items
 from trainer.store import FeatureStore
 from trainer.teacher import Teacher, derive_seed, load_teacher
 

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from configs.core.errors import ConfigError
 from configs.trainer import FitSettings
-from engine.errors import ConfigError
 from engine.head import ProjectionHead, export_expclip, save_head
 from engine.runtime import resolve_device
 from trainer.store import FeatureStore

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from configs import Settings
-from engine.errors import ConfigError, MissingDependency
+from configs.core.errors import ConfigError, MissingDependency
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,9 @@ def streamer_face_cutter(settings: Settings) -> FaceCutter:
     Imported lazily: the trainer needs the streamer only to harvest videos.
     """
     try:
-        from streamer.align import crop_faces
         from streamer.detect import FrameError, create_detector, detect_frames
         from streamer.frames import FrameImage
+        from streamer.stages.align import crop_faces
     except ImportError as e:
         raise MissingDependency(
             f"video harvesting uses the streamer's face detector and alignment, which could not "

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 STORE_FILE = "store.json"
 _SHARD_RE = re.compile(r"shard-r(\d+)-(\d+)\.safetensors$")

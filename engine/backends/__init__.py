@@ -6,12 +6,12 @@ import logging
 
 import torch
 
+from configs.core.errors import BackendError, ConfigError
 from engine.backends.base import Backend, BackendContext
 from engine.backends.compile_backend import CompileBackend
 from engine.backends.onnx_backend import OnnxRuntimeBackend
 from engine.backends.tensorrt_backend import TensorRTBackend
 from engine.backends.torch_backend import TorchBackend
-from engine.errors import BackendError, ConfigError
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)

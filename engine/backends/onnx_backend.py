@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from configs.core.errors import BackendError
 from engine.backends.base import Backend
-from engine.errors import BackendError
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)

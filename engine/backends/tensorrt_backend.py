@@ -19,8 +19,8 @@ import logging
 
 import torch
 
+from configs.core.errors import BackendError
 from engine.backends.base import Backend
-from engine.errors import BackendError
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from configs import Settings, dump_settings, load_settings
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 from streamer.benchmark.report import (
     command_line,
     config_fingerprint,
@@ -109,7 +109,7 @@ def pipeline_bench(
             return str(clip.path), float(clip.truth.workload.fps), clip
         if args.source:
             return args.source, _source_fps(args.source), None
-        from streamer.demo import demo_clip
+        from streamer.sources.demo import demo_clip
 
         uri = str(demo_clip(settings.engine.cache_dir))
         return uri, _source_fps(uri), None
@@ -118,7 +118,7 @@ def pipeline_bench(
         uri, fps, clip = source_for(faces)
         publisher = None
         if args.publish:
-            from streamer.publisher import ZmqPublisher
+            from streamer.output.publisher import ZmqPublisher
 
             publisher = ZmqPublisher(settings.publisher)
         try:

@@ -102,7 +102,7 @@ def summary(out: Path, big: str = "ViT-L-14") -> str:
     for name in ENGINE_REPORTS:
         rep = _load(out / f"{name}.json")
         if rep:
-            from engine.bench import BenchRow, format_table
+            from streamer.benchmark.engine import BenchRow, format_table
 
             lines += ["", f"## {name}", format_table([BenchRow(**r) for r in rep["rows"]])]
     for name, rep in sweeps.items():

@@ -25,7 +25,7 @@ from typing import Any
 from configs import Settings
 from streamer.base import ExpressionScorer, FaceDetector, Publisher
 from streamer.benchmark.probes import CpuSample, GpuProbe, cpu_report, cpu_sample, gpu_memory
-from streamer.stats import StatsSnapshot
+from streamer.pipeline.stats import StatsSnapshot
 
 log = logging.getLogger(__name__)
 

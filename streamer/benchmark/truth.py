@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from streamer.base import Detections, FaceDetector
+from streamer.base import FaceDetector
 from streamer.benchmark.workload import Truth, read_tag
+from streamer.values import Detections
 
 
 class TruthDetector(FaceDetector):

@@ -27,7 +27,7 @@ import av
 import cv2
 import numpy as np
 
-from streamer.demo import group_photo_bgr
+from streamer.sources.demo import group_photo_bgr
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The ``streamer`` command: ``run``, ``subscribe``, ``keys``, ``bench``, ``build-engine`` and ``cluster``.
 
-Exit codes (``engine.errors.ExitCode``, docs/streamer.md): 0 every stream ended normally or
+Exit codes (``configs.core.errors.ExitCode``, docs/streamer.md): 0 every stream ended normally or
 was stopped; 1 some stream failed; 2 bad command line or configuration; 3 a model, head or
 backend could not be loaded; 4 no stream could start; 70 internal error.
 
@@ -22,8 +22,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from engine.cli import add_config_args, add_log_level, run_cli, shorthand
-from engine.errors import ModelError
+from configs.core.cli import add_config_args, add_log_level, run_cli, shorthand
+from configs.core.errors import ModelError
 
 OFFLINE_HINT = "to try ExpStream without any download: streamer run --demo -c offline"
 
@@ -168,7 +168,7 @@ def _subscribe(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from streamer.security import write_key_pair
+    from streamer.net.security import write_key_pair
 
     for name in args.names:
         public, secret = write_key_pair(args.directory, name, overwrite=args.force)

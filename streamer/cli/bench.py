@@ -12,7 +12,7 @@ real time.
 
 Engine-only mode: faces/s and latency per model x backend x batch size on random weights
 (speed does not depend on their values), with plain open_clip eager measured in the same
-run as the baseline (``engine.bench``).
+run as the baseline (``streamer.benchmark.engine``).
 
 Example (plain text)::
 
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from configs import load_settings
-from engine.cli import add_config_args, shorthand
-from engine.errors import ConfigError
+from configs.core.cli import add_config_args, shorthand
+from configs.core.errors import ConfigError
 
 log = logging.getLogger("streamer")
 
@@ -138,7 +138,7 @@ def bench_command(args: argparse.Namespace) -> int:
 def engine_bench(args: argparse.Namespace) -> int:
     """``--engine-only``: a Markdown table per model x backend x batch size."""
     from engine.backends import BACKENDS
-    from engine.bench import environment, format_table, rows_as_dicts, run_bench
+    from streamer.benchmark.engine import environment, format_table, rows_as_dicts, run_bench
 
     unknown = [b for b in args.backends if b not in BACKENDS]
     if unknown:

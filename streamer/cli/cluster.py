@@ -21,13 +21,13 @@ import threading
 from typing import Any
 
 from configs import Settings, dump_settings, load_settings
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 log = logging.getLogger("streamer")
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    from engine.cli import add_config_args
+    from configs.core.cli import add_config_args
 
     parser.add_argument(
         "action", nargs="?", choices=["run", "status"], default="run", help="run the cluster (default), or its status"
@@ -50,7 +50,7 @@ def cluster_command(args: argparse.Namespace) -> int:
         return status_command(settings, args.json)
     from streamer.cli.run import stop_on_signals
     from streamer.cluster.driver import ClusterDriver
-    from streamer.cluster.sources import load_sources
+    from streamer.cluster.sourcelist import load_sources
 
     _check(settings)
     sources = load_sources(args.sources) if args.sources else []
@@ -72,7 +72,7 @@ def status_command(settings: Settings, as_json: bool) -> int:
     """Print a running cluster's workers, streams and load (``control.endpoint``)."""
     import zmq
 
-    from streamer.cluster.sockets import client_security, client_socket
+    from streamer.net.sockets import client_security, client_socket
 
     endpoint = settings.control.endpoint
     if not endpoint:

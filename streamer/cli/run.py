@@ -2,7 +2,7 @@
 publish the end events and close the socket.
 
 Exit codes: 0 every stream ended normally (or was stopped); 1 some stream failed; 4 no
-stream could start; 2 and 3 for configuration and model errors (``engine.errors.ExitCode``).
+stream could start; 2 and 3 for configuration and model errors (``configs.core.errors.ExitCode``).
 
 Example (plain text)::
 
@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from configs import Settings, dump_settings, load_settings
-from engine.errors import ConfigError, ExitCode
+from configs.core.errors import ConfigError, ExitCode
+from streamer.net.wire import STREAM_ID
 from streamer.pipeline import Pipeline, StreamSpec
+from streamer.pipeline.stats import StatsSnapshot
 from streamer.sources import redact_uri
-from streamer.stats import StatsSnapshot
-from streamer.wire import STREAM_ID
 
 if TYPE_CHECKING:
-    from streamer.metrics import MetricsServer
+    from streamer.service.metrics import MetricsServer
 
 log = logging.getLogger("streamer")
 
@@ -104,7 +104,7 @@ def exit_code(snap: StatsSnapshot) -> ExitCode:
 def _sources(args: argparse.Namespace, settings: Settings) -> tuple[list[str], Settings]:
     items = list(args.sources)
     if args.demo:
-        from streamer.demo import demo_clip
+        from streamer.sources.demo import demo_clip
 
         items.append(f"demo={demo_clip(settings.engine.cache_dir)}")
         # The sample clip plays like a camera unless the user said otherwise.
@@ -131,10 +131,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     import zmq
 
-    from streamer.endpoints import RequestServer
-    from streamer.publisher import create_publisher
-    from streamer.security import ServerSecurity
-    from streamer.state import StateBoard
+    from streamer.net.endpoints import RequestServer
+    from streamer.net.security import ServerSecurity
+    from streamer.output.publisher import create_publisher
+    from streamer.output.state import StateBoard
 
     stop = threading.Event()
     board = StateBoard()
@@ -167,7 +167,7 @@ def run_command(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.attach(pipe)
         if settings.control.endpoint:
-            from streamer.control import control_server
+            from streamer.service.control import control_server
 
             security.warn_if_exposed("control.endpoint", settings.control.endpoint)
             servers.append(control_server(settings.control, pipe, secure=security.secure, context=ctx))
@@ -200,6 +200,6 @@ def run_command(args: argparse.Namespace) -> int:
 def _metrics_server(settings: Settings) -> MetricsServer | None:
     if not settings.metrics.enabled:
         return None
-    from streamer.metrics import MetricsServer
+    from streamer.service.metrics import MetricsServer
 
     return MetricsServer(settings.metrics)

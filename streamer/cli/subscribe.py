@@ -22,7 +22,7 @@ from typing import Any
 
 import zmq
 
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 from streamer.client import StateSubscriber, Subscriber
 
 

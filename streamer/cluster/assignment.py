@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 ACTIVE = ("pending", "assigned", "removing")
 

@@ -1,4 +1,4 @@
-"""The driver's control endpoint: the same requests as one process's (``streamer.control``),
+"""The driver's control endpoint: the same requests as one process's (``streamer.service.control``),
 for the whole cluster.
 
 - ``{"op": "status"}``: ``streams``, ``engine``, ``classes`` as one process, plus ``workers``
@@ -13,7 +13,7 @@ for the whole cluster.
 
 Example (plain text: needs a running cluster)::
 
-    from streamer.endpoints import request
+    from streamer.net.endpoints import request
     request("tcp://127.0.0.1:5558", {"op": "add_source", "id": "cam9", "uri": "rtsp://10.0.0.9/live"})
 """
 
@@ -24,12 +24,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from configs.core.errors import ConfigError, ExpStreamError
 from configs.engine import EngineSettings, PromptSettings
 from configs.loader import validate
-from engine.errors import ConfigError, ExpStreamError
 from streamer.cluster.workers import error_text
-from streamer.endpoints import OpHandler
-from streamer.wire import check_stream_id
+from streamer.net.endpoints import OpHandler
+from streamer.net.wire import check_stream_id
 
 if TYPE_CHECKING:
     from streamer.cluster.driver import ClusterDriver

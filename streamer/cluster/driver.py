@@ -27,15 +27,15 @@ import time
 from typing import Any
 
 from configs import Settings
-from engine.errors import ConfigError, ExitCode, ModelError
+from configs.core.errors import ConfigError, ExitCode, ModelError
 from streamer.cluster.assignment import Assignment
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.placement import Placement
 from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest, worker_settings
-from streamer.cluster.sources import ClusterSource
+from streamer.cluster.sourcelist import ClusterSource
 from streamer.cluster.workers import WorkerSlot, error_text
-from streamer.security import ServerSecurity
-from streamer.state import StateBoard
+from streamer.net.security import ServerSecurity
+from streamer.output.state import StateBoard
 
 log = logging.getLogger("streamer.cluster")
 
@@ -79,8 +79,8 @@ class ClusterDriver:
         import ray
         import zmq
 
-        from streamer.cluster.sockets import server_security
-        from streamer.endpoints import RequestServer
+        from streamer.net.endpoints import RequestServer
+        from streamer.net.sockets import server_security
 
         self._local_ray = connect_ray(self.cs)
         ctx = zmq.Context.instance()

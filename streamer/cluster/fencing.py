@@ -25,8 +25,9 @@ import logging
 import threading
 from typing import Any
 
-from streamer.base import Publisher, PublisherStats
+from streamer.base import Publisher
 from streamer.cluster.epochs import is_terminal, stamp
+from streamer.values import PublisherStats
 
 log = logging.getLogger(__name__)
 

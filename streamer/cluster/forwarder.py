@@ -40,8 +40,8 @@ from typing import Any, TypeVar
 import zmq
 
 from streamer.cluster.epochs import is_terminal
-from streamer.cluster.sockets import SecureSocket, bound_endpoint, server_socket
-from streamer.wire import decode, encode
+from streamer.net.sockets import SecureSocket, bound_endpoint, server_socket
+from streamer.net.wire import decode, encode
 
 log = logging.getLogger(__name__)
 

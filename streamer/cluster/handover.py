@@ -24,8 +24,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from streamer.state import SCHEMA_VERSION
-from streamer.wire import events_topic
+from streamer.net.wire import events_topic
+from streamer.output.state import SCHEMA_VERSION
 
 Message = tuple[str, dict[str, Any]]
 

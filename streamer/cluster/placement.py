@@ -26,7 +26,7 @@ from streamer.cluster.assignment import Assignment
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.handover import close_tracks, ended_event, moved_event
 from streamer.cluster.workers import WorkerSlot, error_text
-from streamer.state import StateBoard
+from streamer.output.state import StateBoard
 
 log = logging.getLogger("streamer.cluster")
 

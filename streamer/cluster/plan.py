@@ -21,7 +21,7 @@ from typing import Any
 
 from configs import Settings
 from configs.cluster import ClusterSettings
-from engine.errors import ConfigError, MissingDependency
+from configs.core.errors import ConfigError, MissingDependency
 
 log = logging.getLogger(__name__)
 

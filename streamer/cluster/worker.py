@@ -11,7 +11,7 @@ The driver calls (as Ray actor methods, several at once: a threaded actor): ``ru
 for the worker's life), ``status`` (the heartbeat: streams, epochs, load), ``assign`` (start
 a stream under an epoch), ``remove`` (stop it, its ``ended`` published), ``revoke`` (stop
 publishing it now: it moved), ``sync`` (keep only these epochs: a lost worker rejoining),
-``control`` (an engine change, as ``streamer.control.Controller``) and ``stop``.
+``control`` (an engine change, as ``streamer.service.control.Controller``) and ``stop``.
 
 Example (plain text: loads an engine)::
 
@@ -31,8 +31,8 @@ from typing import Any
 import ray
 
 from configs import Settings
-from engine.cli import LOG_FORMAT
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
+from configs.core.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,14 @@ class StreamWorker:
     """One pipeline with no stream at first; streams come and go by the driver's calls."""
 
     def __init__(self, settings: dict[str, Any], worker_id: str, log_level: str = "INFO") -> None:
-        _configure_logging(log_level)
+        configure_logging(log_level, once=True)  # reaches the driver's stderr through Ray
         _normal_priority()
         from streamer.cluster.fencing import FencedPublisher
-        from streamer.cluster.sockets import client_security
-        from streamer.control import Controller
+        from streamer.net.sockets import client_security
+        from streamer.output.publisher import create_publisher
         from streamer.pipeline import Pipeline
-        from streamer.publisher import create_publisher
-        from streamer.stats import RateMeter
+        from streamer.pipeline.stats import RateMeter
+        from streamer.service.control import Controller
 
         self.worker_id = worker_id
         self.settings = Settings.model_validate(settings)
@@ -196,14 +196,3 @@ def _normal_priority() -> None:
 def _cpu_s() -> float:
     t = os.times()
     return t.user + t.system
-
-
-def _configure_logging(level: str) -> None:
-    """The worker's log lines reach the driver's stderr through Ray (``log_to_driver``)."""
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    if not any(getattr(h, "_expstream", False) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        handler._expstream = True  # type: ignore[attr-defined]
-        root.addHandler(handler)

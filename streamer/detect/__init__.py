@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from configs.core.errors import ConfigError
 from configs.streamer import DetectorSettings
-from engine.errors import ConfigError
 from streamer.base import FaceDetector
 from streamer.detect.frames import FrameError, detect_frames, fit_size, scale_detections
 

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from configs.streamer import DetectorSettings
-from streamer.base import Detections, FaceDetector
+from streamer.base import FaceDetector
 from streamer.detect.roi import detect_in_regions
 from streamer.frames import FrameImage
+from streamer.values import Detections
 
 Timer = Callable[[str, int], AbstractContextManager[None]]
 

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from configs.streamer import DetectorSettings
-from streamer.base import Detections, FaceDetector
+from streamer.base import FaceDetector
+from streamer.values import Detections
 
 CASCADE = "haarcascade_frontalface_default.xml"
 

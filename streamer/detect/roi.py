@@ -16,7 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamer.base import Detections, FaceDetector
+from streamer.base import FaceDetector
+from streamer.values import Detections
 
 
 def regions(boxes_xyxy: np.ndarray, expand: float, size_wh: tuple[int, int]) -> np.ndarray:

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from configs.core.errors import ConfigError, MissingDependency, ModelError
 from configs.streamer import DetectorSettings
-from engine.errors import ConfigError, MissingDependency, ModelError
-from streamer.base import Detections, FaceDetector
+from streamer.base import FaceDetector
+from streamer.values import Detections
 
 log = logging.getLogger(__name__)
 

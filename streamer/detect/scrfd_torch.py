@@ -23,10 +23,11 @@ import cv2
 import numpy as np
 import torch
 
+from configs.core.errors import ConfigError, MissingDependency, ModelError
 from configs.streamer import DetectorSettings
-from engine.errors import ConfigError, MissingDependency, ModelError
-from streamer.base import Detections, FaceDetector
+from streamer.base import FaceDetector
 from streamer.detect.scrfd import load_scrfd, local_onnx
+from streamer.values import Detections
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Face crops cut on the device from the planes, equal to the host path's
-(``streamer.align.crop_faces``) within a grey level: the same boxes and transforms, the
+(``streamer.stages.align.crop_faces``) within a grey level: the same boxes and transforms, the
 region converted with OpenCV's integer maths (``colour``) and resampled as OpenCV does
 (``resample``).
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from streamer.align import _clip, similarity_transform, source_box, square_box
 from streamer.device.colour import Planes, region_rgb
 from streamer.device.resample import resize, warp_affine
+from streamer.stages.align import _clip, similarity_transform, source_box, square_box
 
 
 def _region(planes: Planes, box: tuple[int, int, int, int]) -> tuple[torch.Tensor, int, int]:
@@ -34,7 +34,7 @@ def _region(planes: Planes, box: tuple[int, int, int, int]) -> tuple[torch.Tenso
 
 
 def aligned_crop_on(planes: Planes, kps: np.ndarray, size: int) -> torch.Tensor:
-    """``streamer.align.aligned_crop`` on the device."""
+    """``streamer.stages.align.aligned_crop`` on the device."""
     m = similarity_transform(kps, size)
     region, rx0, ry0 = _region(planes, _clip(source_box(m, size), planes.size_wh))
     m_region = m.copy()
@@ -43,7 +43,7 @@ def aligned_crop_on(planes: Planes, kps: np.ndarray, size: int) -> torch.Tensor:
 
 
 def box_crop_on(planes: Planes, bbox_xyxy: np.ndarray, size: int, expand: float) -> torch.Tensor:
-    """``streamer.align.box_crop`` on the device."""
+    """``streamer.stages.align.box_crop`` on the device."""
     region, _, _ = _region(planes, _clip(square_box(bbox_xyxy, expand), planes.size_wh))
     interp = "area" if region.shape[0] > size else "linear"
     return resize(region, size, size, interp)
@@ -58,7 +58,7 @@ def crop_faces_on(
     expand: float = 1.25,
 ) -> torch.Tensor:
     """All faces of one frame, uint8 RGB [N, size, size, 3] on the planes' device
-    (``streamer.align.crop_faces``'s arguments and choices)."""
+    (``streamer.stages.align.crop_faces``'s arguments and choices)."""
     n = len(bbox_xyxy)
     use_kps = kps is not None and align == "auto"
     out = torch.empty((n, size, size, 3), dtype=torch.uint8, device=planes.y.device)

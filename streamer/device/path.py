@@ -6,7 +6,7 @@
   swscale pass per frame on that ONE thread; the behaviour before frame paths existed);
 * ``host`` — each source's decode thread makes the detector's picture as it queues the frame
   (``FrameImage.prepare_bgr``), so colour conversion runs on as many threads as there are
-  streams; crops are cut on the host (``streamer.align``);
+  streams; crops are cut on the host (``streamer.stages.align``);
 * ``device`` — each decode thread uploads the frame's YUV planes to the engine's device
   (``PlaneUploader``); the detector's picture (for detectors that take tensors: the torch
   SCRFD) and the face crops are made there in torch (``picture``, ``crops``), and crops go to
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from streamer.align import crop_faces
 from streamer.detect.frames import fit_size
 from streamer.frames import Frame, FrameImage
+from streamer.stages.align import crop_faces
 
 if TYPE_CHECKING:
     import torch

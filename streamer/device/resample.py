@@ -1,7 +1,7 @@
 """Resizing and affine warps in torch that reproduce OpenCV's uint8 results (to a grey level),
-so face crops cut on the device equal the host path's (``streamer.align``).
+so face crops cut on the device equal the host path's (``streamer.stages.align``).
 
-* ``resize``: ``cv2.resize`` as ``streamer.align.box_crop`` calls it (``INTER_LINEAR`` with
+* ``resize``: ``cv2.resize`` as ``streamer.stages.align.box_crop`` calls it (``INTER_LINEAR`` with
   11-bit weights, ``INTER_AREA`` with exact area weights, and OpenCV's "area" coordinates
   when INTER_AREA upscales an axis); separable, so two small matrix products per crop.
 * ``warp_affine``: ``cv2.warpAffine`` with ``INTER_LINEAR`` and a black border: source

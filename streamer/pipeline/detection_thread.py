@@ -24,11 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from configs import Settings
-from streamer.base import Detections, FaceDetector, Frame, Source, Tracker
+from streamer.base import FaceDetector, Source, Tracker
 from streamer.detect.frames import FrameError, detect_frames
+from streamer.frames import Frame
 from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
 from streamer.pipeline.reporter import TrackReporter
-from streamer.stats import PipelineStats
+from streamer.pipeline.stats import PipelineStats
+from streamer.values import Detections
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import logging
 import threading
 import time
 
-from streamer.base import Abstention, FaceResult, Frame, Publisher, StreamEvent, TrackEvent, Tracks
-from streamer.episodes import EpisodeEvent
-from streamer.messages import (
+from streamer.base import Publisher
+from streamer.frames import Frame
+from streamer.output.messages import (
     MessageContext,
     engine_changed_message,
     episode_event_message,
@@ -35,8 +35,10 @@ from streamer.messages import (
     stream_event_message,
     track_event_message,
 )
-from streamer.preview import PreviewWriter
-from streamer.stats import PipelineStats
+from streamer.output.preview import PreviewWriter
+from streamer.pipeline.stats import PipelineStats
+from streamer.stages.episodes import EpisodeEvent
+from streamer.values import Abstention, FaceResult, StreamEvent, TrackEvent, Tracks
 
 log = logging.getLogger(__name__)
 

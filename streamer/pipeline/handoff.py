@@ -17,8 +17,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from streamer.base import Frame, Tracks
+from streamer.frames import Frame
 from streamer.queues import Closable
+from streamer.values import Tracks
 
 
 @dataclass(frozen=True)

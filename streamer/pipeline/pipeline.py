@@ -22,21 +22,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from configs import Settings
+from configs.core.errors import ConfigError
 from configs.engine import EngineSettings
-from engine.errors import ConfigError
-from streamer.base import ExpressionScorer, FaceDetector, Publisher, PublisherStats, Source, StreamEvent
+from streamer.base import ExpressionScorer, FaceDetector, Publisher, Source
 from streamer.device.path import frame_path_for
-from streamer.messages import MessageContext
+from streamer.output.messages import MessageContext
+from streamer.output.preview import PreviewWriter
 from streamer.pipeline.detection_thread import DetectionThread, StreamState
 from streamer.pipeline.emitter import Emitter
 from streamer.pipeline.handoff import EngineChange, ScoreSlots
 from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
-from streamer.preview import PreviewWriter
+from streamer.pipeline.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
 from streamer.sources import open_source
 from streamer.sources.threaded import ThreadedSource
-from streamer.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
-from streamer.tracking import ByteTracker
+from streamer.stages.tracking import ByteTracker
+from streamer.values import PublisherStats, StreamEvent
 
 log = logging.getLogger(__name__)
 

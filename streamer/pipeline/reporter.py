@@ -22,13 +22,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from configs import Settings
-from streamer.abstain import geometry_reasons
-from streamer.base import Abstention, FaceResult, Frame, TrackEvent, TrackKey, Tracks
-from streamer.episodes import EpisodeTracker
-from streamer.messages import MessageContext
+from streamer.frames import Frame
+from streamer.output.messages import MessageContext
 from streamer.pipeline.emitter import Emitter
 from streamer.pipeline.handoff import EngineChange
-from streamer.stats import PipelineStats
+from streamer.pipeline.stats import PipelineStats
+from streamer.stages.abstain import geometry_reasons
+from streamer.stages.episodes import EpisodeTracker
+from streamer.values import Abstention, FaceResult, TrackEvent, TrackKey, Tracks
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,15 @@ import cv2
 import numpy as np
 
 from configs import Settings
-from streamer.abstain import blur_reasons
-from streamer.align import crop_faces
-from streamer.base import Abstention, ExpressionScorer, FaceResult, TrackKey
+from streamer.base import ExpressionScorer
 from streamer.device.path import FramePath, stack_crops
 from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
-from streamer.pipeline.relink import Relinker
-from streamer.scheduler import ScoringScheduler
-from streamer.stats import PipelineStats
+from streamer.pipeline.stats import PipelineStats
+from streamer.stages.abstain import blur_reasons
+from streamer.stages.align import crop_faces
+from streamer.stages.relink import Relinker
+from streamer.stages.scheduler import ScoringScheduler
+from streamer.values import Abstention, FaceResult, TrackKey
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class ScoringThread(threading.Thread):
     ) -> None:
         super().__init__(name="scoring", daemon=True)
         self.crop = frame_path.crop if frame_path is not None else crop_faces
-        """Cuts a frame's crops: on the host (``streamer.align``) or the device path's."""
+        """Cuts a frame's crops: on the host (``streamer.stages.align``) or the device path's."""
         self.engine = engine
         self.slots = slots
         self.settings = settings

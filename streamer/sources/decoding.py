@@ -11,12 +11,12 @@ from typing import Any
 import av
 import av.error
 
+from configs.core.errors import SourceError
+from configs.core.logs import redact_secrets
 from configs.sources import SourceSettings
-from engine.cli import redact_secrets
-from engine.errors import SourceError
-from streamer.base import SourceStats
 from streamer.device.hwaccel import hwaccel_for, software_fallback
 from streamer.sources.uri import SourceTarget
+from streamer.values import SourceStats
 
 log = logging.getLogger(__name__)
 

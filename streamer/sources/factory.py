@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from configs.sources import SourceSettings
-from streamer.base import EventCallback, Source
+from streamer.base import Source
 from streamer.sources.file import FileSource
 from streamer.sources.live import LiveSource
 from streamer.sources.uri import classify_uri
+from streamer.values import EventCallback
 
 
 def open_source(uri: str, stream_id: str, settings: SourceSettings, on_event: EventCallback) -> Source:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from configs.sources import SourceSettings
-from streamer.base import EventCallback
 from streamer.sources.decoding import (
     STREAM_ERRORS,
     DemuxCounts,
@@ -26,6 +25,7 @@ from streamer.sources.decoding import (
 )
 from streamer.sources.threaded import ThreadedSource
 from streamer.sources.uri import SourceTarget, redact_uri
+from streamer.values import EventCallback
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import random
 import time
 
 from configs.sources import SourceSettings
-from streamer.base import EventCallback
 from streamer.sources.backoff import Backoff
 from streamer.sources.decoding import (
     AUTH_ERRORS,
@@ -24,6 +23,7 @@ from streamer.sources.decoding import (
 )
 from streamer.sources.threaded import ThreadedSource
 from streamer.sources.uri import SourceTarget
+from streamer.values import EventCallback
 
 log = logging.getLogger(__name__)
 

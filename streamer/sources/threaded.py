@@ -14,12 +14,13 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, Literal
 
+from configs.core.logs import redact_secrets
 from configs.sources import SourceSettings
-from engine.cli import redact_secrets
-from streamer.base import EventCallback, Source, SourceStats, StreamEvent
+from streamer.base import Source
 from streamer.frames import Frame, FrameImage
 from streamer.queues import BoundedQueue
 from streamer.sources.uri import redact_uri
+from streamer.values import EventCallback, SourceStats, StreamEvent
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from engine.cli import redact_secrets
+from configs.core.logs import redact_secrets
 
 Kind = Literal["rtsp", "hls", "http", "network", "v4l2", "file"]
 
@@ -67,7 +67,7 @@ def classify_uri(uri: str) -> SourceTarget:
 
 def redact_uri(uri: str) -> str:
     """``uri`` with any password replaced by ``***`` (for logs and published events); also
-    for URIs no parser accepts (``engine.cli.redact_secrets`` does the work).
+    for URIs no parser accepts (``configs.core.cli.redact_secrets`` does the work).
 
     Example:
         >>> redact_uri("rtsp://admin:secret@10.0.0.5:554/live")

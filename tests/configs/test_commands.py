@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ExitCode
+from configs.core.errors import ExitCode
 from streamer.cli import main as streamer
 from trainer.cli import main as trainer
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from configs import Settings, load_settings
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 
 def _dotted_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

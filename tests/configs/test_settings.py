@@ -8,9 +8,9 @@ import yaml
 
 import configs
 from configs import Settings, load_settings
+from configs.core.errors import ConfigError, ExitCode
 from configs.docgen import default_yaml, undocumented, with_reference
 from configs.loader import read_yaml
-from engine.errors import ConfigError, ExitCode
 from tests.streamer.helpers import ROOT
 
 DEFAULT_YAML = ROOT / "configs" / "default.yaml"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from configs.core.errors import ConfigError
 from engine import ExpressionEngine
 from engine.backends import BackendError, available_backends
 from engine.backends.base import bucket, pad_batch
-from engine.errors import ConfigError
 
 # Stated tolerances vs eager fp32 on CPU (logits are scaled by CLIP's logit scale).
 TOLERANCE = {"onnxruntime": 1e-4, "compile": 1e-4}

@@ -167,7 +167,7 @@ def test_safetensors_metadata_that_is_not_a_json_object_is_refused(tmp_path, met
 def test_a_broken_head_file_is_a_model_error_exit_without_traceback(tmp_path, capsys):
     from safetensors.torch import save_file
 
-    from engine.errors import ExitCode
+    from configs.core.errors import ExitCode
     from streamer.cli import main
 
     p = tmp_path / "meta.safetensors"

@@ -8,7 +8,7 @@ import logging
 import av
 import pytest
 
-from engine.cli import install_log_redaction, redact_secrets
+from configs.core.logs import install_log_redaction, redact_secrets
 
 
 @pytest.fixture

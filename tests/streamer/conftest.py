@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from configs.sources import SourceSettings
-from streamer.base import Source, StreamEvent
+from streamer.base import Source
 from streamer.sources import open_source
+from streamer.values import StreamEvent
 from tests.media import make_corrupt_file, make_face_clip
 
 collect_ignore = ["rtsp_server.py"]  # runs under Debian's python3 with gi, never imported here

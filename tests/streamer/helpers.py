@@ -18,9 +18,9 @@ import jsonschema
 import numpy as np
 import zmq
 
-from streamer.base import Frame, Tracks
-from streamer.frames import FrameImage
+from streamer.frames import Frame, FrameImage
 from streamer.pipeline.handoff import ScoreJob
+from streamer.values import Tracks
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = str(ROOT / "configs" / "offline.yaml")

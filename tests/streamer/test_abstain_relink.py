@@ -13,12 +13,12 @@ from configs.analytics import AbstainSettings
 from configs.streamer import TrackerSettings
 from engine.output import EngineOutput
 from engine.smoothing import make_smoother
-from streamer.abstain import blur_reasons, geometry_reasons, sharpness
-from streamer.base import Abstention, FaceResult
 from streamer.pipeline.handoff import EndNotice, ScoreSlots
 from streamer.pipeline.scoring_thread import ScoringThread
-from streamer.stats import PipelineStats
-from streamer.tracking import ByteTracker
+from streamer.pipeline.stats import PipelineStats
+from streamer.stages.abstain import blur_reasons, geometry_reasons, sharpness
+from streamer.stages.tracking import ByteTracker
+from streamer.values import Abstention, FaceResult
 from tests.media import group_photo_bgr
 from tests.streamer.helpers import score_job
 from tests.streamer.test_tracking import faces_at
@@ -129,7 +129,7 @@ def test_blurred_crops_are_published_as_abstentions_and_not_scored():
 
 
 def test_preview_blurs_faces_and_nothing_else():
-    from streamer.preview import blur_faces
+    from streamer.output.preview import blur_faces
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streamer.align import crop_faces, similarity_transform, source_box
 from streamer.frames import FrameImage
+from streamer.stages.align import crop_faces, similarity_transform, source_box
 
 
 def yuv_frame(w=320, h=240, seed=0):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.errors import ConfigError, ExitCode
+from configs.core.errors import ConfigError, ExitCode
 from streamer.cli import main
 from streamer.cli.run import parse_sources
 from streamer.cli.subscribe import format_message
@@ -112,7 +112,7 @@ def test_subscribe_command_prints_raw_json_lines(capsys):
     import threading
 
     from configs.streamer import PublisherSettings
-    from streamer.publisher import ZmqPublisher
+    from streamer.output.publisher import ZmqPublisher
     from tests.streamer.helpers import free_endpoint
 
     endpoint = free_endpoint()
@@ -168,9 +168,9 @@ def test_subscribe_state_prints_the_state_then_newer_updates(capsys):
     import threading
 
     from configs.streamer import PublisherSettings
-    from streamer.endpoints import RequestServer
-    from streamer.publisher import ZmqPublisher
-    from streamer.state import StateBoard
+    from streamer.net.endpoints import RequestServer
+    from streamer.output.publisher import ZmqPublisher
+    from streamer.output.state import StateBoard
     from tests.streamer.helpers import free_endpoint
 
     endpoint, snap_ep = free_endpoint(), free_endpoint()

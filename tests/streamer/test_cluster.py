@@ -13,8 +13,8 @@ import zmq
 
 from configs import load_settings
 from configs.cluster import ClusterSettings
+from configs.core.errors import ConfigError, ExitCode
 from configs.streamer import PublisherSettings
-from engine.errors import ConfigError, ExitCode
 from streamer.cli import main
 from streamer.cli.cluster import status_text
 from streamer.cluster.assignment import Assignment
@@ -23,10 +23,10 @@ from streamer.cluster.fencing import FencedPublisher
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.handover import close_tracks, ended_event, moved_event
 from streamer.cluster.plan import plan_workers, worker_capacity, worker_ingest
-from streamer.cluster.sources import load_sources
+from streamer.cluster.sourcelist import load_sources
+from streamer.output.publisher import ZmqPublisher
+from streamer.output.state import StateBoard
 from streamer.pipeline import NullPublisher
-from streamer.publisher import ZmqPublisher
-from streamer.state import StateBoard
 from tests.streamer.helpers import LIVENESS_S, Collector, free_endpoint, validators, wait_for
 
 ENGINE = "0123456789ab"
@@ -359,8 +359,8 @@ def test_the_cluster_path_with_curve_keys(tmp_path):
     """The driver's forwarder as a CurveZMQ server (ingest and publish side), a worker's
     publisher as a CurveZMQ client with its own key: an allowed worker's messages reach an
     allowed subscriber; a worker whose key is not allowed gets nothing through."""
-    from streamer.cluster.sockets import client_security, server_security
-    from streamer.security import secure_client
+    from streamer.net.security import secure_client
+    from streamer.net.sockets import client_security, server_security
 
     folder, allowed = tmp_path / "keys", tmp_path / "authorized"
     assert main(["keys", str(folder), "driver", "worker", "viewer", "intruder"]) == 0

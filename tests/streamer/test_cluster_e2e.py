@@ -33,7 +33,7 @@ import zmq
 from streamer.cli import main
 from streamer.client import StateSubscriber
 from streamer.cluster.epochs import split_track_id
-from streamer.endpoints import request
+from streamer.net.endpoints import request
 from tests.streamer.helpers import (
     LIVENESS_S,
     OFFLINE,

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from configs import load_settings
+from configs.core.errors import ExitCode
 from engine import ExpressionEngine
-from engine.errors import ExitCode
 from streamer.cli.run import exit_code
 from streamer.pipeline import Pipeline, StreamSpec
 from tests.media import concat_files, group_photo_bgr, make_corrupt_file, make_face_clip, truncate_file, write_video

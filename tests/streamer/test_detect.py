@@ -9,15 +9,16 @@ import warnings
 import numpy as np
 import pytest
 
+from configs.core.errors import ModelError
 from configs.streamer import DetectorSettings
-from engine.errors import ModelError
-from streamer.base import Detections, FaceDetector
-from streamer.demo import group_photo_bgr
+from streamer.base import FaceDetector
 from streamer.detect import create_detector, fit_size, scale_detections
 from streamer.detect.frames import detect_frames
 from streamer.detect.roi import detect_in_regions, regions
 from streamer.frames import FrameImage
 from streamer.pipeline.detection_thread import StreamState, search_boxes
+from streamer.sources.demo import group_photo_bgr
+from streamer.values import Detections
 
 # The one face the tiny SCRFD model "sees": stride 16, cell (x=10, y=12), in 640x640 input pixels.
 STRIDE, CELL_X, CELL_Y, SIZE = 16, 10, 12, 640

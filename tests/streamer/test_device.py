@@ -1,5 +1,5 @@
 """The device frame path on the CPU (device is a parameter): YUV planes -> conversion ->
-crops equal the host path's crops (``streamer.align``) within 2 grey levels, the detector's
+crops equal the host path's crops (``streamer.stages.align``) within 2 grey levels, the detector's
 picture is close to swscale's, and device tensors flow through the torch SCRFD and the engine."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from configs import load_settings
-from streamer.align import crop_faces
 from streamer.benchmark.workload import Workload, make_workload
 from streamer.device.colour import Planes, region_rgb
 from streamer.device.crops import crop_faces_on
@@ -19,6 +18,7 @@ from streamer.device.path import FramePath
 from streamer.device.picture import detector_picture
 from streamer.device.planes import PlaneUploader
 from streamer.frames import Frame, FrameImage
+from streamer.stages.align import crop_faces
 from tests.streamer.helpers import OFFLINE
 
 CPU = torch.device("cpu")

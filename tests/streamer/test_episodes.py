@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from configs.analytics import EpisodeSettings
-from streamer.episodes import EpisodeTracker
+from streamer.stages.episodes import EpisodeTracker
 
 CLASSES = ["happiness", "sadness", "neutral", "surprise"]
 KEY = ("cam0", 7)

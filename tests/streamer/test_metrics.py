@@ -14,8 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from configs import load_settings
-from streamer.metrics import MetricsServer
 from streamer.pipeline import Pipeline, StreamSpec
+from streamer.service.metrics import MetricsServer
 from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, UNWATCHED_SETS, start_streamer, wait_for
 from tests.streamer.test_pipeline import ListPublisher
 
@@ -103,7 +103,7 @@ def test_metrics_agree_with_the_report_and_readiness_follows_engine_and_sources(
 
 
 def test_a_busy_metrics_port_is_a_config_error():
-    from engine.errors import ConfigError
+    from configs.core.errors import ConfigError
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,12 +13,13 @@ import torch
 from configs import load_settings
 from engine.output import EngineOutput
 from engine.smoothing import make_smoother
-from streamer.base import Publisher, PublisherStats
-from streamer.messages import MessageContext, faces_message
+from streamer.base import Publisher
+from streamer.output.messages import MessageContext, faces_message
 from streamer.pipeline import Pipeline, StreamSpec
 from streamer.pipeline.handoff import EndNotice, ScoreSlots
 from streamer.pipeline.scoring_thread import ScoringThread
-from streamer.stats import PipelineStats
+from streamer.pipeline.stats import PipelineStats
+from streamer.values import PublisherStats
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS
 from tests.streamer.helpers import OFFLINE, score_job, validators
 

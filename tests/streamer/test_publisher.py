@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import zmq
 
+from configs.core.errors import ConfigError
 from configs.streamer import PublisherSettings
-from engine.errors import ConfigError
-from streamer.base import FaceResult, StreamEvent, TrackEvent, Tracks
 from streamer.frames import Frame, FrameImage
-from streamer.messages import MessageContext, faces_message, stream_event_message, track_event_message
-from streamer.publisher import ZmqPublisher, decode
+from streamer.output.messages import MessageContext, faces_message, stream_event_message, track_event_message
+from streamer.output.publisher import ZmqPublisher, decode
+from streamer.values import FaceResult, StreamEvent, TrackEvent, Tracks
 from tests.streamer.helpers import free_endpoint, validators
 
 CTX = MessageContext("0123456789ab", ["happiness", "sadness", "neutral"])

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from engine.errors import ExitCode
+from configs.core.errors import ExitCode
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
 from tests.streamer.helpers import (
     LIVENESS_S,

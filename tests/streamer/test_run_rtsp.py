@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from engine.errors import ExitCode
+from configs.core.errors import ExitCode
 from tests.streamer.helpers import (
     LIVENESS_S,
     OFFLINE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.scheduler import ScoringScheduler
+from streamer.stages.scheduler import ScoringScheduler
 
 
 def test_rate_limit_per_track():

@@ -14,12 +14,12 @@ import zmq
 import zmq.auth
 import zmq.utils.monitor
 
+from configs.core.errors import ConfigError, ExitCode
 from configs.streamer import PublisherSettings, SecuritySettings
-from engine.errors import ConfigError, ExitCode
 from streamer.cli import main
 from streamer.client import Subscriber
-from streamer.publisher import ZmqPublisher
-from streamer.security import ServerSecurity, is_loopback, secure_client
+from streamer.net.security import ServerSecurity, is_loopback, secure_client
+from streamer.output.publisher import ZmqPublisher
 from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, free_endpoint, start_streamer, wait_for
 
 N = 20
@@ -74,7 +74,7 @@ def test_only_an_allowed_key_with_the_right_server_key_receives_anything(keys, c
     endpoint = free_endpoint()
     ctx = zmq.Context()
     security = _security(keys, ctx)
-    caplog.set_level(logging.INFO, logger="streamer.security")
+    caplog.set_level(logging.INFO, logger="streamer.net.security")
     pub_box: list[ZmqPublisher] = []
     opened = threading.Thread(  # binds, then holds its first message until alice has subscribed
         target=lambda: pub_box.append(

@@ -30,11 +30,11 @@ import pytest
 import zmq
 
 from configs import load_settings
-from streamer.demo import group_photo_bgr
-from streamer.metrics import MetricsServer
+from streamer.output.publisher import ZmqPublisher
 from streamer.pipeline import Pipeline, StreamSpec
 from streamer.pipeline import pipeline as pipeline_module
-from streamer.publisher import ZmqPublisher
+from streamer.service.metrics import MetricsServer
+from streamer.sources.demo import group_photo_bgr
 from tests.streamer.helpers import OFFLINE, free_endpoint
 
 SOAK_S = float(os.environ.get("EXPSTREAM_SOAK_S", "150"))

@@ -16,7 +16,6 @@ import pydantic
 import pytest
 
 from configs.sources import SourceSettings
-from streamer.base import StreamEvent
 from streamer.sources import (
     Backoff,
     FileSource,
@@ -27,6 +26,7 @@ from streamer.sources import (
     open_source,
     redact_uri,
 )
+from streamer.values import StreamEvent
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS, CLIP_SIZE_WH
 from tests.streamer.helpers import LIVENESS_S
 

@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 
 from streamer.client import StateSubscriber
-from streamer.endpoints import request
-from streamer.state import StateBoard
+from streamer.net.endpoints import request
+from streamer.output.state import StateBoard
 from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS
 from tests.streamer.helpers import (
     LIVENESS_S,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from configs.streamer import TrackerSettings
-from streamer.base import Detections
-from streamer.tracking import ByteTracker
+from streamer.stages.tracking import ByteTracker
+from streamer.values import Detections
 
 
 def faces_at(step: int, order=(0, 1, 2), with_kps: bool = True) -> Detections:

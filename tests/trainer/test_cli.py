@@ -10,7 +10,7 @@ import pytest
 from safetensors import safe_open
 
 import configs
-from engine.errors import ExitCode
+from configs.core.errors import ExitCode
 from streamer.cli import main as streamer_main
 from tests.media import make_face_clip
 from tests.trainer.conftest import write_images

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from configs import Settings
+from configs.core.errors import ConfigError
 from engine import ExpressionEngine
-from engine.errors import ConfigError
 from tests.media import make_face_clip
 from trainer.evaluate import confusion_matrix, evaluate, folder_mapping, segment_indices, uar_war
-from trainer.evaluate.run import video_logits
+from trainer.evaluate.zeroshot import video_logits
 
 BASIC7 = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
 

@@ -17,7 +17,7 @@ from torchvision import transforms
 from engine.preprocess import PreprocessSpec, preprocess
 from tests.media import group_photo_bgr, make_face_clip
 from trainer.evaluate.datasets import VideoClip, segment_indices
-from trainer.evaluate.run import predict_images, predict_videos
+from trainer.evaluate.zeroshot import predict_images, predict_videos
 
 S = 224
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)

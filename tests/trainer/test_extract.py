@@ -17,7 +17,7 @@ from tests.trainer.conftest import write_images
 from trainer.distributed import DistContext
 from trainer.extract import extract_features, extraction_engine
 from trainer.harvest import harvest_videos
-from trainer.sources import list_images, read_rgb, unique_items
+from trainer.images import list_images, read_rgb, unique_items
 from trainer.store import FeatureStore, StoreError
 from trainer.teacher import Teacher, derive_seed, load_teacher
 

@@ -111,7 +111,7 @@ def test_random_teacher_of_real_shape_is_built_without_weights() -> None:
     import torch
     from transformers import Blip2ForConditionalGeneration
 
-    from trainer.bench_extract import random_teacher
+    from trainer.benchmark.extraction import random_teacher
     from trainer.teacher.archs import arch_config
 
     with torch.device("meta"):  # the published BLIP-2 Flan-T5-XXL: 12.1 B parameters

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from configs.core.errors import ConfigError
 from configs.trainer import TeacherSettings
-from engine.errors import ConfigError
 from trainer.teacher import PLANS, load_teacher, resolve_plan, stage_dtypes
 
 F32, F16, BF16 = torch.float32, torch.float16, torch.bfloat16

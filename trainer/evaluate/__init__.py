@@ -13,7 +13,7 @@ from trainer.evaluate.datasets import (
     segment_indices,
 )
 from trainer.evaluate.metrics import confusion_matrix, per_class_recall, plot_confusion, uar_war
-from trainer.evaluate.run import engine_inputs, eval_engines, evaluate, score_samples
+from trainer.evaluate.zeroshot import engine_inputs, eval_engines, evaluate, score_samples
 
 __all__ = [
     "LAYOUTS",

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import ConfigError
-from trainer.sources import DEFAULT_EXTENSIONS, list_images
+from configs.core.errors import ConfigError
+from trainer.images import DEFAULT_EXTENSIONS, list_images
 
 # Official label ids of each dataset's release, as folder names.
 LAYOUTS: dict[str, dict[str, str]] = {

@@ -9,8 +9,8 @@ Example (plain text)::
 """
 
 from trainer.reproduce.datasets import BENCHMARKS, Absent, Benchmark, Located, locate
+from trainer.reproduce.paper import PAPER_PROMPTS, BenchmarkResult, Reproduction, reproduce, reproduce_settings
 from trainer.reproduce.results import Published, load_published
-from trainer.reproduce.run import PAPER_PROMPTS, BenchmarkResult, Reproduction, reproduce, reproduce_settings
 from trainer.reproduce.table import format_table
 
 __all__ = [

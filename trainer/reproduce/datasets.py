@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 
 from trainer.evaluate.datasets import LAYOUTS, SYNONYMS, VideoClip, folder_mapping, read_video_list
-from trainer.sources import DEFAULT_EXTENSIONS, list_images
+from trainer.images import DEFAULT_EXTENSIONS, list_images
 
 AUTHORS_PREFIX = "/data/EECS-IoannisLab/datasets/"
 """Where the authors' annotation lists say their data was; read under the data root instead."""

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import configs
+from configs.core.errors import ConfigError
 from configs.loader import read_yaml
-from engine.errors import ConfigError
 
 Pair = tuple[float, float]
 """(UAR, WAR) in %."""

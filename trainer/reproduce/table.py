@@ -8,8 +8,8 @@ Example:
 
 from __future__ import annotations
 
+from trainer.reproduce.paper import BenchmarkResult, Reproduction
 from trainer.reproduce.results import Pair, Published
-from trainer.reproduce.run import BenchmarkResult, Reproduction
 
 W = 16
 """Width of each (UAR / WAR) column."""

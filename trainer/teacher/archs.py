@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 TINY_VOCAB = 64
 

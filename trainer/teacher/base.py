@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import ConfigError, ModelError
+from configs.core.errors import ConfigError, ModelError
 
 
 class TeacherLoadError(ModelError):

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from configs.core.errors import MissingDependency
 from configs.trainer import TeacherSettings
-from engine.errors import MissingDependency
 from engine.preprocess import PreprocessSpec, preprocess
 from trainer.teacher.base import TEACHERS, Teacher, TeacherLoadError
 from trainer.teacher.draws import derive_seed, reference_dropout

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.base import SourceStats
+from streamer.values import SourceStats
 
 
 @dataclass

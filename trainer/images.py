@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 from engine.models import file_sha256
 
 DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "webp")

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from configs.analytics import EpisodeSettings
-from streamer.base import TrackKey
+from streamer.values import TrackKey
 
 EPS = 1e-6
 """Seconds: media times are floats (0.7 - 0.2 < 0.5 in binary)."""

@@ -18,7 +18,7 @@ Example:
     >>> parse_sources({"sources": {"bad id": "x.mp4"}})
     Traceback (most recent call last):
     ...
-    engine.errors.ConfigError: sources file: sources.bad id: a stream id uses letters, digits, '_', '.' and '-'
+    configs.core.errors.ConfigError: sources file: sources.bad id: a stream id uses letters, digits, '_', '.' and '-'
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from configs.core.errors import ConfigError
 from configs.loader import read_yaml, validate
-from engine.errors import ConfigError
 
-_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # as streamer.wire.check_stream_id: ids are part of topics
+_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # as streamer.net.wire.check_stream_id: ids are part of topics
 
 
 class SourceOptions(BaseModel):

@@ -1,5 +1,5 @@
 """How messages travel: topics, and the JSON / msgpack payload encodings. Light on purpose
-(no numpy, no torch): subscribers and the client helper import only this, ``streamer.state``
+(no numpy, no torch): subscribers and the client helper import only this, ``streamer.output.state``
 and ``streamer.client``.
 
 Example:
@@ -28,7 +28,7 @@ def check_stream_id(stream_id: str) -> str:
         'cam0'
     """
     if not STREAM_ID.match(stream_id):
-        from engine.errors import ConfigError
+        from configs.core.errors import ConfigError
 
         raise ConfigError(f"stream id {stream_id!r}: use letters, digits, '_', '.' and '-'")
     return stream_id

@@ -2,10 +2,10 @@
 ``server_socket`` (binds: the forwarder's XSUB and XPUB) or ``client_socket`` (connects:
 ``streamer cluster status``). Each takes an optional ``secure`` callable applied to the
 socket before it binds or connects; the request servers (snapshot, control) take the same
-callable (``streamer.endpoints.RequestServer(secure=...)``).
+callable (``streamer.net.endpoints.RequestServer(secure=...)``).
 
 ``server_security`` and ``client_security`` are where the cluster gets them from the
-settings, with the same CurveZMQ as a single process (``streamer/security.py``): the driver
+settings, with the same CurveZMQ as a single process (``streamer/net/security.py``): the driver
 is the server (``security.server_secret_key`` and the allow-list of workers' and clients'
 keys), workers and ``streamer cluster status`` are clients (``security.client_secret_key``
 and ``security.server_public_key``). Without keys, plain TCP.
@@ -13,7 +13,7 @@ and ``security.server_public_key``). Without keys, plain TCP.
 Example:
     >>> import zmq
 
-from streamer.security import ServerSecurity, client_securer
+from streamer.net.security import ServerSecurity, client_securer
     >>> ctx = zmq.Context()
     >>> seen = []
     >>> sock = server_socket(ctx, zmq.XPUB, "tcp://127.0.0.1:*", secure=seen.append)
@@ -29,7 +29,7 @@ from typing import Any
 
 import zmq
 
-from streamer.security import ServerSecurity, client_securer
+from streamer.net.security import ServerSecurity, client_securer
 
 SecureSocket = Callable[[zmq.Socket], None]
 """Applies security options (CurveZMQ keys) to a socket before it binds or connects."""

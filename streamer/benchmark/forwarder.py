@@ -2,7 +2,7 @@
 (``FencedPublisher`` over ``ZmqPublisher``, connecting) -> ``Forwarder`` (fence, ``seq``,
 state board) -> one subscriber, all in this process, on this machine (docs/deployment.md).
 
-    $ python scripts/forwarder_bench.py --messages 20000 --faces 4
+    $ python -m streamer.benchmark.forwarder --messages 20000 --faces 4
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import zmq
 from configs.streamer import PublisherSettings
 from streamer.cluster.fencing import FencedPublisher
 from streamer.cluster.forwarder import Forwarder
-from streamer.publisher import ZmqPublisher
-from streamer.state import StateBoard
+from streamer.output.publisher import ZmqPublisher
+from streamer.output.state import StateBoard
 
 CLASSES = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear"]
 

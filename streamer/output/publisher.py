@@ -10,7 +10,7 @@ are never written (a message holding one is dropped, counted and logged).
 The ZeroMQ socket is an XPUB (a PUB that also sees subscriptions): with
 ``publisher.wait_subscribers`` the first message waits until that many subscriptions have
 arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner). With a
-``ServerSecurity`` holding keys, the socket is a CurveZMQ server (``streamer.security``):
+``ServerSecurity`` holding keys, the socket is a CurveZMQ server (``streamer.net.security``):
 only authorized clients subscribe, so only they count as subscribers.
 
 Example (plain text: binds a port)::
@@ -31,12 +31,13 @@ from typing import Any
 
 import zmq
 
+from configs.core.errors import ConfigError
 from configs.streamer import PublisherSettings
-from engine.errors import ConfigError
-from streamer.base import Publisher, PublisherStats
+from streamer.base import Publisher
+from streamer.net.security import ServerSecurity
+from streamer.net.wire import decode, encode
 from streamer.queues import FullPolicy, QueueWorker
-from streamer.security import ServerSecurity
-from streamer.wire import decode, encode
+from streamer.values import PublisherStats
 
 __all__ = ["JsonlPublisher", "Observer", "ZmqPublisher", "create_publisher", "decode"]
 
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 Observer = Callable[[str, dict[str, Any]], None]
 """Called on the publisher's thread with every message just BEFORE it goes out, in ``seq``
-order (``streamer.state.StateBoard.apply`` keeps the snapshot this way: a subscriber never
+order (``streamer.output.state.StateBoard.apply`` keeps the snapshot this way: a subscriber never
 receives a message the snapshot does not already include)."""
 
 
@@ -127,7 +128,7 @@ class ZmqPublisher(QueuedPublisher):
     ) -> None:
         """``security`` (its context is used when ``context`` is None) makes the socket a
         CurveZMQ server; ``client_secure`` a CurveZMQ client instead (a cluster worker
-        connecting to its driver's forwarder: ``streamer.security.client_securer``)."""
+        connecting to its driver's forwarder: ``streamer.net.security.client_securer``)."""
         self._security = security
         self._client_secure = client_secure
         if context is None and security is not None:

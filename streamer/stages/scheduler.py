@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streamer.base import TrackKey
+from streamer.values import TrackKey
 
 
 class ScoringScheduler:

@@ -33,10 +33,10 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from configs.core.errors import ConfigError
 from configs.streamer import MetricsSettings
-from engine.errors import ConfigError
-from streamer.security import is_loopback
-from streamer.stats import StreamStats
+from streamer.net.security import is_loopback
+from streamer.pipeline.stats import StreamStats
 
 if TYPE_CHECKING:
     from streamer.pipeline import Pipeline

@@ -1,6 +1,6 @@
 """What every ExpStream command line shares: ``-c/--config`` and ``--set KEY=VALUE``,
 shorthand flags for single settings, and the one wrapper that runs a subcommand and maps
-the error family to the documented exit codes (``engine.errors.ExitCode``). Every log line,
+the error family to the documented exit codes (``configs.core.errors.ExitCode``). Every log line,
 traceback and error message it prints has URL passwords redacted (``redact_secrets``).
 
 Example (plain text)::
@@ -18,62 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from engine.errors import ExitCode, ExpStreamError
+from configs.core.errors import ExitCode, ExpStreamError
+from configs.core.logs import configure_logging, redact_secrets
 
 log = logging.getLogger(__name__)
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-# scheme:// (or scheme:/ once a path resolver has eaten a slash), a user, ":", the password
-# up to the LAST "@" of the token (passwords may hold "@" or "/"; over-redacting a path that
-# holds "@" is the safe side).
-_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*:/{1,3}[^\s:/?#@'\"]*):[^\s'\"]*@")
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``.
-
-    Example:
-        >>> redact_secrets("cannot open 'rtsp://admin:s3cret@10.0.0.5/live': refused")
-        "cannot open 'rtsp://admin:***@10.0.0.5/live': refused"
-        >>> redact_secrets("a=rtsp://u:p@ss/w@cam/x b=/data/a@b.mp4")
-        'a=rtsp://u:***@cam/x b=/data/a@b.mp4'
-    """
-    if "@" not in text:
-        return text
-    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
-
-
-class RedactSecrets(logging.Filter):
-    """A handler filter that redacts URL passwords in every record: its message, its
-    arguments and its traceback (exception texts from FFmpeg carry the URL they failed on)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact_secrets(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact_secrets(record.exc_text)
-        if record.stack_info:
-            record.stack_info = redact_secrets(record.stack_info)
-        return True
-
-
-def install_log_redaction(logger: logging.Logger | None = None) -> None:
-    """Add ``RedactSecrets`` to every handler of ``logger`` (the root logger by default)."""
-    for handler in (logger or logging.getLogger()).handlers:
-        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
-            handler.addFilter(RedactSecrets())
 
 
 def add_config_args(parser: argparse.ArgumentParser, example_key: str) -> None:
@@ -158,8 +112,7 @@ def run_cli(
     """
     args = parser.parse_args(argv)
     level = getattr(args, "log_level", "INFO")
-    logging.basicConfig(level=getattr(logging, str(level).upper(), logging.INFO), format=LOG_FORMAT, stream=sys.stderr)
-    install_log_redaction()
+    configure_logging(str(level))
     previous = None
     if sigterm_interrupts and threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -18,7 +18,8 @@ import warnings
 import numpy as np
 
 from configs.streamer import TrackerSettings
-from streamer.base import Detections, Tracker, TrackEvent, Tracks
+from streamer.base import Tracker
+from streamer.values import Detections, TrackEvent, Tracks
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.cli import redact_secrets
-from streamer.base import Abstention, FaceResult, Frame, StreamEvent, TrackEvent, Tracks
-from streamer.episodes import EpisodeEvent
-from streamer.wire import events_topic, faces_topic
+from configs.core.logs import redact_secrets
+from streamer.frames import Frame
+from streamer.net.wire import events_topic, faces_topic
+from streamer.stages.episodes import EpisodeEvent
+from streamer.values import Abstention, FaceResult, StreamEvent, TrackEvent, Tracks
 
 SCHEMA_VERSION = 1
 

@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 
 from configs import Settings
+from configs.core.errors import ConfigError
 from engine import ExpressionEngine
-from engine.errors import ConfigError
 from engine.scoring import scores_from_features
 from trainer.evaluate.datasets import VideoClip, image_folder, read_video_list, segment_indices
 from trainer.evaluate.metrics import confusion_matrix, per_class_recall, plot_confusion, uar_war
-from trainer.sources import DEFAULT_EXTENSIONS, UnreadableImage, list_images, pil_resize, read_rgb
+from trainer.images import DEFAULT_EXTENSIONS, UnreadableImage, list_images, pil_resize, read_rgb
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ import cv2
 import numpy as np
 
 from configs.streamer import PreviewSettings
-from streamer.base import Abstention, FaceResult, Frame, Tracks
+from streamer.frames import Frame
 from streamer.queues import QueueWorker
+from streamer.values import Abstention, FaceResult, Tracks
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from engine.errors import ConfigError
+from configs.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from configs.streamer import SecuritySettings

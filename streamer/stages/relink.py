@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from configs.streamer import TrackerSettings
-from streamer.base import TrackKey
+from streamer.values import TrackKey
 
 MAX_ENDED = 1024
 """Ended tracks kept for re-linking at most (the oldest go first)."""

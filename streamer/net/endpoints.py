@@ -23,7 +23,7 @@ from typing import Any
 
 import zmq
 
-from engine.errors import ConfigError, ExpStreamError
+from configs.core.errors import ConfigError, ExpStreamError
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def request(
     sock.setsockopt(zmq.LINGER, 0)
     try:
         if server_key is not None and client_key is not None:
-            from streamer.security import secure_client
+            from streamer.net.security import secure_client
 
             secure_client(sock, server_key, client_key)
         sock.connect(endpoint)

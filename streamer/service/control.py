@@ -16,7 +16,7 @@ later message carries the new fingerprint and classes.
 
 Example (plain text: needs a running service)::
 
-    from streamer.endpoints import request
+    from streamer.net.endpoints import request
     request("tcp://127.0.0.1:5558", {"op": "set_prompts", "prompts": {"custom": {"calm": ["a calm face."]}}})
 """
 
@@ -29,13 +29,13 @@ from typing import Any
 import zmq
 
 from configs.base import ConfigPath
+from configs.core.errors import ConfigError
 from configs.engine import HEAD_FILES, PromptSettings
 from configs.loader import validate
 from configs.service import ControlSettings
-from engine.errors import ConfigError
-from streamer.endpoints import OpHandler, RequestServer
+from streamer.net.endpoints import OpHandler, RequestServer
+from streamer.net.wire import check_stream_id
 from streamer.pipeline import Pipeline, StreamSpec
-from streamer.wire import check_stream_id
 
 log = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from configs import Settings, load_settings
+from configs.core.errors import ConfigError
 from configs.loader import ConfigSource
-from engine.errors import ConfigError
 from engine.head import RELEASED_HEADS
 from engine.prompts import reference_data
-from trainer.evaluate.run import eval_engines, score_samples
+from trainer.evaluate.zeroshot import eval_engines, score_samples
 from trainer.reproduce.datasets import BENCHMARKS, BENCHMARKS_BY_KEY, Absent, Benchmark, locate
 from trainer.reproduce.results import BACKBONE_ROWS, Pair
 
