@@ -30,6 +30,7 @@ __all__ = ["Settings", "dump_settings", "load_settings", "path"]
 def __getattr__(name: str) -> object:
     # Imported on first use: the ground floor (``configs.core``) stays free of pydantic.
     if name in ("Settings", "dump_settings", "load_settings"):
+        # on first use: configs.core stays free of pydantic
         from configs import settings
 
         return getattr(settings, name)

@@ -25,6 +25,7 @@ import torch
 
 from configs.engine import EngineSettings
 from configs.loader import ConfigSource
+from configs.settings import load_settings
 from engine.backends import Backend, BackendContext, create_backend
 from engine.fingerprint import fingerprint, identity, prompt_cache_key
 from engine.head import HeadInfo, ProjectionHead, load_head
@@ -103,8 +104,6 @@ class ExpressionEngine:
     def from_config(cls, config: ConfigSource = None, overrides: Sequence[str] = ()) -> ExpressionEngine:
         """Build from a whole config (file, packaged name or mapping) and ``--set``-style
         overrides (``engine.backend=torch``); only its ``engine`` section is used."""
-        from configs import load_settings
-
         return cls(load_settings(config, overrides).engine)
 
     def derive(self, settings: EngineSettings) -> ExpressionEngine:

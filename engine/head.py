@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from configs.core.errors import HeadFormatError
@@ -128,8 +130,6 @@ def _load_expclip_pth(path: Path, backbone: str, in_dim: int) -> torch.Tensor:
 
 
 def _load_safetensors(path: Path, backbone: str, in_dim: int) -> tuple[torch.Tensor, dict[str, Any]]:
-    from safetensors import SafetensorError, safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             raw_meta = f.metadata() or {}
@@ -221,8 +221,6 @@ def load_head(
 
 def save_head(path: str | Path, head: ProjectionHead, metadata: dict[str, Any]) -> Path:
     """Save ``head`` in ExpStream's format: safetensors + JSON metadata."""
-    from safetensors.torch import save_file
-
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     weight = head.mlp.weight.detach().to("cpu", torch.float32).contiguous()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import open_clip
 import torch
 
 from configs.core.errors import ModelLoadError
@@ -47,8 +48,6 @@ def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
 def _register_config(config_file: str | None) -> str | None:
     if not config_file:
         return None
-    import open_clip
-
     p = Path(config_file).expanduser()
     if not p.is_file():
         raise ModelLoadError(f"engine.model.config_file: no such file {p}")
@@ -57,8 +56,6 @@ def _register_config(config_file: str | None) -> str | None:
 
 
 def _missing_weights_message(name: str, tag: str, err: Exception) -> str:
-    import open_clip
-
     cfg = open_clip.get_pretrained_cfg(name, tag) or {}
     source = cfg.get("hf_hub") or cfg.get("url") or "the open_clip model zoo"
     return (
@@ -76,8 +73,6 @@ def load_clip(settings: ModelSettings, device: torch.device | str = "cpu") -> Lo
 
         clip = load_clip(ModelSettings(name="ViT-B-32", pretrained="openai"))
     """
-    import open_clip
-
     config_hash = _register_config(settings.config_file)
     name = settings.name
     if open_clip.get_model_config(name) is None and not name.startswith(("hf-hub:", "local-dir:")):

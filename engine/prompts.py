@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from open_clip.model import convert_weights_to_lp
+from open_clip.transformer import LayerNorm, LayerNormFp32
 
 import configs
 from configs.core.errors import ConfigError
@@ -124,8 +126,6 @@ def text_tower(clip_model: torch.nn.Module, dtype: torch.dtype = torch.float32) 
     fp32 and casting back. The original model is not modified."""
     if dtype == torch.float32:
         return clip_model
-    from open_clip.model import convert_weights_to_lp
-    from open_clip.transformer import LayerNorm, LayerNormFp32
 
     visual = getattr(clip_model, "visual", None)
     memo = {id(visual): None} if visual is not None else {}

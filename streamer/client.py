@@ -82,6 +82,7 @@ class Subscriber:
             self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
             self._sock.setsockopt(zmq.LINGER, 0)
             if server_key is not None and client_key is not None:
+                # only with keys: the plain subscriber stays light
                 from streamer.net.security import secure_client
 
                 secure_client(self._sock, server_key, client_key)

@@ -26,6 +26,13 @@ from pathlib import Path
 from configs import Settings, load_settings
 from configs.core.cli import add_config_args, add_log_level, run_cli, shorthand
 from configs.core.errors import ConfigError
+from engine.runtime import resolve_device
+from trainer.benchmark.extraction import bench_extract
+from trainer.benchmark.fitting import bench_fit
+from trainer.evaluate import evaluate
+from trainer.extract import extract_features
+from trainer.fit import EpochLog, fit_store
+from trainer.reproduce import format_table, load_published, reproduce, reproduce_settings
 
 log = logging.getLogger("trainer")
 
@@ -117,7 +124,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from trainer.extract import extract_features
 
     s = extract_features(_settings(args), args.images, args.out, args.videos, progress=not args.quiet)
     print(
@@ -138,7 +144,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from trainer.fit import EpochLog, fit_store
 
     settings = _settings(args).trainer.fit
 
@@ -159,7 +164,6 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from trainer.evaluate import evaluate
 
     class_map = {}
     for item in args.class_map:
@@ -183,7 +187,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from trainer.reproduce import format_table, load_published, reproduce, reproduce_settings
 
     cfg = reproduce_settings(args.config, args.overrides)
     subset = [d.strip() for d in args.datasets.split(",") if d.strip()] if args.datasets else None
@@ -200,7 +203,6 @@ def _print_json(result: dict, path: str | None) -> None:
 
 
 def _cmd_bench_fit(args: argparse.Namespace) -> int:
-    from trainer.benchmark.fitting import bench_fit
 
     fit = _settings(args).trainer.fit
     _print_json(bench_fit(fit, args.pairs, args.dim, args.out_dim, args.threads), args.json)
@@ -208,8 +210,6 @@ def _cmd_bench_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_extract(args: argparse.Namespace) -> int:
-    from engine.runtime import resolve_device
-    from trainer.benchmark.extraction import bench_extract
 
     s = _settings(args)
     r = bench_extract(
@@ -227,6 +227,7 @@ def _cmd_bench_extract(args: argparse.Namespace) -> int:
 
 def _quiet_progress_bars() -> None:
     try:
+        # optional: transformers comes with the train extra
         from transformers.utils import logging as hf_logging
     except ImportError:
         return

@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from configs import Settings
 from configs.core.errors import ConfigError
 from engine import ExpressionEngine
 from trainer.distributed import DistContext, init_distributed
+from trainer.harvest import harvest_videos
 from trainer.images import Item, UnreadableImage, list_images, read_rgb, unique_items
 from trainer.store import FeatureStore
 from trainer.teacher import Teacher, derive_seed, load_teacher
@@ -157,7 +159,6 @@ def extract_features(
     ctx: DistContext | None = None,
 ) -> ExtractStats:
     """Extract (CLIP, teacher) feature pairs of every new input into the store at ``out``."""
-    from tqdm import tqdm
 
     ctx = ctx or init_distributed(cfg.engine.device)
     st = cfg.trainer.extract
@@ -165,8 +166,6 @@ def extract_features(
     stats = ExtractStats()
     roots = [Path(p) for p in images]
     if videos:
-        from trainer.harvest import harvest_videos
-
         if ctx.is_main:
             h = harvest_videos(videos, out / "harvest", cfg, progress=progress)
             stats.harvested_faces = h.faces

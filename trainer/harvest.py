@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from configs import Settings
 from configs.core.errors import ConfigError, MissingDependency
@@ -50,6 +53,7 @@ def streamer_face_cutter(settings: Settings) -> FaceCutter:
     Imported lazily: the trainer needs the streamer only to harvest videos.
     """
     try:
+        # the streamer only for harvesting videos (MissingDependency below)
         from streamer.detect import FrameError, create_detector, detect_frames
         from streamer.frames import FrameImage
         from streamer.stages.align import crop_faces
@@ -79,8 +83,6 @@ def _video_key(path: Path) -> str:
 
 def harvest_video(path: Path, out: Path, cut: FaceCutter, every_s: float) -> tuple[int, int]:
     """Sample, detect, crop and save one video's faces. Returns (frames, faces)."""
-    import av
-    from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
     frames = faces = 0
@@ -127,8 +129,6 @@ def harvest_videos(
     cut: FaceCutter | None = None,
 ) -> HarvestStats:
     """Harvest faces from video files (or folders of them) into ``out_dir``."""
-    import av
-    from tqdm import tqdm
 
     files = _video_files(videos)
     stats = HarvestStats()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
 from configs.core.errors import ConfigError
 from engine.models import file_sha256
@@ -59,7 +61,6 @@ def list_images(roots: Iterable[str | Path], extensions: Sequence[str] = DEFAULT
 
 def unique_items(paths: Iterable[Path], progress: bool = False) -> tuple[list[Item], int, list[tuple[str, str]]]:
     """Hash each file; keep the first of each content. Returns (items, duplicates, unreadable)."""
-    from tqdm import tqdm
 
     seen: set[str] = set()
     items: list[Item] = []
@@ -86,7 +87,6 @@ def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
     With ``size``, the image is resized to ``size`` x ``size`` the reference's way
     (``pil_resize``) right after decoding.
     """
-    from PIL import Image
 
     try:
         with Image.open(path) as im:
@@ -111,6 +111,5 @@ def pil_resize(rgb: np.ndarray, size: int) -> np.ndarray:
         >>> pil_resize(np.zeros((40, 30, 3), np.uint8), 224).shape
         (224, 224, 3)
     """
-    from PIL import Image
 
     return np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))

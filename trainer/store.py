@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from configs.core.errors import ConfigError
 
@@ -103,7 +105,6 @@ class FeatureStore:
         return sorted(p for p in self.root.glob("shard-r*-*.safetensors") if _SHARD_RE.search(p.name))
 
     def shards(self) -> Iterator[Shard]:
-        from safetensors import safe_open
 
         for p in self.shard_paths():
             with safe_open(str(p), framework="pt") as f:
@@ -129,7 +130,6 @@ class FeatureStore:
 
     def load_pairs(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """All pairs as (clip [N, D], teacher [N, T] or [N, K, T]) float32, in shard order."""
-        from safetensors.torch import load_file
 
         clips, teachers = [], []
         for p in self.shard_paths():
@@ -152,7 +152,6 @@ class FeatureStore:
         sources: list[str],
     ) -> Path:
         """Write one shard atomically (temporary name, then rename)."""
-        from safetensors.torch import save_file
 
         n = len(hashes)
         if clip.shape[0] != n or teacher.shape[0] != n or len(sources) != n or teacher.ndim not in (2, 3):

@@ -57,6 +57,7 @@ def quantise_int8(fp32_path: Path) -> Path:
     out = fp32_path.with_suffix(".int8.onnx")
     if out.is_file():
         return out
+    # optional backend: imported only when chosen
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     log.info("quantising %s to int8", fp32_path.name)
@@ -82,6 +83,7 @@ class OnnxRuntimeBackend(Backend):
         return None
 
     def build(self, model: ScoringModel) -> None:
+        # optional backend: imported only when chosen
         import onnxruntime as ort
 
         path = self.ctx.cache_dir / "onnx" / f"{self.ctx.fingerprint}.onnx"

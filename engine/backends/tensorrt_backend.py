@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 def engine_key(fingerprint: str, device: torch.device, max_batch: int, dtype: torch.dtype) -> str:
     """Cache key of a serialised TensorRT engine."""
+    # optional: TensorRT exists only on NVIDIA machines
     import tensorrt
     import torch_tensorrt
 
@@ -62,6 +63,7 @@ class TensorRTBackend(Backend):
         reason = self.available(self.ctx.device)
         if reason:
             raise BackendError(reason)
+        # optional: TensorRT exists only on NVIDIA machines
         import torch_tensorrt
 
         s, b = self.ctx.image_size, self.ctx.max_batch

@@ -84,6 +84,7 @@ class GpuProbe:
 
     def start(self) -> GpuProbe:
         try:
+            # only on CUDA machines
             import pynvml
 
             pynvml.nvmlInit()
@@ -123,6 +124,7 @@ class GpuProbe:
 def gpu_memory(device: Any) -> dict[str, Any]:
     """torch's view of a CUDA device's memory (peak allocated and reserved), else {}."""
     try:
+        # only on CUDA machines
         import torch
     except ImportError:
         return {}

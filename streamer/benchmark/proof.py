@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streamer.benchmark.engine import BenchRow, format_table
+from streamer.benchmark.report import runs_table, sweep_table
+
 ENGINE_REPORTS = ("engine-eager-l14", "engine-eager-b16", "engine-eager-b32", "engine-compile", "engine-fp8")
 
 
@@ -83,7 +86,6 @@ def sweep_target(report: dict[str, Any] | None, label: str, faces: int, streams:
 
 
 def summary(out: Path, big: str = "ViT-L-14") -> str:
-    from streamer.benchmark.report import runs_table, sweep_table
 
     lines = ["# GPU proof", ""]
     steps = out / "steps.tsv"
@@ -102,8 +104,6 @@ def summary(out: Path, big: str = "ViT-L-14") -> str:
     for name in ENGINE_REPORTS:
         rep = _load(out / f"{name}.json")
         if rep:
-            from streamer.benchmark.engine import BenchRow, format_table
-
             lines += ["", f"## {name}", format_table([BenchRow(**r) for r in rep["rows"]])]
     for name, rep in sweeps.items():
         if rep:

@@ -52,6 +52,7 @@ def machine() -> dict[str, Any]:
     except (ValueError, OSError, AttributeError):
         pass
     try:
+        # versions are reported when present
         import torch
 
         if torch.cuda.is_available():
@@ -71,6 +72,7 @@ def versions() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             out[name] = None
     try:
+        # versions are reported when present
         import av
 
         out["ffmpeg"] = {k: ".".join(map(str, v)) for k, v in av.library_versions.items()}

@@ -119,6 +119,7 @@ def tag_geometry(width: int, height: int) -> tuple[int, int]:
 def _sprites() -> list[tuple[np.ndarray, np.ndarray]]:
     """(BGR picture, [5, 2] points in it) per face; each picture is square, the face in it
     spans the middle 2/3 (box = [s/6, 5s/6])."""
+    # slow to import: only for the sprites
     import insightface
 
     photo = group_photo_bgr()

@@ -94,6 +94,7 @@ def _bench_parser(sub: argparse._SubParsersAction, *, arguments: bool = True) ->
         "alone (faces/s and latency per model x backend x batch, open_clip eager as the baseline).",
     )
     if arguments:  # its module imports the pipeline's stats (and torch): not for light commands
+        # per command: `streamer subscribe` and --help stay light (no torch)
         from streamer.cli.bench import add_bench_arguments
 
         add_bench_arguments(bench)
@@ -118,6 +119,7 @@ def _cluster_parser(sub: argparse._SubParsersAction, *, arguments: bool = True) 
         "forwarder subscribers connect to; `streamer cluster status` asks a running driver.",
     )
     if arguments:  # its module imports the settings root: not for light commands
+        # per command: `streamer subscribe` and --help stay light (no torch)
         from streamer.cli.cluster import add_cluster_arguments
 
         add_cluster_arguments(p)
@@ -156,18 +158,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.cli.run import run_command
 
     return run_command(args)
 
 
 def _subscribe(args: argparse.Namespace) -> int:
+    # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.cli.subscribe import subscribe_command
 
     return subscribe_command(args)
 
 
 def _keys(args: argparse.Namespace) -> int:
+    # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.net.security import write_key_pair
 
     for name in args.names:
@@ -177,18 +182,21 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.cli.bench import bench_command
 
     return bench_command(args)
 
 
 def _build_engine(args: argparse.Namespace) -> int:
+    # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.cli.build_engine import build_engine_command
 
     return build_engine_command(args)
 
 
 def _cluster(args: argparse.Namespace) -> int:
+    # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.cli.cluster import cluster_command
 
     return cluster_command(args)

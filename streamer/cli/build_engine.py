@@ -12,10 +12,10 @@ import argparse
 import json
 
 from configs import load_settings
+from engine import ExpressionEngine
 
 
 def build_engine_command(args: argparse.Namespace) -> int:
-    from engine import ExpressionEngine
 
     engine = ExpressionEngine(load_settings(args.config, args.overrides).engine)
     artefact = getattr(engine.backend, "path", None)

@@ -24,6 +24,7 @@ DEFAULT_CACHE = "~/.cache/expstream"
 def group_photo_bgr() -> np.ndarray:
     """insightface's ``t1.jpg`` (six faces), BGR uint8."""
     try:
+        # slow to import: only for the demo picture
         import insightface
     except ImportError as e:
         raise ImportError("the demo clip is made from insightface's sample photo: pip install insightface") from e

@@ -30,8 +30,10 @@ from trainer.teacher.parts import TeacherParts
 
 def random_teacher(arch: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Blip2Teacher:
     """A randomly initialised teacher of the real shape, built directly on ``device``."""
+    # optional: transformers comes with the train extra
     from transformers import Blip2ForConditionalGeneration
 
+    # optional: transformers comes with the train extra
     from trainer.teacher.tiny import _tiny_tokenizer
 
     cfg = arch_config(arch)

@@ -46,9 +46,11 @@ def uar_war(cm: np.ndarray) -> tuple[float, float]:
 
 def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix (%) as a PNG, like the reference's figures."""
+    # optional: matplotlib comes with the train extra
     import matplotlib
 
     matplotlib.use("Agg")
+    # optional: matplotlib comes with the train extra
     import matplotlib.pyplot as plt
 
     rows = cm.sum(axis=1, keepdims=True).astype(np.float64)

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -88,7 +89,6 @@ def clip_frames(clip: VideoClip, num_segments: int) -> list[np.ndarray]:
         if not files:
             raise UnreadableImage(clip.path, "no frame images in the folder")
         return [read_rgb(files[min(i, len(files) - 1)]) for i in idx]
-    import av
 
     want = set(idx)
     got: dict[int, np.ndarray] = {}

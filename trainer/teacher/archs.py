@@ -89,6 +89,7 @@ ARCHS: dict[str, dict[str, Any]] = {
 
 def arch_config(arch: str, kind: Literal["blip2", "instructblip"] = "blip2"):  # -> PretrainedConfig
     """The transformers config of a named architecture (BLIP-2 or InstructBLIP layout)."""
+    # optional: transformers comes with the train extra
     from transformers import Blip2Config, InstructBlipConfig
 
     if arch not in ARCHS:

@@ -144,6 +144,7 @@ def resolve_teacher_source(settings: TeacherSettings, cache_root: Path) -> tuple
     absolute (``./dir`` in a file is relative to the file); anything else is a name."""
     model = settings.model
     if model == "tiny-random":
+        # optional: transformers comes with the train extra
         from trainer.teacher.tiny import build_tiny_teacher
 
         path = cache_root / "teachers" / f"tiny-blip2-seed{settings.seed}"
@@ -199,6 +200,7 @@ def load_teacher(
         t = load_teacher(TeacherSettings(model="~/models/blip2-flan-t5-xxl"), "cuda")
     """
     try:
+        # optional: transformers comes with the train extra
         from transformers import (
             AutoConfig,
             AutoTokenizer,

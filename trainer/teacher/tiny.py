@@ -23,6 +23,7 @@ from trainer.teacher.archs import TINY_VOCAB, arch_config
 
 
 def _tiny_tokenizer(words: list[str]):  # -> PreTrainedTokenizerFast
+    # optional: transformers comes with the train extra
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -48,6 +49,7 @@ def build_tiny_teacher(
     instruction: str = PAPER_INSTRUCTION,
 ) -> Path:
     """Build a seeded tiny teacher and save model + tokenizer(s) to ``path``."""
+    # optional: transformers comes with the train extra
     from transformers import Blip2ForConditionalGeneration, InstructBlipForConditionalGeneration
 
     out = Path(path).expanduser()
