@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from configs.engine import EngineSettings
-from engine.output import EngineOutput
 from engine.smoothing import Smoother
 from streamer.frames import Frame
 from streamer.values import Detections, PublisherStats, SourceStats, TrackEvent, Tracks
+
+if TYPE_CHECKING:  # only an annotation: the contracts load without torch
+    from engine.output import EngineOutput
 
 
 # ---------------------------------------------------------------- interfaces
@@ -55,10 +57,15 @@ class FaceDetector(ABC):
     name: str = "base"
     input_size_wh: tuple[int, int]
     """Largest picture ``detect`` wants; callers scale frames to fit inside it."""
+    tensor_device: str | None = None
+    """The torch device (e.g. ``"cuda:0"``) whose uint8 BGR [h, w, 3] tensors ``detect`` and
+    ``detect_batch`` also take, besides numpy pictures; None: numpy pictures only. The device
+    frame path hands such a detector the pictures it made on that device."""
 
     @abstractmethod
     def detect(self, image_bgr: np.ndarray) -> Detections:
-        """Faces in ``image_bgr`` (uint8 [H, W, 3]) in that picture's coordinates."""
+        """Faces in ``image_bgr`` (uint8 [H, W, 3]; a tensor on ``tensor_device`` where that is
+        set) in that picture's coordinates."""
 
     def detect_batch(self, images_bgr: Sequence[np.ndarray]) -> list[Detections]:
         """Faces in several pictures (one per stream of a tick). Batched detectors override."""

@@ -57,9 +57,6 @@ class TorchScrfdDetector(FaceDetector):
     """SCRFD faces with 5 keypoints, run by torch in batches."""
 
     name = "insightface"
-    accepts_tensors = True
-    """``detect_batch`` also takes torch uint8 BGR pictures already on ``self.device``
-    (the device frame path's), letterboxed there without a trip through host memory."""
 
     def __init__(self, settings: DetectorSettings, onnx_path: str | Path | None = None) -> None:
         try:
@@ -71,6 +68,9 @@ class TorchScrfdDetector(FaceDetector):
             ) from e
         self.settings = settings
         self.device = _device(settings.device)
+        self.tensor_device = str(self.device)
+        """``detect_batch`` also takes torch uint8 BGR pictures already on ``self.device``
+        (the device frame path's), letterboxed there without a trip through host memory."""
         path = Path(onnx_path) if onnx_path else onnx_path_for(settings)
         graph = onnx.load(str(path))
         n_out = len(graph.graph.output)

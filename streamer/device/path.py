@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from streamer.base import FaceDetector
 from streamer.detect.frames import fit_size
 from streamer.frames import Frame, FrameImage
 from streamer.stages.align import crop_faces
@@ -35,9 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FrameMode = Literal["inline", "host", "device"]
-
-DEVICE_PICTURE = "device_bgr"
-"""``FrameImage.memo`` key prefix of the detector's picture made on the device."""
 
 
 class FramePath:
@@ -80,7 +78,7 @@ class FramePath:
             if planes is not None and self.tensor_detector:
                 from streamer.device.picture import detector_picture
 
-                image.memo((DEVICE_PICTURE, *size), lambda: detector_picture(planes, size))
+                image.keep_device_bgr(size, lambda: detector_picture(planes, size))
                 return
         image.prepare_bgr(size)
 
@@ -101,7 +99,7 @@ class FramePath:
         return crop_faces_on(planes, bbox_xyxy, kps, size, align, expand)
 
 
-def frame_path_for(mode: FrameMode, engine_device: str, detector: Any) -> FramePath:
+def frame_path_for(mode: FrameMode, engine_device: str, detector: FaceDetector) -> FramePath:
     """The pipeline's frame path: on the device path the frames go to the engine's device,
     and the detector gets device pictures when it takes tensors on that same device."""
     import torch
@@ -109,9 +107,7 @@ def frame_path_for(mode: FrameMode, engine_device: str, detector: Any) -> FrameP
     from engine.runtime import resolve_device
 
     device = resolve_device(engine_device) if mode == "device" else torch.device("cpu")
-    det_device = getattr(detector, "device", None)
-    tensors = bool(getattr(detector, "accepts_tensors", False)) and det_device is not None
-    tensors = tensors and torch.device(det_device) == device
+    tensors = detector.tensor_device is not None and torch.device(detector.tensor_device) == device
     return FramePath(mode, detector.input_size_wh, device=device, tensor_detector=tensors)
 
 

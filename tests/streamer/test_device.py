@@ -102,7 +102,7 @@ def test_torch_scrfd_takes_device_pictures(tmp_path):
 
     onnx = build_tiny_scrfd(tmp_path / "tiny.onnx")
     det = create_detector(DetectorSettings(name="insightface", runtime="torch", model=str(onnx), device="cpu"))
-    assert det.accepts_tensors
+    assert det.tensor_device == "cpu"
     pic = np.zeros((360, 640, 3), np.uint8)  # the tiny test model holds one picture per batch
     (a,) = det.detect_batch([pic])
     (b,) = det.detect_batch([torch.from_numpy(pic)])
