@@ -26,11 +26,10 @@ import numpy as np
 
 from configs import Settings
 from streamer.base import ExpressionScorer
-from streamer.device.path import FramePath, stack_crops
+from streamer.device.path import FramePath, HostFramePath
 from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
 from streamer.pipeline.stats import PipelineStats
 from streamer.stages.abstain import blur_reasons
-from streamer.stages.align import crop_faces
 from streamer.stages.relink import Relinker
 from streamer.stages.scheduler import ScoringScheduler
 from streamer.values import Abstention, FaceResult, TrackKey
@@ -50,8 +49,8 @@ class ScoringThread(threading.Thread):
         frame_path: FramePath | None = None,
     ) -> None:
         super().__init__(name="scoring", daemon=True)
-        self.crop = frame_path.crop if frame_path is not None else crop_faces
-        """Cuts a frame's crops: on the host (``streamer.stages.align``) or the device path's."""
+        self.frame_path = frame_path or HostFramePath((0, 0))
+        """Cuts a frame's crops and stacks them: on the host, or the device path's."""
         self.engine = engine
         self.slots = slots
         self.settings = settings
@@ -117,7 +116,7 @@ class ScoringThread(threading.Thread):
             kps = None if t.kps is None else t.kps[sel]
             size, c = self.engine.crop_size, self.settings.crops
             try:
-                crops = self.crop(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
+                crops = self.frame_path.crop(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
             except (ValueError, cv2.error) as e:
                 log.warning("%s frame %d: cannot crop faces (%s); skipped", sid, job.frame.index, e)
                 self.stats.stream(sid).errors += 1
@@ -125,7 +124,7 @@ class ScoringThread(threading.Thread):
             batches.append(crops)
             keys.extend((sid, ids[i]) for i in sel)
             frames_of.extend([job] * len(sel))
-        return keys, frames_of, stack_crops(batches)
+        return keys, frames_of, self.frame_path.stack(batches)
 
     def score(self, jobs: list[ScoreJob]) -> None:
         """Score the due tracks of these frames (one per stream) in one engine batch."""
