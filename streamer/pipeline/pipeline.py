@@ -35,7 +35,6 @@ from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.pipeline.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
 from streamer.sources import open_source
-from streamer.sources.threaded import ThreadedSource
 from streamer.stages.tracking import ByteTracker
 from streamer.values import PublisherStats, StreamEvent
 
@@ -123,14 +122,18 @@ class Pipeline:
 
     def _open(self, spec: StreamSpec) -> StreamState | None:
         try:
-            src = open_source(spec.uri, spec.stream_id, self.settings.sources, self.emitter.source_event)
+            src = open_source(
+                spec.uri,
+                spec.stream_id,
+                self.settings.sources,
+                self.emitter.source_event,
+                prepare=self.frame_path.prepare,
+            )
         except Exception as e:  # a bad URI fails its stream, not the service
             log.error("stream %s: cannot open: %s", spec.stream_id, e)
             self.emitter.source_event(StreamEvent(spec.stream_id, "failed", time.time(), f"cannot open source: {e}"))
             self.emitter.stream_finished(spec.stream_id)
             return None
-        if isinstance(src, ThreadedSource):
-            src.prepare = self.frame_path.prepare
         self.sources[spec.stream_id] = src
         return StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker))
 
