@@ -1,7 +1,8 @@
 """Every interface between stages in the streamer: small ABCs with one verb
-(``FaceDetector.detect``, ``Tracker.update``, ``Source.read``, ``Publisher.send``); what the
-pipeline needs of the engine is the ``ExpressionScorer`` protocol. The values they exchange
-are in ``streamer/values.py``; docs/design.md shows where each runs.
+(``FaceDetector.detect``, ``Tracker.update``, ``Source.read``, ``FramePath.prepare``,
+``Publisher.send``); what the pipeline needs of the engine is the ``ExpressionScorer``
+protocol. The values they exchange are in ``streamer/values.py``; docs/design.md shows where
+each runs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from configs.engine import EngineSettings
 from engine.smoothing import Smoother
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameImage
 from streamer.values import Detections, PublisherStats, SourceStats, TrackEvent, Tracks
 
 if TYPE_CHECKING:  # only an annotation: the contracts load without torch
@@ -120,6 +121,29 @@ class Source(ABC):
     @abstractmethod
     def stop(self, reason: str = "stopped") -> None:
         """Stop decoding (emits "ended" with ``reason`` unless already terminal). Idempotent."""
+
+
+class FramePath(ABC):
+    """Where decoded frames become what detection and scoring need, chosen once per pipeline
+    (``pipeline.frames``; ``streamer.device.path``): ``prepare`` runs on each source's decode
+    thread, ``crop`` and ``stack`` on the scoring thread."""
+
+    mode: str
+    """``inline``, ``host`` or ``device``."""
+
+    @abstractmethod
+    def prepare(self, frame: Frame) -> None:
+        """Called on the source's decode thread for each frame before it is queued."""
+
+    @abstractmethod
+    def crop(
+        self, image: FrameImage, bbox_xyxy: np.ndarray, kps: np.ndarray | None, size: int, align: str, expand: float
+    ) -> Any:
+        """The faces' crops: uint8 RGB [N, size, size, 3], numpy or a tensor on the device."""
+
+    @abstractmethod
+    def stack(self, batches: list[Any]) -> Any:
+        """One engine batch from the per-frame crops of ``crop``."""
 
 
 class Publisher(ABC):

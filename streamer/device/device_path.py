@@ -19,10 +19,9 @@ import numpy as np
 import torch
 
 from engine.runtime import resolve_device
-from streamer.base import FaceDetector
+from streamer.base import FaceDetector, FramePath
 from streamer.detect.frames import fit_size
 from streamer.device.crops import crop_faces_on
-from streamer.device.path import FramePath
 from streamer.device.picture import detector_picture
 from streamer.device.planes import PlaneUploader
 from streamer.frames import Frame, FrameImage
@@ -37,7 +36,8 @@ class DeviceFramePath(FramePath):
     mode = "device"
 
     def __init__(self, input_wh: tuple[int, int], device: torch.device, *, detector_picture: bool = False) -> None:
-        super().__init__(input_wh)
+        self.input_wh = input_wh
+        """The detector's input size: prepared pictures are scaled to fit inside it."""
         self.uploader = PlaneUploader(device)
         self.detector_picture = detector_picture
         """Make the detector's picture on the device too (else on the host, as ``host`` does)."""

@@ -1,6 +1,6 @@
-"""The frame path: where decoded pictures become what detection and scoring need.
-
-``pipeline.frames`` names it, and ``frame_path_for`` builds it once per pipeline:
+"""The frame paths (``streamer.base.FramePath``): where decoded pictures become what detection
+and scoring need. ``pipeline.frames`` names one, and ``frame_path_for`` builds it once per
+pipeline:
 
 * ``inline`` (``InlineFramePath``) — the detection thread converts each frame for the
   detector itself (one swscale pass per frame on that ONE thread; the behaviour before frame
@@ -13,9 +13,6 @@
   ``tensor_device`` is that device) and the face crops are made there in torch, and crops go
   to the engine as a device tensor. Frames that are not 4:2:0 take the host path.
 
-Every path has the same three verbs: ``prepare`` (decode threads), ``crop`` and ``stack``
-(the scoring thread).
-
 Example:
     >>> path = HostFramePath(input_wh=(640, 640))
     >>> path.mode, path.stack([np.zeros((2, 64, 64, 3), np.uint8)] * 3).shape
@@ -24,64 +21,50 @@ Example:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from streamer.base import FaceDetector
+from streamer.base import FaceDetector, FramePath
 from streamer.detect.frames import fit_size
 from streamer.frames import Frame, FrameImage
 from streamer.stages.align import crop_faces
-
-if TYPE_CHECKING:  # annotations only: the inline and host paths never load torch
-    import torch
 
 FrameMode = Literal["inline", "host", "device"]
 FRAME_MODES: tuple[FrameMode, ...] = ("inline", "host", "device")
 
 
-class FramePath(ABC):
-    """Prepares frames on the decode threads and cuts crops for the scoring thread."""
+class HostFramePath(FramePath):
+    """The decode thread makes the detector's picture (BGR numpy) as it queues the frame;
+    crops are cut on the host."""
 
-    mode: FrameMode
+    mode = "host"
 
     def __init__(self, input_wh: tuple[int, int]) -> None:
         self.input_wh = input_wh
         """The detector's input size: prepared pictures are scaled to fit inside it."""
 
-    @abstractmethod
     def prepare(self, frame: Frame) -> None:
-        """Called on the source's decode thread for each frame before it is queued."""
+        image = frame.image
+        image.prepare_bgr(fit_size(image.size_wh, self.input_wh))
 
     def crop(
         self, image: FrameImage, bbox_xyxy: np.ndarray, kps: np.ndarray | None, size: int, align: str, expand: float
-    ) -> np.ndarray | torch.Tensor:
-        """The faces' crops: uint8 RGB [N, size, size, 3] (cut on the host here)."""
+    ) -> np.ndarray:
         return crop_faces(image, bbox_xyxy, kps, size, align, expand)
 
-    def stack(self, batches: list[Any]) -> Any:
-        """One engine batch from the per-frame crops of ``crop``."""
+    def stack(self, batches: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
 
 
-class InlineFramePath(FramePath):
-    """Nothing is prepared ahead: the detection thread converts each frame itself."""
+class InlineFramePath(HostFramePath):
+    """Nothing is prepared ahead: the detection thread converts each frame itself. Crops are
+    cut on the host."""
 
     mode = "inline"
 
     def prepare(self, frame: Frame) -> None:
         pass
-
-
-class HostFramePath(FramePath):
-    """The decode thread makes the detector's picture (BGR numpy) as it queues the frame."""
-
-    mode = "host"
-
-    def prepare(self, frame: Frame) -> None:
-        image = frame.image
-        image.prepare_bgr(fit_size(image.size_wh, self.input_wh))
 
 
 def frame_path_for(mode: FrameMode, engine_device: str, detector: FaceDetector) -> FramePath:

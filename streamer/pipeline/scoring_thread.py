@@ -25,8 +25,8 @@ import cv2
 import numpy as np
 
 from configs import Settings
-from streamer.base import ExpressionScorer
-from streamer.device.path import FramePath, HostFramePath
+from streamer.base import ExpressionScorer, FramePath
+from streamer.device.path import HostFramePath
 from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
 from streamer.pipeline.stats import PipelineStats
 from streamer.stages.abstain import blur_reasons
