@@ -39,7 +39,7 @@ from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.pipeline.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
 from streamer.sources import open_source
-from streamer.stages.tracking import ByteTracker
+from streamer.stages.tracking import create_tracker
 from streamer.values import PublisherStats, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class Pipeline:
             self.emitter.stream_finished(spec.stream_id)
             return None
         self.sources[spec.stream_id] = src
-        return StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker))
+        return StreamState(spec.stream_id, src, create_tracker(spec.stream_id, self.settings.tracker))
 
     def add_source(self, spec: StreamSpec) -> None:
         """Add a stream while running (any thread). ConfigError when its id is in use."""
