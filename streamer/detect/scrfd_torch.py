@@ -21,7 +21,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import torch
+import torchvision
 
 from configs.core.errors import ConfigError, MissingDependency, ModelError
 from configs.streamer import DetectorSettings
@@ -60,8 +62,7 @@ class TorchScrfdDetector(FaceDetector):
 
     def __init__(self, settings: DetectorSettings, onnx_path: str | Path | None = None) -> None:
         try:
-            import onnx
-            from onnx2torch import convert
+            from onnx2torch import convert  # the optional gpu-detector extra
         except ImportError as e:
             raise MissingDependency(
                 "detector.runtime=torch needs onnx2torch: pip install 'expstream[gpu-detector]'"
@@ -142,8 +143,6 @@ class TorchScrfdDetector(FaceDetector):
         raise ValueError(f"SCRFD output of shape {tuple(t.shape)} does not hold {batch} picture(s) of {rows} anchors")
 
     def _decode(self, outs: list[torch.Tensor], batch: int, h: int, w: int, scales: list[float]) -> list[Detections]:
-        import torchvision
-
         boxes, scores, kps, owner = [], [], [], []
         for i, s in enumerate(self.strides):
             centres = self._centres_for(s, h, w)
