@@ -46,7 +46,7 @@ class Settings(StrictSettings):
     detector: DetectorSettings = DetectorSettings()
     """Face detection on every frame (batched across streams); also harvests faces for training."""
     tracker: TrackerSettings = TrackerSettings()
-    """ByteTrack per stream: stable ids through short misses; track started/ended events."""
+    """A face tracker per stream (``name``): stable ids through short misses; track started/ended events."""
     crops: CropSettings = CropSettings()
     """Face crops handed to the engine (and saved when harvesting faces for training)."""
     scheduler: SchedulerSettings = SchedulerSettings()

@@ -63,14 +63,19 @@ class DetectorSettings(StrictSettings):
 
 
 class TrackerSettings(StrictSettings):
-    """ByteTrack (roboflow ``trackers``), one tracker per stream."""
+    """The face tracker (roboflow ``trackers``), one per stream."""
 
+    name: Literal["bytetrack", "ocsort", "sort"] = "bytetrack"
+    """Which tracker: bytetrack (ByteTrack: two-stage matching, low-score detections keep
+    tracks alive), ocsort (OC-SORT: motion from observations, steadier through misses and
+    turns) or sort (SORT: one IoU matching, the cheapest)."""
     lost_track_s: float = Field(1.0, ge=0.0)
     """How long a track survives without a detection before it ends."""
     activation_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    """Minimum detection score that starts a new track."""
+    """Minimum detection score that starts a new track (ocsort: below it a detection is ignored)."""
     high_score_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    """Detections at or above are matched first; lower ones only revive existing tracks."""
+    """bytetrack only: detections at or above are matched first; lower ones only revive
+    existing tracks."""
     match_iou: float = Field(0.1, gt=0.0, le=1.0)
     """Minimum IoU between a predicted track box and a detection to associate them."""
     min_consecutive_frames: int = Field(2, ge=1)

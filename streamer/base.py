@@ -1,22 +1,25 @@
 """Every interface between stages in the streamer: small ABCs with one verb
-(``FaceDetector.detect``, ``Tracker.update``, ``Source.read``, ``Publisher.send``); what the
-pipeline needs of the engine is the ``ExpressionScorer`` protocol. The values they exchange
-are in ``streamer/values.py``; docs/design.md shows where each runs.
+(``FaceDetector.detect``, ``Tracker.update``, ``Source.read``, ``FramePath.prepare``,
+``Publisher.send``); what the pipeline needs of the engine is the ``ExpressionScorer``
+protocol. The values they exchange are in ``streamer/values.py``; docs/design.md shows where
+each runs.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from configs.engine import EngineSettings
-from engine.output import EngineOutput
 from engine.smoothing import Smoother
-from streamer.frames import Frame
+from streamer.frames import Frame, FrameImage
 from streamer.values import Detections, PublisherStats, SourceStats, TrackEvent, Tracks
+
+if TYPE_CHECKING:  # only an annotation: the contracts load without torch
+    from engine.output import EngineOutput
 
 
 # ---------------------------------------------------------------- interfaces
@@ -55,10 +58,15 @@ class FaceDetector(ABC):
     name: str = "base"
     input_size_wh: tuple[int, int]
     """Largest picture ``detect`` wants; callers scale frames to fit inside it."""
+    tensor_device: str | None = None
+    """The torch device (e.g. ``"cuda:0"``) whose uint8 BGR [h, w, 3] tensors ``detect`` and
+    ``detect_batch`` also take, besides numpy pictures; None: numpy pictures only. The device
+    frame path hands such a detector the pictures it made on that device."""
 
     @abstractmethod
     def detect(self, image_bgr: np.ndarray) -> Detections:
-        """Faces in ``image_bgr`` (uint8 [H, W, 3]) in that picture's coordinates."""
+        """Faces in ``image_bgr`` (uint8 [H, W, 3]; a tensor on ``tensor_device`` where that is
+        set) in that picture's coordinates."""
 
     def detect_batch(self, images_bgr: Sequence[np.ndarray]) -> list[Detections]:
         """Faces in several pictures (one per stream of a tick). Batched detectors override."""
@@ -113,6 +121,29 @@ class Source(ABC):
     @abstractmethod
     def stop(self, reason: str = "stopped") -> None:
         """Stop decoding (emits "ended" with ``reason`` unless already terminal). Idempotent."""
+
+
+class FramePath(ABC):
+    """Where decoded frames become what detection and scoring need, chosen once per pipeline
+    (``pipeline.frames``; ``streamer.device.path``): ``prepare`` runs on each source's decode
+    thread, ``crop`` and ``stack`` on the scoring thread."""
+
+    mode: str
+    """``inline``, ``host`` or ``device``."""
+
+    @abstractmethod
+    def prepare(self, frame: Frame) -> None:
+        """Called on the source's decode thread for each frame before it is queued."""
+
+    @abstractmethod
+    def crop(
+        self, image: FrameImage, bbox_xyxy: np.ndarray, kps: np.ndarray | None, size: int, align: str, expand: float
+    ) -> Any:
+        """The faces' crops: uint8 RGB [N, size, size, 3], numpy or a tensor on the device."""
+
+    @abstractmethod
+    def stack(self, batches: list[Any]) -> Any:
+        """One engine batch from the per-frame crops of ``crop``."""
 
 
 class Publisher(ABC):

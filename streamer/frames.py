@@ -7,7 +7,8 @@ pass) and RGB face regions for the engine. Full-frame RGB conversion costs ~4x d
 
 Pictures can be prepared ahead, off the detection thread: ``prepare_bgr`` (the source's
 decode thread calls it through the pipeline's frame path, ``streamer.device``) caches the
-detector's picture, and ``memo`` keeps any other per-frame result (device planes) once.
+detector's picture (``keep_device_bgr`` one made on a torch device), and ``memo`` keeps any
+other per-frame result (device planes) once.
 
 Example:
     >>> img = FrameImage.from_bgr(np.zeros((720, 1280, 3), np.uint8))  # decoders give FrameImage.from_av
@@ -94,6 +95,15 @@ class FrameImage:
     def prepare_bgr(self, size_wh: tuple[int, int]) -> np.ndarray:
         """``to_bgr(size_wh)``, computed now and kept (the decode thread calls it)."""
         return self.memo(("bgr", *size_wh), lambda: self.to_bgr(size_wh))
+
+    def keep_device_bgr(self, size_wh: tuple[int, int], make: Callable[[], Any]) -> Any:
+        """``make()``, the detector's picture at ``size_wh`` made on a torch device (the device
+        frame path calls it on the decode thread), computed now and kept for ``device_bgr``."""
+        return self.memo(("device_bgr", *size_wh), make)
+
+    def device_bgr(self, size_wh: tuple[int, int]) -> Any:
+        """The torch uint8 BGR [h, w, 3] picture ``keep_device_bgr`` kept for ``size_wh``, or None."""
+        return self.prepared(("device_bgr", *size_wh))
 
     def yuv_planes(self) -> tuple[str, np.ndarray] | None:
         """The decoder's own 4:2:0 picture without conversion: (format, uint8 [H * 3/2, W]),

@@ -11,7 +11,8 @@ the limit).
 
 Example (plain text: builds a pipeline)::
 
-    run = run_streams(settings, uri, 4, engine=eng, detector=det, seconds=10, warmup_s=3, fps=30)
+    run = run_streams(settings, uri, 4, engine=eng, detector=det, seconds=10, warmup_s=3, fps=30,
+                      max_latency_ms=200)
     run["realtime"]["ok"], run["total"]["latency_ms"]["p99"]
 """
 
@@ -22,9 +23,12 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
+
 from configs import Settings
 from streamer.base import ExpressionScorer, FaceDetector, Publisher
 from streamer.benchmark.probes import CpuSample, GpuProbe, cpu_report, cpu_sample, gpu_memory
+from streamer.pipeline import NullPublisher, Pipeline, StreamSpec
 from streamer.pipeline.stats import StatsSnapshot
 
 log = logging.getLogger(__name__)
@@ -106,8 +110,6 @@ def _ms(total_s: float, n: float) -> float:
 
 def _lag_growth_ms(latency: Any, since_s: float, until_s: float) -> float | None:
     """Median latency of the window's last third minus its first third's (ms)."""
-    import numpy as np
-
     pts = [(t, lat) for log_ in latency.per_stream.values() for t, lat in list(log_) if since_s <= t <= until_s]
     if len(pts) < 6:
         return None
@@ -133,8 +135,6 @@ def run_streams(
     publisher: Publisher | None = None,
 ) -> dict[str, Any]:
     """Run ``streams`` copies of ``uri`` (looping when ``seconds`` > 0) and report."""
-    from streamer.pipeline import NullPublisher, Pipeline, StreamSpec
-
     loop = seconds > 0
     settings = settings.replace(sources=settings.sources.replace(loop=loop))
     specs = [StreamSpec(f"s{i:02d}", uri) for i in range(streams)]

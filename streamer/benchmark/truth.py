@@ -34,8 +34,8 @@ class TruthDetector(FaceDetector):
         self.truth = truth
         self.cost = cost
         self.input_size_wh = cost.input_size_wh if cost is not None else input_size_wh
-        self.accepts_tensors = bool(getattr(cost, "accepts_tensors", False))
-        self.device = getattr(cost, "device", None)
+        self.tensor_device = cost.tensor_device if cost is not None else None
+        """The cost detector's: it gets the same pictures."""
         self.frame_wh = (truth.workload.width, truth.workload.height)
         self.with_kps = True
 

@@ -73,8 +73,8 @@ def scale_detections(dets: Detections, sx: float, sy: float, min_face_px: float 
 def _picture(detector: FaceDetector, image: FrameImage, size_wh: tuple[int, int]) -> Any:
     """The detector's picture: the device path's tensor when the detector takes tensors and
     one was made (``streamer.device.path``), else BGR numpy (prepared or converted now)."""
-    if getattr(detector, "accepts_tensors", False):
-        ready = image.prepared(("device_bgr", *size_wh))
+    if detector.tensor_device is not None:
+        ready = image.device_bgr(size_wh)
         if ready is not None:
             return ready
     return image.to_bgr(size_wh)
@@ -104,8 +104,8 @@ def detect_frames(
         timer: ``timer(stage, items)`` gives a context manager timing ``convert``,
             ``detect`` (full pictures) and ``detect_roi`` (regions), e.g. ``PipelineStats.time``.
 
-    Detectors with ``accepts_tensors`` get the device path's pictures (torch uint8 BGR
-    [h, w, 3] on their device) where the decode thread made them.
+    Detectors with a ``tensor_device`` get the device path's pictures (torch uint8 BGR
+    [h, w, 3] on that device) where the decode thread made them.
     """
     n = len(images)
     boxes = list(search_boxes) if search_boxes is not None else [None] * n

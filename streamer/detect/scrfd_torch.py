@@ -21,7 +21,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import torch
+import torchvision
 
 from configs.core.errors import ConfigError, MissingDependency, ModelError
 from configs.streamer import DetectorSettings
@@ -57,20 +59,19 @@ class TorchScrfdDetector(FaceDetector):
     """SCRFD faces with 5 keypoints, run by torch in batches."""
 
     name = "insightface"
-    accepts_tensors = True
-    """``detect_batch`` also takes torch uint8 BGR pictures already on ``self.device``
-    (the device frame path's), letterboxed there without a trip through host memory."""
 
     def __init__(self, settings: DetectorSettings, onnx_path: str | Path | None = None) -> None:
         try:
-            import onnx
-            from onnx2torch import convert
+            from onnx2torch import convert  # the optional gpu-detector extra
         except ImportError as e:
             raise MissingDependency(
                 "detector.runtime=torch needs onnx2torch: pip install 'expstream[gpu-detector]'"
             ) from e
         self.settings = settings
         self.device = _device(settings.device)
+        self.tensor_device = str(self.device)
+        """``detect_batch`` also takes torch uint8 BGR pictures already on ``self.device``
+        (the device frame path's), letterboxed there without a trip through host memory."""
         path = Path(onnx_path) if onnx_path else onnx_path_for(settings)
         graph = onnx.load(str(path))
         n_out = len(graph.graph.output)
@@ -142,8 +143,6 @@ class TorchScrfdDetector(FaceDetector):
         raise ValueError(f"SCRFD output of shape {tuple(t.shape)} does not hold {batch} picture(s) of {rows} anchors")
 
     def _decode(self, outs: list[torch.Tensor], batch: int, h: int, w: int, scales: list[float]) -> list[Detections]:
-        import torchvision
-
         boxes, scores, kps, owner = [], [], [], []
         for i, s in enumerate(self.strides):
             centres = self._centres_for(s, h, w)

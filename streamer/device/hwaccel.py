@@ -31,7 +31,7 @@ def hwaccel_for(name: str) -> Any | None:
     if name == "none":
         return None
     try:
-        from av.codec.hwaccel import HWAccel, hwdevices_available
+        from av.codec.hwaccel import HWAccel, hwdevices_available  # absent from older PyAV builds
     except ImportError:
         _warn_once("pyav", "sources.hwaccel=%s: this PyAV has no hardware decoding; decoding in software", name)
         return None

@@ -1,124 +1,81 @@
-"""The frame path: where decoded pictures become what detection and scoring need.
+"""The frame paths (``streamer.base.FramePath``): where decoded pictures become what detection
+and scoring need. ``pipeline.frames`` names one, and ``frame_path_for`` builds it once per
+pipeline:
 
-``pipeline.frames`` picks it:
-
-* ``inline`` — the detection thread converts each frame for the detector itself (one
-  swscale pass per frame on that ONE thread; the behaviour before frame paths existed);
-* ``host`` — each source's decode thread makes the detector's picture as it queues the frame
-  (``FrameImage.prepare_bgr``), so colour conversion runs on as many threads as there are
-  streams; crops are cut on the host (``streamer.stages.align``);
-* ``device`` — each decode thread uploads the frame's YUV planes to the engine's device
-  (``PlaneUploader``); the detector's picture (for detectors that take tensors: the torch
-  SCRFD) and the face crops are made there in torch (``picture``, ``crops``), and crops go to
-  the engine as a device tensor. Frames that are not 4:2:0 take the host path.
+* ``inline`` (``InlineFramePath``) — the detection thread converts each frame for the
+  detector itself (one swscale pass per frame on that ONE thread; the behaviour before frame
+  paths existed);
+* ``host`` (``HostFramePath``) — each source's decode thread makes the detector's picture as
+  it queues the frame (``FrameImage.prepare_bgr``), so colour conversion runs on as many
+  threads as there are streams; crops are cut on the host (``streamer.stages.align``);
+* ``device`` (``streamer.device.device_path.DeviceFramePath``) — each decode thread uploads
+  the frame's YUV planes to the engine's device; the detector's picture (for a detector whose
+  ``tensor_device`` is that device) and the face crops are made there in torch, and crops go
+  to the engine as a device tensor. Frames that are not 4:2:0 take the host path.
 
 Example:
-    >>> path = FramePath("host", input_wh=(640, 640))
-    >>> path.crop_on_device
-    False
+    >>> path = HostFramePath(input_wh=(640, 640))
+    >>> path.mode, path.stack([np.zeros((2, 64, 64, 3), np.uint8)] * 3).shape
+    ('host', (6, 64, 64, 3))
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 import numpy as np
 
+from streamer.base import FaceDetector, FramePath
 from streamer.detect.frames import fit_size
 from streamer.frames import Frame, FrameImage
 from streamer.stages.align import crop_faces
 
-if TYPE_CHECKING:
-    import torch
-
-log = logging.getLogger(__name__)
-
 FrameMode = Literal["inline", "host", "device"]
-
-DEVICE_PICTURE = "device_bgr"
-"""``FrameImage.memo`` key prefix of the detector's picture made on the device."""
+FRAME_MODES: tuple[FrameMode, ...] = ("inline", "host", "device")
 
 
-class FramePath:
-    """Prepares frames in the decode threads and cuts crops for the scoring thread."""
+class HostFramePath(FramePath):
+    """The decode thread makes the detector's picture (BGR numpy) as it queues the frame;
+    crops are cut on the host."""
 
-    def __init__(
-        self,
-        mode: FrameMode,
-        input_wh: tuple[int, int],
-        *,
-        device: torch.device | str = "cpu",
-        tensor_detector: bool = False,
-    ) -> None:
-        if mode not in ("inline", "host", "device"):
-            raise ValueError(f"frame path {mode!r}; allowed: inline, host, device")
-        self.mode = mode
+    mode = "host"
+
+    def __init__(self, input_wh: tuple[int, int]) -> None:
         self.input_wh = input_wh
-        self.tensor_detector = tensor_detector and mode == "device"
-        self.uploader: Any = None
-        if mode == "device":
-            import torch
-
-            from streamer.device.planes import PlaneUploader
-
-            self.uploader = PlaneUploader(torch.device(device))
-            log.info("frame path: device (%s), detector picture on the device: %s", device, self.tensor_detector)
-
-    @property
-    def crop_on_device(self) -> bool:
-        return self.mode == "device"
+        """The detector's input size: prepared pictures are scaled to fit inside it."""
 
     def prepare(self, frame: Frame) -> None:
-        """Called on the source's decode thread for each frame before it is queued."""
-        if self.mode == "inline":
-            return
         image = frame.image
-        size = fit_size(image.size_wh, self.input_wh)
-        if self.mode == "device":
-            planes = self.uploader.planes(image)
-            if planes is not None and self.tensor_detector:
-                from streamer.device.picture import detector_picture
-
-                image.memo((DEVICE_PICTURE, *size), lambda: detector_picture(planes, size))
-                return
-        image.prepare_bgr(size)
+        image.prepare_bgr(fit_size(image.size_wh, self.input_wh))
 
     def crop(
         self, image: FrameImage, bbox_xyxy: np.ndarray, kps: np.ndarray | None, size: int, align: str, expand: float
-    ) -> np.ndarray | torch.Tensor:
-        """The faces' crops: uint8 RGB [N, size, size, 3], a device tensor on the device path."""
-        if self.mode != "device":
-            return crop_faces(image, bbox_xyxy, kps, size, align, expand)
-        import torch
+    ) -> np.ndarray:
+        return crop_faces(image, bbox_xyxy, kps, size, align, expand)
 
-        from streamer.device.crops import crop_faces_on
-
-        planes = self.uploader.planes(image)
-        if planes is None:
-            host = crop_faces(image, bbox_xyxy, kps, size, align, expand)
-            return torch.from_numpy(host).to(self.uploader.device)
-        return crop_faces_on(planes, bbox_xyxy, kps, size, align, expand)
+    def stack(self, batches: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
 
 
-def frame_path_for(mode: FrameMode, engine_device: str, detector: Any) -> FramePath:
+class InlineFramePath(HostFramePath):
+    """Nothing is prepared ahead: the detection thread converts each frame itself. Crops are
+    cut on the host."""
+
+    mode = "inline"
+
+    def prepare(self, frame: Frame) -> None:
+        pass
+
+
+def frame_path_for(mode: FrameMode, engine_device: str, detector: FaceDetector) -> FramePath:
     """The pipeline's frame path: on the device path the frames go to the engine's device,
-    and the detector gets device pictures when it takes tensors on that same device."""
-    import torch
+    and the detector gets device pictures when its ``tensor_device`` is that same device."""
+    if mode == "inline":
+        return InlineFramePath(detector.input_size_wh)
+    if mode == "host":
+        return HostFramePath(detector.input_size_wh)
+    if mode == "device":
+        from streamer.device.device_path import DeviceFramePath  # torch loads only for this path
 
-    from engine.runtime import resolve_device
-
-    device = resolve_device(engine_device) if mode == "device" else torch.device("cpu")
-    det_device = getattr(detector, "device", None)
-    tensors = bool(getattr(detector, "accepts_tensors", False)) and det_device is not None
-    tensors = tensors and torch.device(det_device) == device
-    return FramePath(mode, detector.input_size_wh, device=device, tensor_detector=tensors)
-
-
-def stack_crops(batches: list[Any]) -> Any:
-    """One batch from per-frame crops (numpy arrays, or tensors on the device path)."""
-    if batches and not isinstance(batches[0], np.ndarray):
-        import torch
-
-        return torch.cat(batches)
-    return np.concatenate(batches) if batches else np.zeros((0, 1, 1, 3), np.uint8)
+        return DeviceFramePath.for_engine(engine_device, detector)
+    raise ValueError(f"frame path {mode!r}; allowed: {', '.join(FRAME_MODES)}")

@@ -7,9 +7,11 @@ the scoring thread are applied between ticks.
 It owns the per-stream trackers (no locks) and never waits for the engine: a faces message
 carries each track's latest result from the scoring thread's board (null until first scored).
 
-Example (plain text)::
+Example (plain text: the pipeline builds it)::
 
-    thread = DetectionThread(streams, detector, slots, scoring.results, emitter, settings, stats)
+    thread = DetectionThread(detector, slots, reporter, stats,
+                             detection=settings.detector, pipeline=settings.pipeline)
+    thread.inbox.put(StreamState("cam0", source, create_tracker("cam0", settings.tracker)))
     thread.start(); thread.join()    # returns when every stream is done
 """
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from configs import Settings
+from configs.streamer import DetectorSettings, PipelineSettings
 from streamer.base import FaceDetector, Source, Tracker
 from streamer.detect.frames import FrameError, detect_frames
 from streamer.frames import Frame
@@ -76,22 +78,26 @@ class DetectionThread(threading.Thread):
 
     def __init__(
         self,
-        streams: list[StreamState],
         detector: FaceDetector,
         slots: ScoreSlots,
         reporter: TrackReporter,
-        settings: Settings,
         stats: PipelineStats,
         *,
+        detection: DetectorSettings,
+        pipeline: PipelineSettings,
         keep_alive: bool = False,
     ) -> None:
+        """Streams arrive through ``inbox``; ``detection`` is the ``detector`` section
+        (cadence, region search, minimum face size), ``pipeline`` the read timeout and the
+        streams per tick."""
         super().__init__(name="detection", daemon=True)
-        self.streams = streams
+        self.streams: list[StreamState] = []
         self.detector = detector
         self.slots = slots
         self.reporter = reporter
         self.emitter = reporter.emitter
-        self.settings = settings
+        self.detection_settings = detection
+        self.pipeline_settings = pipeline
         self.stats = stats
         self.keep_alive = keep_alive
         """Keep running with no stream left (sources may be added) until ``stop_when_idle``."""
@@ -111,7 +117,7 @@ class DetectionThread(threading.Thread):
                 if not active and not self.keep_alive:
                     break
                 if not active:
-                    time.sleep(self.settings.pipeline.read_timeout_s)
+                    time.sleep(self.pipeline_settings.read_timeout_s)
                     continue
                 frames = self._gather(active)
                 if frames:
@@ -131,7 +137,7 @@ class DetectionThread(threading.Thread):
     def _gather(self, active: list[StreamState]) -> list[tuple[StreamState, Frame]]:
         """At most one frame per stream; waits briefly on one stream when none has any."""
         frames = []
-        limit = self.settings.pipeline.max_streams_per_tick
+        limit = self.pipeline_settings.max_streams_per_tick
         n = len(active)
         for k in range(n):
             st = active[(self._rr + k) % n]
@@ -147,22 +153,22 @@ class DetectionThread(threading.Thread):
             waiting = [s for s in active if not s.finished and s.finishing_since is None]
             if waiting:
                 st = waiting[self._rr % len(waiting)]
-                frame = st.source.read(self.settings.pipeline.read_timeout_s)
+                frame = st.source.read(self.pipeline_settings.read_timeout_s)
                 if frame is not None:
                     frames.append((st, frame))
             else:
-                time.sleep(self.settings.pipeline.read_timeout_s)
+                time.sleep(self.pipeline_settings.read_timeout_s)
         return frames
 
     def _search_boxes(self, st: StreamState) -> np.ndarray | None:
-        return search_boxes(st, self.settings.detector.full_frame_every)
+        return search_boxes(st, self.detection_settings.full_frame_every)
 
     def tick(self, frames: list[tuple[StreamState, Frame]]) -> None:
         """Detect, track and publish one frame per stream."""
         self.stats.ticks += 1
         boxes = [self._search_boxes(st) for st, _ in frames]
         images = [f.image for _, f in frames]
-        found = detect_frames(self.detector, images, self.settings.detector, boxes, self.stats.time)
+        found = detect_frames(self.detector, images, self.detection_settings, boxes, self.stats.time)
         for (st, frame), dets in zip(frames, found, strict=True):
             if isinstance(dets, FrameError):
                 self._frame_error(st, frame, dets.stage, dets.error)

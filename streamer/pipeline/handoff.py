@@ -1,11 +1,16 @@
-"""The drop-to-latest hand-off between the detection thread and the scoring thread.
+"""What the detection thread and the scoring thread hand each other.
 
-The detection thread ``offer``s each stream's newest tracked frame; an unread older frame of
-the same stream is replaced (counted), so a slow engine never makes detection wait. Track
-and stream ends travel in order on the same object, so the scoring thread frees per-track
-state only after it has scored everything that was offered before the end.
+Forward, ``ScoreSlots``, drop-to-latest: the detection thread ``offer``s each stream's newest
+tracked frame; an unread older frame of the same stream is replaced (counted), so a slow
+engine never makes detection wait. Track and stream ends travel in order on the same object,
+so the scoring thread frees per-track state only after it has scored everything that was
+offered before the end.
 
-Example (plain text)::
+Back, ``ResultsBoard``: each track's latest result, written by the scoring thread only and
+read by the detection thread when it publishes. The pipeline makes both and hands them to
+the two threads when it builds them.
+
+Example (plain text: needs a decoded frame and its tracks)::
 
     slots = ScoreSlots()
     slots.offer(ScoreJob(frame, tracks))
@@ -15,11 +20,12 @@ Example (plain text)::
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from streamer.frames import Frame
 from streamer.queues import Closable
-from streamer.values import Tracks
+from streamer.values import Abstention, FaceResult, TrackKey, Tracks
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,64 @@ class ScoreSlots(Closable):
             jobs, ends = list(self._jobs.values()), self._ends
             self._jobs, self._ends = {}, []
             return jobs, ends
+
+
+class ResultsBoard(Mapping[TrackKey, FaceResult | Abstention]):
+    """The latest result (or blur abstention) of each track being scored. The scoring thread
+    alone writes (``put``, ``forget``, ``forget_stream``, ``clear``); any thread reads it as a
+    read-only mapping. Each call is atomic.
+
+    Example:
+        >>> board = ResultsBoard()
+        >>> board.put(("cam0", 1), Abstention("blurred", frame_index=7))
+        >>> board.put(("cam1", 1), Abstention("blurred", frame_index=9))
+        >>> board.forget_stream("cam0")
+        >>> list(board), board.get(("cam1", 1)).frame_index
+        ([('cam1', 1)], 9)
+    """
+
+    def __init__(self) -> None:
+        self._results: dict[TrackKey, FaceResult | Abstention] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: TrackKey) -> FaceResult | Abstention:
+        with self._lock:
+            return self._results[key]
+
+    def get(self, key: TrackKey, default: FaceResult | Abstention | None = None) -> FaceResult | Abstention | None:
+        with self._lock:
+            return self._results.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._results
+
+    def __iter__(self) -> Iterator[TrackKey]:
+        with self._lock:
+            return iter(list(self._results))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._results)
+
+    def put(self, key: TrackKey, result: FaceResult | Abstention) -> None:
+        with self._lock:
+            self._results[key] = result
+
+    def forget(self, key: TrackKey) -> None:
+        """The track ended."""
+        with self._lock:
+            self._results.pop(key, None)
+
+    def forget_stream(self, stream_id: str) -> None:
+        """The stream ended: every one of its tracks goes."""
+        with self._lock:
+            self._results = {k: r for k, r in self._results.items() if k[0] != stream_id}
+
+    def clear(self) -> None:
+        """The engine changed: no earlier result is published again."""
+        with self._lock:
+            self._results.clear()
 
 
 @dataclass(frozen=True)

@@ -21,22 +21,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
+
 from configs import Settings
 from configs.core.errors import ConfigError
 from configs.engine import EngineSettings
+from configs.streamer import PipelineSettings
 from streamer.base import ExpressionScorer, FaceDetector, Publisher, Source
+from streamer.detect import create_detector
 from streamer.device.path import frame_path_for
 from streamer.output.messages import MessageContext
 from streamer.output.preview import PreviewWriter
 from streamer.pipeline.detection_thread import DetectionThread, StreamState
 from streamer.pipeline.emitter import Emitter
-from streamer.pipeline.handoff import EngineChange, ScoreSlots
+from streamer.pipeline.handoff import EngineChange, ResultsBoard, ScoreSlots
 from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.pipeline.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
 from streamer.sources import open_source
-from streamer.sources.threaded import ThreadedSource
-from streamer.stages.tracking import ByteTracker
+from streamer.stages.tracking import create_tracker
 from streamer.values import PublisherStats, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -86,18 +89,14 @@ class Pipeline:
         self.specs = streams
         self.publisher = publisher
         self.stats = PipelineStats()
-        apply_thread_limits(settings)
+        apply_thread_limits(settings.pipeline)
         if engine is None:
-            from engine import ExpressionEngine
+            from engine import ExpressionEngine  # torch and open_clip load only when no engine is given
 
             engine = ExpressionEngine(settings.engine)
         self.engine = engine
-        if detector is None:
-            from streamer.detect import create_detector
-
-            detector = create_detector(settings.detector)
-        self.detector = detector
-        self.frame_path = frame_path_for(settings.pipeline.frames, settings.engine.device, detector)
+        self.detector = detector if detector is not None else create_detector(settings.detector)
+        self.frame_path = frame_path_for(settings.pipeline.frames, settings.engine.device, self.detector)
         path = settings.preview.path
         self.preview = PreviewWriter(path, settings.preview, len(streams) > 1 or keep_alive) if path else None
         self.emitter = Emitter(
@@ -109,12 +108,31 @@ class Pipeline:
         )
         self.sources: dict[str, Source] = {}
         self._slots = ScoreSlots()
-        self._scoring = ScoringThread(engine, self._slots, settings, self.stats, self.frame_path)
-        reporter = TrackReporter(self.emitter, self._scoring.results, settings, self.stats, engine.classes)
-        self._detection = DetectionThread(
-            [], detector, self._slots, reporter, settings, self.stats, keep_alive=keep_alive
+        results = ResultsBoard()
+        reporter = TrackReporter(
+            self.emitter, results, self.stats, engine.classes, abstain=settings.abstain, episodes=settings.episodes
         )
-        self._scoring.on_engine_change = self._detection.engine_changes.put
+        self._detection = DetectionThread(
+            self.detector,
+            self._slots,
+            reporter,
+            self.stats,
+            detection=settings.detector,
+            pipeline=settings.pipeline,
+            keep_alive=keep_alive,
+        )
+        self._scoring = ScoringThread(
+            engine,
+            self._slots,
+            results,
+            self.stats,
+            scheduler=settings.scheduler,
+            crops=settings.crops,
+            abstain=settings.abstain,
+            tracker=settings.tracker,
+            frame_path=self.frame_path,
+            on_engine_change=self._detection.engine_changes.put,
+        )
         self._lock = threading.Lock()
         self._engine_lock = threading.Lock()
         self._running = False
@@ -123,16 +141,20 @@ class Pipeline:
 
     def _open(self, spec: StreamSpec) -> StreamState | None:
         try:
-            src = open_source(spec.uri, spec.stream_id, self.settings.sources, self.emitter.source_event)
+            src = open_source(
+                spec.uri,
+                spec.stream_id,
+                self.settings.sources,
+                self.emitter.source_event,
+                prepare=self.frame_path.prepare,
+            )
         except Exception as e:  # a bad URI fails its stream, not the service
             log.error("stream %s: cannot open: %s", spec.stream_id, e)
             self.emitter.source_event(StreamEvent(spec.stream_id, "failed", time.time(), f"cannot open source: {e}"))
             self.emitter.stream_finished(spec.stream_id)
             return None
-        if isinstance(src, ThreadedSource):
-            src.prepare = self.frame_path.prepare
         self.sources[spec.stream_id] = src
-        return StreamState(spec.stream_id, src, ByteTracker(spec.stream_id, self.settings.tracker))
+        return StreamState(spec.stream_id, src, create_tracker(spec.stream_id, self.settings.tracker))
 
     def add_source(self, spec: StreamSpec) -> None:
         """Add a stream while running (any thread). ConfigError when its id is in use."""
@@ -257,13 +279,11 @@ class Pipeline:
             t.join()
 
 
-def apply_thread_limits(settings: Settings) -> None:
+def apply_thread_limits(settings: PipelineSettings) -> None:
     """``pipeline.torch_threads`` / ``pipeline.opencv_threads`` (0 = leave the default)."""
-    if settings.pipeline.torch_threads:
-        import torch
+    if settings.torch_threads:
+        import torch  # keeps `import streamer.pipeline` free of torch (the engine loads it when built)
 
-        torch.set_num_threads(settings.pipeline.torch_threads)
-    if settings.pipeline.opencv_threads:
-        import cv2
-
-        cv2.setNumThreads(settings.pipeline.opencv_threads)
+        torch.set_num_threads(settings.torch_threads)
+    if settings.opencv_threads:
+        cv2.setNumThreads(settings.opencv_threads)

@@ -7,9 +7,10 @@ published as abstentions), feeds every new smoothed result to the episode tracke
 re-linked tracks once, and switches fingerprint and classes at an engine change so that no
 message mixes the old engine's scores with the new one's.
 
-Example (plain text)::
+Example (plain text: needs an emitter and tracked frames)::
 
-    reporter = TrackReporter(emitter, scoring.results, settings, stats, engine.classes)
+    reporter = TrackReporter(emitter, results, stats, engine.classes,
+                             abstain=settings.abstain, episodes=settings.episodes)
     to_score, reasons = reporter.scorable(tracks)
     reporter.frame(frame, tracks, reasons)
 """
@@ -17,15 +18,14 @@ Example (plain text)::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 import numpy as np
 
-from configs import Settings
+from configs.analytics import AbstainSettings, EpisodeSettings
 from streamer.frames import Frame
 from streamer.output.messages import MessageContext
 from streamer.pipeline.emitter import Emitter
-from streamer.pipeline.handoff import EngineChange
+from streamer.pipeline.handoff import EngineChange, ResultsBoard
 from streamer.pipeline.stats import PipelineStats
 from streamer.stages.abstain import geometry_reasons
 from streamer.stages.episodes import EpisodeTracker
@@ -40,17 +40,21 @@ class TrackReporter:
     def __init__(
         self,
         emitter: Emitter,
-        results: Mapping[TrackKey, FaceResult | Abstention],
-        settings: Settings,
+        results: ResultsBoard,
         stats: PipelineStats,
         classes: list[str],
+        *,
+        abstain: AbstainSettings,
+        episodes: EpisodeSettings,
     ) -> None:
+        """``results`` is the scoring thread's board (read here, never written)."""
         self.emitter = emitter
         self.results = results
-        self.settings = settings
         self.stats = stats
+        self.abstain_settings = abstain
+        self.episode_settings = episodes
         self.generation = 0
-        self.episodes = EpisodeTracker(settings.episodes, classes)
+        self.episodes = EpisodeTracker(episodes, classes)
         self._fed: dict[TrackKey, float] = {}
         """scored_at_s of the last result each track fed to the episode tracker."""
         self._announced: set[TrackKey] = set()
@@ -58,7 +62,7 @@ class TrackReporter:
     def scorable(self, tracks: Tracks) -> tuple[Tracks, list[str | None]]:
         """The tracks to hand to scoring (matched, not abstaining) and each track's abstention
         reason (None when it can be judged)."""
-        reasons = geometry_reasons(tracks.bbox_xyxy, tracks.kps, self.settings.abstain)
+        reasons = geometry_reasons(tracks.bbox_xyxy, tracks.kps, self.abstain_settings)
         keep = tracks.matched & np.array([r is None for r in reasons], bool)
         return tracks.select(keep), reasons
 
@@ -120,7 +124,7 @@ class TrackReporter:
         stream gets an ``engine changed`` event, and older results are no longer published."""
         self.emitter.episode_events(self.episodes.end_all("engine_changed"))
         self.generation = change.generation
-        self.episodes = EpisodeTracker(self.settings.episodes, change.classes)
+        self.episodes = EpisodeTracker(self.episode_settings, change.classes)
         self._fed.clear()
         self._announced.clear()
         self.emitter.engine_changed(MessageContext(change.fingerprint, change.classes), stream_ids)

@@ -7,9 +7,11 @@ ones that just ended, smooths per track and writes each track's latest result to
 results board the detection thread reads when it publishes. Between ticks it applies a
 pending engine change (``request_engine``): new engine, fresh smoothing, a new generation.
 
-Example (plain text)::
+Example (plain text: the pipeline builds it)::
 
-    thread = ScoringThread(engine, slots, settings, stats)
+    thread = ScoringThread(engine, slots, results, stats, scheduler=settings.scheduler,
+                           crops=settings.crops, abstain=settings.abstain, tracker=settings.tracker,
+                           frame_path=frame_path, on_engine_change=detection.engine_changes.put)
     thread.start(); ...; slots.close(); thread.join()
 """
 
@@ -24,13 +26,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from configs import Settings
-from streamer.base import ExpressionScorer
-from streamer.device.path import FramePath, stack_crops
-from streamer.pipeline.handoff import EndNotice, EngineChange, ScoreJob, ScoreSlots
+from configs.analytics import AbstainSettings
+from configs.streamer import CropSettings, SchedulerSettings, TrackerSettings
+from streamer.base import ExpressionScorer, FramePath
+from streamer.pipeline.handoff import EndNotice, EngineChange, ResultsBoard, ScoreJob, ScoreSlots
 from streamer.pipeline.stats import PipelineStats
 from streamer.stages.abstain import blur_reasons
-from streamer.stages.align import crop_faces
 from streamer.stages.relink import Relinker
 from streamer.stages.scheduler import ScoringScheduler
 from streamer.values import Abstention, FaceResult, TrackKey
@@ -45,25 +46,34 @@ class ScoringThread(threading.Thread):
         self,
         engine: ExpressionScorer,
         slots: ScoreSlots,
-        settings: Settings,
+        results: ResultsBoard,
         stats: PipelineStats,
-        frame_path: FramePath | None = None,
+        *,
+        scheduler: SchedulerSettings,
+        crops: CropSettings,
+        abstain: AbstainSettings,
+        tracker: TrackerSettings,
+        frame_path: FramePath,
+        on_engine_change: Callable[[EngineChange], None] | None = None,
     ) -> None:
+        """``slots`` is what it scores, ``results`` where it writes (it alone); ``tracker``
+        gives the re-linking settings; ``frame_path`` cuts and stacks the crops (on the host
+        or the device); ``on_engine_change`` is given each ``EngineChange`` once it is in use
+        here (the detection thread's inbox)."""
         super().__init__(name="scoring", daemon=True)
-        self.crop = frame_path.crop if frame_path is not None else crop_faces
-        """Cuts a frame's crops: on the host (``streamer.stages.align``) or the device path's."""
         self.engine = engine
         self.slots = slots
-        self.settings = settings
+        self.results = results
         self.stats = stats
+        self.scheduler_settings = scheduler
+        self.crop_settings = crops
+        self.abstain_settings = abstain
+        self.frame_path = frame_path
+        self.on_engine_change = on_engine_change
         self.smoother = engine.make_smoother()
-        self.scheduler = ScoringScheduler(settings.scheduler.max_hz, settings.scheduler.max_batch)
-        self.relinker = Relinker(settings.tracker)
-        self.results: dict[TrackKey, FaceResult | Abstention] = {}
-        """Latest result per track. Written only here; the detection thread only reads."""
+        self.scheduler = ScoringScheduler(scheduler.max_hz, scheduler.max_batch)
+        self.relinker = Relinker(tracker)
         self.generation = 0
-        self.on_engine_change: Callable[[EngineChange], None] | None = None
-        """Given each ``EngineChange`` once it is in use here (the detection thread's inbox)."""
         self._pending: tuple[ExpressionScorer, EngineChange] | None = None
         self._pending_lock = threading.Lock()
 
@@ -95,7 +105,7 @@ class ScoringThread(threading.Thread):
         engine, change = pending
         self.engine = engine
         self.smoother = engine.make_smoother()
-        self.scheduler = ScoringScheduler(self.settings.scheduler.max_hz, self.settings.scheduler.max_batch)
+        self.scheduler = ScoringScheduler(self.scheduler_settings.max_hz, self.scheduler_settings.max_batch)
         self.relinker.clear()
         self.results.clear()
         self.generation = change.generation
@@ -115,9 +125,9 @@ class ScoringThread(threading.Thread):
                 continue
             t = job.tracks
             kps = None if t.kps is None else t.kps[sel]
-            size, c = self.engine.crop_size, self.settings.crops
+            size, c = self.engine.crop_size, self.crop_settings
             try:
-                crops = self.crop(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
+                crops = self.frame_path.crop(job.frame.image, t.bbox_xyxy[sel], kps, size, c.align, c.box_expand)
             except (ValueError, cv2.error) as e:
                 log.warning("%s frame %d: cannot crop faces (%s); skipped", sid, job.frame.index, e)
                 self.stats.stream(sid).errors += 1
@@ -125,7 +135,7 @@ class ScoringThread(threading.Thread):
             batches.append(crops)
             keys.extend((sid, ids[i]) for i in sel)
             frames_of.extend([job] * len(sel))
-        return keys, frames_of, stack_crops(batches)
+        return keys, frames_of, self.frame_path.stack(batches)
 
     def score(self, jobs: list[ScoreJob]) -> None:
         """Score the due tracks of these frames (one per stream) in one engine batch."""
@@ -136,10 +146,10 @@ class ScoringThread(threading.Thread):
             return
         with self.stats.time("crop"):
             keys, jobs_of, crops = self._crops(jobs, chosen)
-            blurred = blur_reasons(crops, self.settings.abstain)
+            blurred = blur_reasons(crops, self.abstain_settings)
         for key, job, reason in zip(keys, jobs_of, blurred, strict=True):
             if reason is not None:
-                self.results[key] = Abstention(reason, job.frame.index, now, self.generation)
+                self.results.put(key, Abstention(reason, job.frame.index, now, self.generation))
         sharp = [i for i, r in enumerate(blurred) if r is None]
         if not sharp:
             return
@@ -190,7 +200,7 @@ class ScoringThread(threading.Thread):
                 self.stats.rescore_gaps_s.append(done - prev.scored_at_s)
             frame = jobs_of[i].frame
             carried = prev.relinked_from if isinstance(prev, FaceResult) else None
-            self.results[key] = FaceResult(
+            result = FaceResult(
                 probs[i],
                 smoothed[i],
                 classes[top[i]],
@@ -201,6 +211,7 @@ class ScoringThread(threading.Thread):
                 self.generation,
                 relinked.get(key, carried),
             )
+            self.results.put(key, result)
 
     def _finite(self, keys: list[TrackKey], probs: np.ndarray, feats: np.ndarray | None) -> np.ndarray:
         """bool [N]: crops whose scores (and features) are finite. The others are per-face
@@ -224,10 +235,9 @@ class ScoringThread(threading.Thread):
             self.smoother.end_stream(notice.stream_id)
             self.scheduler.forget_stream(notice.stream_id)
             self.relinker.forget_stream(notice.stream_id)
-            for key in [k for k in self.results if k[0] == notice.stream_id]:
-                self.results.pop(key, None)
+            self.results.forget_stream(notice.stream_id)
             return
         key = (notice.stream_id, notice.track_id)
         self.relinker.ended(key, self.smoother.take_state(key))
         self.scheduler.forget(key)
-        self.results.pop(key, None)
+        self.results.forget(key)

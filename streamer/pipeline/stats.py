@@ -134,15 +134,6 @@ class StatsSnapshot:
     def errors(self) -> int:
         return sum(s.stats.errors for s in self.streams.values())
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (``streamer bench --json``)."""
-        out = asdict(self)
-        out["stages"] = {
-            name: {**asdict(st), "mean_ms": round(st.mean_ms, 3), "per_item_ms": round(st.per_item_ms, 3)}
-            for name, st in self.stages.items()
-        }
-        return out
-
 
 class LatencyLog:
     """Frame-to-publish latency of every processed frame: seconds from decode

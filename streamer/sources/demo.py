@@ -24,8 +24,7 @@ DEFAULT_CACHE = "~/.cache/expstream"
 def group_photo_bgr() -> np.ndarray:
     """insightface's ``t1.jpg`` (six faces), BGR uint8."""
     try:
-        # slow to import: only for the demo picture
-        import insightface
+        import insightface  # ~2 s to import: only the demo clip needs its sample photo
     except ImportError as e:
         raise ImportError("the demo clip is made from insightface's sample photo: pip install insightface") from e
     path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"

@@ -6,11 +6,14 @@ from configs.sources import SourceSettings
 from streamer.base import Source
 from streamer.sources.file import FileSource
 from streamer.sources.live import LiveSource
+from streamer.sources.threaded import FramePrep
 from streamer.sources.uri import classify_uri
 from streamer.values import EventCallback
 
 
-def open_source(uri: str, stream_id: str, settings: SourceSettings, on_event: EventCallback) -> Source:
+def open_source(
+    uri: str, stream_id: str, settings: SourceSettings, on_event: EventCallback, *, prepare: FramePrep | None = None
+) -> Source:
     """Make the right source for ``uri``; nothing is opened until ``start()``.
 
     Live: ``rtsp://``, ``rtsps://``, HLS (``http(s)://...m3u8``), other ``http(s)://`` URLs
@@ -24,6 +27,8 @@ def open_source(uri: str, stream_id: str, settings: SourceSettings, on_event: Ev
         settings: Timeouts, reconnect policy, queue size, file pacing.
         on_event: Called from the source's thread with each ``StreamEvent``; exceptions it
             raises are logged and ignored.
+        prepare: Called on the source's thread with each frame before it is queued (the
+            pipeline's ``FramePath.prepare``); exceptions it raises are logged and ignored.
 
     Returns:
         A started-on-demand ``Source``; it never raises once started.
@@ -38,5 +43,5 @@ def open_source(uri: str, stream_id: str, settings: SourceSettings, on_event: Ev
     """
     target = classify_uri(uri)
     if target.live:
-        return LiveSource(target, stream_id, settings, on_event)
-    return FileSource(target, stream_id, settings, on_event)
+        return LiveSource(target, stream_id, settings, on_event, prepare=prepare)
+    return FileSource(target, stream_id, settings, on_event, prepare=prepare)

@@ -23,7 +23,7 @@ from streamer.sources.decoding import (
     stream_details,
     video_stream,
 )
-from streamer.sources.threaded import ThreadedSource
+from streamer.sources.threaded import FramePrep, ThreadedSource
 from streamer.sources.uri import SourceTarget, redact_uri
 from streamer.values import EventCallback
 
@@ -59,8 +59,10 @@ class FileSource(ThreadedSource):
         stream_id: str,
         settings: SourceSettings,
         on_event: EventCallback,
+        *,
+        prepare: FramePrep | None = None,
     ) -> None:
-        super().__init__(target.url, stream_id, settings, on_event, live=False)
+        super().__init__(target.url, stream_id, settings, on_event, live=False, prepare=prepare)
         self._target = target
 
     def _run(self) -> None:

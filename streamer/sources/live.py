@@ -21,7 +21,7 @@ from streamer.sources.decoding import (
     stream_details,
     video_stream,
 )
-from streamer.sources.threaded import ThreadedSource
+from streamer.sources.threaded import FramePrep, ThreadedSource
 from streamer.sources.uri import SourceTarget
 from streamer.values import EventCallback
 
@@ -52,9 +52,10 @@ class LiveSource(ThreadedSource):
         settings: SourceSettings,
         on_event: EventCallback,
         *,
+        prepare: FramePrep | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(target.url, stream_id, settings, on_event, live=True)
+        super().__init__(target.url, stream_id, settings, on_event, live=True, prepare=prepare)
         self._target = target
         self._backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s, settings.backoff_jitter, rng)
         self._started = False

@@ -25,12 +25,19 @@ from streamer.values import EventCallback, SourceStats, StreamEvent
 log = logging.getLogger(__name__)
 
 
+FramePrep = Callable[[Frame], None]
+"""Called on the decode thread with each frame before it is queued (the pipeline's frame
+path, ``FramePath.prepare``: colour conversion off the detection thread, or planes to the
+GPU). A raising call costs only the preparation: the frame is queued all the same."""
+
+
 class ThreadedSource(Source):
     """One video stream decoded on its own thread into a bounded queue.
 
     Lifecycle: ``start()`` -> ``read()`` until ``done`` -> ``stop()``. Every source emits
     exactly one terminal event ("ended" or "failed"); nothing it does raises into the
-    caller's thread.
+    caller's thread. ``prepare`` (a ``FramePrep``) is called with each frame before it is
+    queued.
 
     Example (plain text)::
 
@@ -48,6 +55,7 @@ class ThreadedSource(Source):
         on_event: EventCallback,
         *,
         live: bool,
+        prepare: FramePrep | None = None,
     ) -> None:
         if not stream_id:
             raise ValueError("stream_id must be non-empty")
@@ -66,9 +74,7 @@ class ThreadedSource(Source):
         self._terminal_sent = False
         self._stop_reason = "stopped"
         self._next_index = 0
-        self.prepare: Callable[[Frame], None] | None = None
-        """Called on the decode thread with each frame before it is queued (the pipeline's
-        frame path: colour conversion off the detection thread, or planes to the GPU)."""
+        self._prepare = prepare
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -144,10 +150,10 @@ class ThreadedSource(Source):
         self._next_index += 1
         self.stats.frames_decoded += 1
         self.stats.last_frame_wall_s = now
-        if self.prepare is not None:
+        if self._prepare is not None:
             t0 = time.perf_counter()
             try:
-                self.prepare(frame)
+                self._prepare(frame)
             except Exception as e:  # the detection thread converts it instead, and reports errors
                 log.debug("source %s: preparing frame %d failed: %s", self.stream_id, frame.index, e)
             self.stats.prepare_s += time.perf_counter() - t0

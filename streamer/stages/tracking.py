@@ -1,11 +1,13 @@
-"""Per-stream face tracking: roboflow ``trackers``' ByteTrack with track lifecycle events.
+"""Per-stream face tracking, chosen by name (``tracker.name``): roboflow ``trackers``'
+ByteTrack (``bytetrack``), OC-SORT (``ocsort``) or SORT (``sort``), each with the same
+track lifecycle events.
 
-One ``ByteTracker`` per stream, owned by the detection thread (no locks). Keypoints ride
-along with their detections through the tracker (ByteTrack re-orders detections; the
-original index travels in ``sv.Detections.data``), so aligned crops need no re-matching.
+One tracker per stream, owned by the detection thread (no locks). Keypoints ride along with
+their detections through the tracker (trackers re-order detections; the original index
+travels in ``sv.Detections.data``), so aligned crops need no re-matching.
 
 Example:
-    >>> tr = ByteTracker("cam0", TrackerSettings(min_consecutive_frames=2))
+    >>> tr = create_tracker("cam0", TrackerSettings(name="bytetrack", min_consecutive_frames=2))
     >>> dets = Detections(np.array([[10, 10, 60, 70]], np.float32), np.array([0.9], np.float32))
     >>> [tr.update(dets, frame_index=i)[1] for i in range(2)][1]   # confirmed on its 2nd frame
     [TrackEvent(stream_id='cam0', track_id=0, kind='started', frame_index=1, age=0, relinked_from=None)]
@@ -14,9 +16,11 @@ Example:
 from __future__ import annotations
 
 import warnings
+from abc import abstractmethod
 
 import numpy as np
 
+from configs.core.errors import ConfigError
 from configs.streamer import TrackerSettings
 from streamer.base import Tracker
 from streamer.values import Detections, TrackEvent, Tracks
@@ -24,26 +28,31 @@ from streamer.values import Detections, TrackEvent, Tracks
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import supervision as sv
-    from trackers import ByteTrackTracker
+    from trackers import ByteTrackTracker, OCSORTTracker, SORTTracker
+    from trackers.core.base import BaseTracker
 
 
-class ByteTracker(Tracker):
-    """ByteTrack for one stream; reports ``started`` when a track is confirmed and
-    ``ended`` when the tracker drops it (lost longer than ``lost_track_s``)."""
+def lost_track_buffer(settings: TrackerSettings) -> int:
+    """``tracker.lost_track_s`` as ``trackers`` counts it: in 30 FPS frames (each tracker
+    rescales it by ``frame_rate``)."""
+    return max(0, round(settings.lost_track_s * 30.0))
+
+
+class LibraryTracker(Tracker):
+    """One stream's tracker around an algorithm of roboflow ``trackers`` (``_algorithm``);
+    reports ``started`` when a track is confirmed (gets an id) and ``ended`` when the
+    algorithm drops it (lost longer than ``lost_track_s``)."""
 
     def __init__(self, stream_id: str, settings: TrackerSettings) -> None:
         self.stream_id = stream_id
         self.settings = settings
-        self._tracker = ByteTrackTracker(
-            # trackers counts the lost buffer in 30 FPS frames and rescales it by frame_rate.
-            lost_track_buffer=max(0, round(settings.lost_track_s * 30.0)),
-            frame_rate=settings.frame_rate,
-            track_activation_threshold=settings.activation_threshold,
-            minimum_consecutive_frames=settings.min_consecutive_frames,
-            minimum_iou_threshold=settings.match_iou,
-            high_conf_det_threshold=settings.high_score_threshold,
-        )
+        self._tracker = self._algorithm(settings)
         self._start_frame: dict[int, int] = {}
+
+    @staticmethod
+    @abstractmethod
+    def _algorithm(settings: TrackerSettings) -> BaseTracker:
+        """The ``trackers`` algorithm, configured from ``settings``."""
 
     @property
     def live_ids(self) -> list[int]:
@@ -94,14 +103,17 @@ class ByteTracker(Tracker):
         return self._with_coasting(tracks, set(ids.tolist()), frame_index), events
 
     def _with_coasting(self, tracks: Tracks, matched: set[int], frame_index: int) -> Tracks:
-        """``tracks`` plus confirmed tracks missed for at most ``coast_s``, marked predicted."""
+        """``tracks`` plus confirmed tracks missed for at most ``coast_s``, marked predicted.
+        A confirmed track the algorithm matched but did not report (OC-SORT hides a track
+        that comes back until it has been seen ``min_consecutive_frames`` times again) is
+        published the same way, so it never drops out of the messages for a frame."""
+        if not self.settings.coast_s:
+            return tracks
         max_missed = self.settings.coast_s * self.settings.frame_rate
         coasting = [
             t
             for t in self._tracker.tracks
-            if t.tracker_id in self._start_frame
-            and t.tracker_id not in matched
-            and 0 < t.time_since_update <= max_missed
+            if t.tracker_id in self._start_frame and t.tracker_id not in matched and t.time_since_update <= max_missed
         ]
         if not coasting:
             return tracks
@@ -127,3 +139,61 @@ class ByteTracker(Tracker):
         events = [self._ended(tid, frame_index) for tid in sorted(self._start_frame)]
         self._tracker.reset()
         return events
+
+
+class ByteTracker(LibraryTracker):
+    """ByteTrack: detections at or above ``high_score_threshold`` are matched first, lower
+    ones only keep existing tracks alive; new tracks need ``activation_threshold``."""
+
+    @staticmethod
+    def _algorithm(settings: TrackerSettings) -> ByteTrackTracker:
+        return ByteTrackTracker(
+            lost_track_buffer=lost_track_buffer(settings),
+            frame_rate=settings.frame_rate,
+            track_activation_threshold=settings.activation_threshold,
+            minimum_consecutive_frames=settings.min_consecutive_frames,
+            minimum_iou_threshold=settings.match_iou,
+            high_conf_det_threshold=settings.high_score_threshold,
+        )
+
+
+class OcSortTracker(LibraryTracker):
+    """OC-SORT: motion from observations (steadier through misses and non-linear motion);
+    detections below ``activation_threshold`` are ignored."""
+
+    @staticmethod
+    def _algorithm(settings: TrackerSettings) -> OCSORTTracker:
+        return OCSORTTracker(
+            lost_track_buffer=lost_track_buffer(settings),
+            frame_rate=settings.frame_rate,
+            minimum_consecutive_frames=settings.min_consecutive_frames,
+            minimum_iou_threshold=settings.match_iou,
+            high_conf_det_threshold=settings.activation_threshold,
+        )
+
+
+class SortTracker(LibraryTracker):
+    """SORT: one IoU association per frame (the cheapest); new tracks need
+    ``activation_threshold``."""
+
+    @staticmethod
+    def _algorithm(settings: TrackerSettings) -> SORTTracker:
+        return SORTTracker(
+            lost_track_buffer=lost_track_buffer(settings),
+            frame_rate=settings.frame_rate,
+            track_activation_threshold=settings.activation_threshold,
+            minimum_consecutive_frames=settings.min_consecutive_frames,
+            minimum_iou_threshold=settings.match_iou,
+        )
+
+
+TRACKERS: dict[str, type[LibraryTracker]] = {"bytetrack": ByteTracker, "ocsort": OcSortTracker, "sort": SortTracker}
+
+
+def create_tracker(stream_id: str, settings: TrackerSettings) -> Tracker:
+    """The tracker ``settings.name`` names, for one stream."""
+    try:
+        cls = TRACKERS[settings.name]
+    except KeyError as e:
+        raise ConfigError(f"tracker.name: unknown tracker {settings.name!r}; allowed: {', '.join(TRACKERS)}") from e
+    return cls(stream_id, settings)

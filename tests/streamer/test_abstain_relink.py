@@ -13,14 +13,13 @@ from configs.analytics import AbstainSettings
 from configs.streamer import TrackerSettings
 from engine.output import EngineOutput
 from engine.smoothing import make_smoother
-from streamer.pipeline.handoff import EndNotice, ScoreSlots
-from streamer.pipeline.scoring_thread import ScoringThread
-from streamer.pipeline.stats import PipelineStats
+from streamer.pipeline.handoff import EndNotice
 from streamer.stages.abstain import blur_reasons, geometry_reasons, sharpness
 from streamer.stages.tracking import ByteTracker
 from streamer.values import Abstention, FaceResult
 from tests.media import group_photo_bgr
 from tests.streamer.helpers import score_job
+from tests.streamer.test_pipeline import scoring_thread
 from tests.streamer.test_tracking import faces_at
 
 FRONTAL = np.array([[30, 40], [70, 40], [50, 60], [35, 80], [65, 80]], np.float32)
@@ -95,7 +94,7 @@ class IdentityEngine:
 def test_a_face_back_as_a_new_track_continues_the_old_one():
     relink = ["tracker.relink_s=5", "tracker.relink_min_similarity=0.99"]
     settings = load_settings(None, ["scheduler.max_hz=1000", *relink])
-    stage = ScoringThread(IdentityEngine(), ScoreSlots(), settings, PipelineStats())
+    stage = scoring_thread(IdentityEngine(), settings)
     face = np.zeros((120, 160, 3), np.uint8)
     face[20:70, 20:60] = (200, 80, 30)
     stage.score([score_job("cam0", [1], image=face)])
@@ -118,7 +117,7 @@ def test_blurred_crops_are_published_as_abstentions_and_not_scored():
     eng = IdentityEngine()
     calls = []
     eng.score = lambda crops, inner=eng.score: calls.append(len(crops)) or inner(crops)
-    stage = ScoringThread(eng, ScoreSlots(), settings, PipelineStats())
+    stage = scoring_thread(eng, settings)
     flat = np.full((120, 160, 3), 90, np.uint8)  # no edges at all: sharpness 0
     stage.score([score_job("cam0", [1, 2], image=flat)])
     assert calls == []

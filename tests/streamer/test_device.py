@@ -11,14 +11,19 @@ import pytest
 import torch
 
 from configs import load_settings
+from configs.streamer import DetectorSettings
+from streamer.base import FaceDetector
 from streamer.benchmark.workload import Workload, make_workload
+from streamer.detect.frames import detect_frames
 from streamer.device.colour import Planes, region_rgb
 from streamer.device.crops import crop_faces_on
-from streamer.device.path import FramePath
+from streamer.device.device_path import DeviceFramePath
+from streamer.device.path import frame_path_for
 from streamer.device.picture import detector_picture
 from streamer.device.planes import PlaneUploader
 from streamer.frames import Frame, FrameImage
 from streamer.stages.align import crop_faces
+from streamer.values import Detections
 from tests.streamer.helpers import OFFLINE
 
 CPU = torch.device("cpu")
@@ -83,7 +88,7 @@ def test_frame_path_device_prepares_planes_and_engine_scores_device_crops(worklo
     from engine import ExpressionEngine
 
     engine = ExpressionEngine(load_settings(OFFLINE).engine)
-    path = FramePath("device", (640, 640), device=CPU)
+    path = DeviceFramePath((640, 640), CPU)
     image, truth = next((im, t) for im, t in workload_frames if len(t))
     path.prepare(Frame("cam0", 0, 0.0, 0.0, image))
     assert image.prepared(("planes", "cpu")) is not None and image.prepared(("bgr", 640, 360)) is not None
@@ -95,14 +100,45 @@ def test_frame_path_device_prepares_planes_and_engine_scores_device_crops(worklo
     np.testing.assert_allclose(on_device.probs, on_host.probs, atol=0.02)
 
 
+class RecordingDetector(FaceDetector):
+    """Finds no faces; records the type of every picture it is given."""
+
+    def __init__(self, tensor_device: str | None) -> None:
+        self.tensor_device = tensor_device
+        self.input_size_wh = (640, 640)
+        self.seen: list[type] = []
+
+    def detect(self, image_bgr):
+        self.seen.append(type(image_bgr))
+        return Detections.empty()
+
+
+@pytest.mark.parametrize(
+    ("mode", "tensor_device", "picture"),
+    [
+        ("device", "cpu", torch.Tensor),  # the detector takes tensors on the frame path's device
+        ("device", None, np.ndarray),  # a numpy-only detector on the device path
+        ("host", "cpu", np.ndarray),  # no device pictures on the host path
+    ],
+)
+def test_a_detector_gets_device_pictures_only_when_it_declares_that_device(mode, tensor_device, picture):
+    det = RecordingDetector(tensor_device)
+    path = frame_path_for(mode, "cpu", det)
+    assert path.mode == mode
+    yuv = av.VideoFrame.from_ndarray(np.zeros((360, 640, 3), np.uint8), format="bgr24").reformat(format="yuv420p")
+    frame = Frame("cam0", 0, 0.0, 0.0, FrameImage.from_av(yuv))
+    path.prepare(frame)
+    (found,) = detect_frames(det, [frame.image], DetectorSettings())
+    assert len(found) == 0 and det.seen == [picture]
+
+
 def test_torch_scrfd_takes_device_pictures(tmp_path):
-    from configs.streamer import DetectorSettings
     from streamer.detect import create_detector
     from tests.streamer.test_detect import build_tiny_scrfd
 
     onnx = build_tiny_scrfd(tmp_path / "tiny.onnx")
     det = create_detector(DetectorSettings(name="insightface", runtime="torch", model=str(onnx), device="cpu"))
-    assert det.accepts_tensors
+    assert det.tensor_device == "cpu"
     pic = np.zeros((360, 640, 3), np.uint8)  # the tiny test model holds one picture per batch
     (a,) = det.detect_batch([pic])
     (b,) = det.detect_batch([torch.from_numpy(pic)])

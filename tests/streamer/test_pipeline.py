@@ -10,13 +10,14 @@ import threading
 import numpy as np
 import torch
 
-from configs import load_settings
+from configs import Settings, load_settings
 from engine.output import EngineOutput
 from engine.smoothing import make_smoother
 from streamer.base import Publisher
+from streamer.device.path import HostFramePath
 from streamer.output.messages import MessageContext, faces_message
 from streamer.pipeline import Pipeline, StreamSpec
-from streamer.pipeline.handoff import EndNotice, ScoreSlots
+from streamer.pipeline.handoff import EndNotice, ResultsBoard, ScoreSlots
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.pipeline.stats import PipelineStats
 from streamer.values import PublisherStats
@@ -83,10 +84,26 @@ class FakeEngine:
         return EngineOutput.from_tensors(logits, torch.ones(len(crops), 4), CLASSES)
 
 
+def scoring_thread(engine, settings: Settings, stats: PipelineStats | None = None) -> ScoringThread:
+    """A scoring thread (never started: tests call ``score`` and ``forget``) with the
+    sections of ``settings`` it uses, cutting crops on the host."""
+    return ScoringThread(
+        engine,
+        ScoreSlots(),
+        ResultsBoard(),
+        stats or PipelineStats(),
+        scheduler=settings.scheduler,
+        crops=settings.crops,
+        abstain=settings.abstain,
+        tracker=settings.tracker,
+        frame_path=HostFramePath((settings.detector.input_size,) * 2),
+    )
+
+
 def test_one_engine_batch_for_all_streams_and_state_freed_on_end():
     settings = load_settings(None, ["detector.name=haar", "scheduler.max_hz=1000"])
     eng = FakeEngine()
-    stage = ScoringThread(eng, ScoreSlots(), settings, PipelineStats())
+    stage = scoring_thread(eng, settings)
     stage.score([score_job("a", [1, 2]), score_job("b", [7])])
     assert eng.batches == [3]
     assert set(stage.results) == {("a", 1), ("a", 2), ("b", 7)}
@@ -116,7 +133,7 @@ def test_non_finite_scores_of_one_crop_are_a_counted_per_face_error():
     the error is counted, and the faces message stays strict JSON."""
     settings = load_settings(None, ["detector.name=haar", "scheduler.max_hz=1000"])
     stats = PipelineStats()
-    stage = ScoringThread(NanEngine(bad=[1]), ScoreSlots(), settings, stats)
+    stage = scoring_thread(NanEngine(bad=[1]), settings, stats)
     job = score_job("a", [1, 2, 3])
     stage.score([job])
     assert set(stage.results) == {("a", 1), ("a", 3)}

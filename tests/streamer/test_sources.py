@@ -82,6 +82,24 @@ def test_file_source_delivers_every_frame_in_order(face_clip, event_log):
     assert src.read(timeout=0) is None
 
 
+def test_prepare_sees_every_frame_before_it_is_queued_and_a_raising_one_loses_none(face_clip, event_log):
+    """``prepare`` (the pipeline's frame path) runs on the decode thread for each frame before
+    it is queued; when it raises, the frame is queued all the same."""
+    prepared: list[int] = []
+
+    def prepare(frame):
+        prepared.append(frame.index)
+        if frame.index % 2:
+            raise ValueError("cannot prepare this one")
+
+    src = open_source(str(face_clip), "prep", SourceSettings(), event_log, prepare=prepare)
+    src.start()
+    frames = read_all(src)
+    src.stop()
+    assert [f.index for f in frames] == list(range(N_FRAMES)) == prepared
+    assert src.stats.prepare_s > 0.0
+
+
 def test_realtime_file_is_paced_at_native_rate(face_clip, event_log):
     src = open_source(str(face_clip), "rt", SourceSettings(realtime=True, queue_size=64), event_log)
     t0 = time.monotonic()
