@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from configs import Settings, dump_settings, load_settings
 from configs.core.errors import ConfigError, ExitCode
-from streamer.net.wire import STREAM_ID
+from streamer.net.wire import MAX_STREAM_ID, check_stream_id
 from streamer.pipeline import Pipeline, StreamSpec
 from streamer.pipeline.stats import StatsSnapshot
 from streamer.sources import redact_uri
@@ -33,16 +33,19 @@ if TYPE_CHECKING:
     from streamer.service.metrics import MetricsServer
 
 log = logging.getLogger("streamer")
+_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]+")
+"""What an ``ID=`` before a URI looks like (``check_stream_id`` then checks its length)."""
 
 
 def _default_id(uri: str) -> str:
     stem = Path(uri.split("?", 1)[0].rstrip("/")).stem or "stream"
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:MAX_STREAM_ID]
 
 
 def parse_sources(items: list[str]) -> list[StreamSpec]:
     """``ID=URI`` or ``URI`` (id from the file or path name, made unique with ``-2``, ``-3``).
-    The same explicit ``ID=`` twice is an error.
+    The same explicit ``ID=`` twice is an error, and so is an ``ID=`` longer than a stream id
+    may be; ids made from long names are cut to fit.
 
     Example:
         >>> [s.stream_id for s in parse_sources(["cam0=rtsp://h/x", "a/lobby.mp4", "b/lobby.mp4"])]
@@ -51,8 +54,8 @@ def parse_sources(items: list[str]) -> list[StreamSpec]:
     explicit: list[tuple[str | None, str]] = []
     for item in items:
         head, sep, tail = item.partition("=")
-        if sep and STREAM_ID.match(head) and "://" not in head:
-            explicit.append((head, tail))
+        if sep and _ID_PREFIX.fullmatch(head):
+            explicit.append((check_stream_id(head), tail))
         else:
             explicit.append((None, item))
     named = [sid for sid, _ in explicit if sid is not None]
@@ -66,7 +69,7 @@ def parse_sources(items: list[str]) -> list[StreamSpec]:
             base = sid = _default_id(uri)
             k = 2
             while sid in seen:
-                sid, k = f"{base}-{k}", k + 1
+                sid, k = f"{base[: MAX_STREAM_ID - len(str(k)) - 1]}-{k}", k + 1
             seen.add(sid)
         specs.append(StreamSpec(sid, uri))
     return specs

@@ -22,6 +22,16 @@ def test_parse_sources_names_and_dedupes():
     ]
 
 
+def test_stream_ids_from_the_command_line_fit_the_id_rule():
+    """An explicit ``ID=`` longer than 64 is refused; ids made from long names are cut to fit,
+    numbered ones too."""
+    with pytest.raises(ConfigError, match="at most 64"):
+        parse_sources(["c" * 65 + "=a.mp4"])
+    long = "l" * 80
+    ids = [s.stream_id for s in parse_sources([f"a/{long}.mp4", f"b/{long}.mp4", "c" * 64 + "=x.mp4"])]
+    assert ids == ["l" * 64, "l" * 62 + "-2", "c" * 64]
+
+
 def test_run_without_sources_is_a_usage_error(capsys):
     assert main(["run", "--set", "detector.name=haar"]) == 2
 

@@ -288,6 +288,8 @@ def test_sources_file(tmp_path: Path):
     for text, error in [
         ("sources:\n  door: {uri: x, wieght: 2}\n", "sources.door.wieght: unknown key"),
         ("sources:\n  'bad id': x.mp4\n", "sources.bad id: a stream id"),
+        ('sources:\n  "cam0\\n": x.mp4\n', "a stream id uses letters"),
+        (f"sources:\n  {'c' * 65}: x.mp4\n", "at most 64"),
         ("sources:\n  door: {weight: 2}\n", "sources.door.uri"),
         ("cameras: {}\n", "cameras: unknown key"),
     ]:
