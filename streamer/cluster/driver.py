@@ -1,6 +1,7 @@
-"""The driver of ``streamer cluster``: it owns the Ray connection, the forwarder (the one
-endpoint), the snapshot and control endpoints, the worker actors and the assignment of
-sources to them (docs/deployment.md).
+"""The driver of ``streamer cluster``: it owns the Ray connection, what the driver serves
+(``front.ClusterOutlets``: the forwarder, the one endpoint, and the snapshot and control
+endpoints, on one ZeroMQ context), the worker actors and the assignment of sources to them
+(docs/deployment.md).
 
 One loop (``tick``) on the driver's main thread wakes on any worker event (a heartbeat
 answered, a worker's process gone, a call returned) or every ``TICK_S``, and then: reads
@@ -27,15 +28,14 @@ import time
 from typing import Any
 
 from configs import Settings
-from configs.core.errors import ConfigError, ExitCode, ModelError
+from configs.core.errors import ExitCode, ModelError
 from streamer.cluster.assignment import Assignment
 from streamer.cluster.forwarder import Forwarder
+from streamer.cluster.front import ClusterOutlets
 from streamer.cluster.placement import Placement
 from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest, worker_settings
 from streamer.cluster.sourcelist import ClusterSource
 from streamer.cluster.workers import WorkerSlot, error_text
-from streamer.net.security import ServerSecurity
-from streamer.output.state import StateBoard
 
 log = logging.getLogger("streamer.cluster")
 
@@ -54,7 +54,6 @@ class ClusterDriver:
         self.assignment = Assignment()
         for src in sources:
             self.assignment.add_source(src.stream_id, src.uri, src.weight)
-        self.board = StateBoard()
         self.workers: dict[str, WorkerSlot] = {}
         self.engine: str | None = None
         self.classes: list[str] | None = None
@@ -63,62 +62,35 @@ class ClusterDriver:
         self.ingest = ""
         self.lock = threading.RLock()
         self._ids = itertools.count()
-        self._servers: list[Any] = []
+        self.front: ClusterOutlets | None = None
         self._local_ray = False
         self._resources: dict[str, Any] = {}
         self._worker_settings: dict[str, Any] = {}
         self._gate_s: float | None = None
         self._initial: set[str] = set()
         self._stopping = False
-        self._security: ServerSecurity | None = None
 
     # ================================================================ lifecycle
 
     def start(self) -> None:
         """Connect to Ray, open the forwarder and the endpoints, start the workers."""
         import ray
-        import zmq
 
-        from streamer.net.endpoints import RequestServer
-        from streamer.net.sockets import server_security
+        from streamer.cluster.control import ClusterController
 
         self._local_ray = connect_ray(self.cs)
-        ctx = zmq.Context.instance()
-        self._security = server_security(self.settings, ctx)
-        secure = self._security.secure if self._security.enabled else None
-        pub = self.settings.publisher
-        for what, endpoint in (
-            ("publisher.endpoint", pub.endpoint),
-            ("cluster.ingest_endpoint", self.cs.ingest_endpoint),
-        ):
-            self._security.warn_if_exposed(what, endpoint)
-        try:
-            self.forwarder = Forwarder(
-                self.cs.ingest_endpoint, pub.endpoint, observer=self.board.apply, sndhwm=pub.sndhwm, secure=secure
-            )
-        except zmq.ZMQError as e:
-            raise ConfigError(f"publisher.endpoint {pub.endpoint} / cluster.ingest_endpoint: cannot bind ({e})") from e
+        self.front = front = ClusterOutlets(self.settings)  # forwarder and snapshot, on one context
+        self.forwarder = front.forwarder
         node_ip = ray.util.get_node_ip_address()
         self.ingest = worker_ingest(self.forwarder.ingest_endpoint, self.cs.advertise_host, node_ip)
-        self.placement = Placement(self.assignment, self.forwarder, self.board, self.workers)
-        if self.settings.snapshot.endpoint:
-            snap = self.settings.snapshot.endpoint
-            self._servers.append(RequestServer("snapshot", snap, lambda req: self.board.snapshot(), secure=secure))
-        if self.settings.control.endpoint:
-            from streamer.cluster.control import ClusterController
-
-            c = self.settings.control
-            self._servers.append(
-                RequestServer(
-                    "control", c.endpoint, ClusterController(self), max_request_bytes=c.max_request_bytes, secure=secure
-                )
-            )
+        self.placement = Placement(self.assignment, self.forwarder, front.board, self.workers)
+        front.serve_control(ClusterController(self))
         n, self._resources = plan_workers(self.cs, self.settings.engine.device, ray.cluster_resources())
         self._worker_settings = worker_settings(self.settings, self.ingest, self.cs.start_timeout_s).model_dump(
             mode="json"
         )
-        if pub.wait_subscribers:
-            self._gate_s = time.monotonic() + pub.settle_s
+        if self.settings.publisher.wait_subscribers:
+            self._gate_s = time.monotonic() + self.settings.publisher.settle_s
         with self.lock:
             self._initial = {self._start_worker().id for _ in range(n)}
         log.info(
@@ -130,7 +102,7 @@ class ClusterDriver:
             len(self.assignment.sources),
             self.forwarder.publish_endpoint,
             self.ingest,
-            "".join(f"; {s.name} on {s.endpoint}" for s in self._servers),
+            front.describe(),
         )
 
     def run(self, stop: threading.Event) -> int:
@@ -152,7 +124,7 @@ class ClusterDriver:
     def shutdown(self) -> None:
         """Workers end their streams (``ended``, reason ``stopped``), within ``stop_timeout_s``;
         the driver ends what they could not; then everything closes."""
-        if not (self.workers or self.forwarder or self._local_ray):
+        if not (self.workers or self.front or self._local_ray):
             return  # nothing was started (Ray missing or refused)
         import ray
 
@@ -175,12 +147,8 @@ class ClusterDriver:
                     self.placement.close(src.stream_id, src.epoch, "stopped", terminal="stopped", closed_ok=True)
         for w in alive:
             w.kill()
-        for server in self._servers:
-            server.close()
-        if self.forwarder is not None:
-            self.forwarder.close()
-        if self._security is not None:
-            self._security.close()
+        if self.front is not None:
+            self.front.close()  # endpoints, forwarder, then the one context
         if self._local_ray and ray.is_initialized():
             ray.shutdown()
 

@@ -26,14 +26,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import zmq
-
 from configs.base import ConfigPath
 from configs.core.errors import ConfigError
 from configs.engine import HEAD_FILES, PromptSettings
 from configs.loader import validate
-from configs.service import ControlSettings
-from streamer.net.endpoints import OpHandler, RequestServer
+from streamer.net.endpoints import OpHandler
 from streamer.net.wire import check_stream_id
 from streamer.pipeline import Pipeline, StreamSpec
 
@@ -85,19 +82,3 @@ class Controller(OpHandler):
             raise ConfigError("remove_source needs the stream 'id'")
         self.pipeline.remove_source(sid)
         return {"removing": sid}
-
-
-def control_server(
-    settings: ControlSettings, pipeline: Pipeline, secure: Any = None, context: zmq.Context | None = None
-) -> RequestServer:
-    """The control endpoint for ``pipeline`` (``settings.endpoint`` must be set); ``secure``
-    (``ServerSecurity.secure``) makes it a CurveZMQ server like the publisher."""
-    assert settings.endpoint is not None
-    return RequestServer(
-        "control",
-        settings.endpoint,
-        Controller(pipeline),
-        max_request_bytes=settings.max_request_bytes,
-        secure=secure,
-        context=context,
-    )
