@@ -56,18 +56,6 @@ def answer(handler: Handler, request: Any, name: str = "endpoint") -> dict[str, 
         return {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
 
 
-class OpHandler:
-    """A ``Handler`` that dispatches on ``req["op"]`` to the method of that name in ``OPS``."""
-
-    OPS: tuple[str, ...] = ()
-
-    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req.get("op")
-        if op not in self.OPS:
-            raise ConfigError(f"op: got {op!r}; allowed: {', '.join(self.OPS)}")
-        return getattr(self, op)(req)
-
-
 class RequestServer:
     """A ROUTER socket on its own thread, handing every request to ``handler``."""
 
