@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from configs import Settings, dump_settings, load_settings
 from configs.core.errors import ConfigError
+from streamer.base import Publisher
 from streamer.benchmark.report import (
     command_line,
     config_fingerprint,
@@ -71,6 +73,18 @@ def _detector_for(settings: Settings, faces_from: str, clip: WorkloadClip | None
     return TruthDetector(clip.truth, size, cost=real if faces_from == "truth+detector" else None)
 
 
+def _publisher(settings: Settings, stack: ExitStack) -> Publisher:
+    """``--publish``: the service's publishing side (``streamer.service.outlets.Outlets``: its
+    one ZeroMQ context, CurveZMQ security, state board and snapshot endpoint), over ZeroMQ
+    whatever ``publisher.kind`` says; closed with ``stack``."""
+    from streamer.service.outlets import Outlets
+
+    outlets = stack.enter_context(Outlets(settings.replace(publisher=settings.publisher.replace(kind="zmq"))))
+    publisher = outlets.publish()
+    outlets.serve_snapshot()
+    return publisher
+
+
 def pipeline_bench(
     args: argparse.Namespace, argv: list[str], on_report: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
@@ -116,12 +130,8 @@ def pipeline_bench(
 
     def one(faces: int | None, n: int) -> dict[str, Any]:
         uri, fps, clip = source_for(faces)
-        publisher = None
-        if args.publish:
-            from streamer.output.publisher import ZmqPublisher
-
-            publisher = ZmqPublisher(settings.publisher)
-        try:
+        with ExitStack() as stack:
+            publisher = _publisher(settings, stack) if args.publish else None
             run = run_streams(
                 settings,
                 uri,
@@ -134,9 +144,6 @@ def pipeline_bench(
                 max_latency_ms=args.max_latency_ms,
                 publisher=publisher,
             )
-        finally:
-            if publisher is not None:
-                publisher.close()
         run["faces"] = faces if synthetic else None
         run["source"] = uri
         run["workload"] = clip.truth.workload.__dict__ if clip else None

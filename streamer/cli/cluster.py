@@ -72,20 +72,20 @@ def status_command(settings: Settings, as_json: bool) -> int:
     """Print a running cluster's workers, streams and load (``control.endpoint``)."""
     import zmq
 
-    from streamer.net.sockets import client_security, client_socket
+    from streamer.net.sockets import Sockets
 
     endpoint = settings.control.endpoint
     if not endpoint:
         raise ConfigError("control.endpoint: streamer cluster status asks the driver's control endpoint; set it")
-    ctx = zmq.Context.instance()
-    sock = client_socket(ctx, zmq.REQ, endpoint, client_security(settings))
-    try:
-        sock.send(json.dumps({"op": "status"}).encode())
-        if not sock.poll(10_000):
-            raise ConfigError(f"control.endpoint {endpoint}: no answer within 10 s (is the cluster running?)")
-        reply = json.loads(sock.recv())
-    finally:
-        sock.close(0)
+    with Sockets(settings.security, serve=False) as sockets:  # a client: security.client_secret_key
+        sock = sockets.client(zmq.REQ, endpoint)
+        try:
+            sock.send(json.dumps({"op": "status"}).encode())
+            if not sock.poll(10_000):
+                raise ConfigError(f"control.endpoint {endpoint}: no answer within 10 s (is the cluster running?)")
+            reply = json.loads(sock.recv())
+        finally:
+            sock.close(0)
     if not reply.get("ok"):
         raise ConfigError(f"status refused: {reply.get('error')}")
     print(json.dumps(reply, indent=2) if as_json else status_text(reply))

@@ -18,31 +18,29 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from configs import Settings, dump_settings, load_settings
 from configs.core.errors import ConfigError, ExitCode
-from streamer.net.wire import STREAM_ID
-from streamer.pipeline import Pipeline, StreamSpec
+from streamer.net.wire import MAX_STREAM_ID, check_stream_id
+from streamer.pipeline import StreamSpec
 from streamer.pipeline.stats import StatsSnapshot
-from streamer.sources import redact_uri
-
-if TYPE_CHECKING:
-    from streamer.service.metrics import MetricsServer
 
 log = logging.getLogger("streamer")
+_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]+")
+"""What an ``ID=`` before a URI looks like (``check_stream_id`` then checks its length)."""
 
 
 def _default_id(uri: str) -> str:
     stem = Path(uri.split("?", 1)[0].rstrip("/")).stem or "stream"
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:MAX_STREAM_ID]
 
 
 def parse_sources(items: list[str]) -> list[StreamSpec]:
     """``ID=URI`` or ``URI`` (id from the file or path name, made unique with ``-2``, ``-3``).
-    The same explicit ``ID=`` twice is an error.
+    The same explicit ``ID=`` twice is an error, and so is an ``ID=`` longer than a stream id
+    may be; ids made from long names are cut to fit.
 
     Example:
         >>> [s.stream_id for s in parse_sources(["cam0=rtsp://h/x", "a/lobby.mp4", "b/lobby.mp4"])]
@@ -51,8 +49,8 @@ def parse_sources(items: list[str]) -> list[StreamSpec]:
     explicit: list[tuple[str | None, str]] = []
     for item in items:
         head, sep, tail = item.partition("=")
-        if sep and STREAM_ID.match(head) and "://" not in head:
-            explicit.append((head, tail))
+        if sep and _ID_PREFIX.fullmatch(head):
+            explicit.append((check_stream_id(head), tail))
         else:
             explicit.append((None, item))
     named = [sid for sid, _ in explicit if sid is not None]
@@ -66,7 +64,7 @@ def parse_sources(items: list[str]) -> list[StreamSpec]:
             base = sid = _default_id(uri)
             k = 2
             while sid in seen:
-                sid, k = f"{base}-{k}", k + 1
+                sid, k = f"{base[: MAX_STREAM_ID - len(str(k)) - 1]}-{k}", k + 1
             seen.add(sid)
         specs.append(StreamSpec(sid, uri))
     return specs
@@ -113,93 +111,29 @@ def _sources(args: argparse.Namespace, settings: Settings) -> tuple[list[str], S
     return items, settings
 
 
-def _where(settings: Settings) -> str:
-    p = settings.publisher
-    if p.kind == "jsonl":
-        return f"writing {p.path}"
-    return f"publishing on {p.endpoint} ({'bind' if p.bind else 'connect'})"
-
-
 def run_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.overrides)
     items, settings = _sources(args, settings)
-    keep_alive = settings.control.endpoint is not None
-    if not items and not keep_alive:
+    if not items and settings.control.endpoint is None:
         raise ConfigError("no SOURCE given (try: streamer run --demo; or turn on control.endpoint to add them later)")
     specs = parse_sources(items)
     log.info("resolved configuration:\n%s", dump_settings(settings))
 
-    import zmq
-
-    from streamer.net.endpoints import RequestServer
-    from streamer.net.security import ServerSecurity
-    from streamer.output.publisher import create_publisher
-    from streamer.output.state import StateBoard
+    from streamer.service.assembly import Service
 
     stop = threading.Event()
-    board = StateBoard()
-    with ExitStack() as cleanup:
-        ctx = zmq.Context()
-        cleanup.callback(ctx.term)
-        security = ServerSecurity(settings.security, ctx)
-        cleanup.callback(security.close)
-        metrics = _metrics_server(settings)
-        if metrics is not None:
-            cleanup.callback(metrics.close)
-        if settings.publisher.kind == "zmq":
-            security.warn_if_exposed("publisher.endpoint", settings.publisher.endpoint)
-        publisher = create_publisher(settings.publisher, observer=board.apply, security=security)
-        cleanup.callback(publisher.close)
-        servers: list[RequestServer] = []
-        if settings.snapshot.endpoint:
-            security.warn_if_exposed("snapshot.endpoint", settings.snapshot.endpoint)
-            servers.append(
-                RequestServer(
-                    "snapshot",
-                    settings.snapshot.endpoint,
-                    lambda req: board.snapshot(),
-                    secure=security.secure,
-                    context=ctx,
-                )
-            )
-            cleanup.callback(servers[-1].close)
-        pipe = Pipeline(settings, specs, publisher, keep_alive=keep_alive)
-        if metrics is not None:
-            metrics.attach(pipe)
-        if settings.control.endpoint:
-            from streamer.service.control import control_server
-
-            security.warn_if_exposed("control.endpoint", settings.control.endpoint)
-            servers.append(control_server(settings.control, pipe, secure=security.secure, context=ctx))
-            cleanup.callback(servers[-1].close)
-        log.info(
-            "%s (%s) for %s; engine %s%s",
-            _where(settings),
-            f"CurveZMQ, server key {security.public_key}" if security.enabled else "not encrypted",
-            ", ".join(f"{s.stream_id}={redact_uri(s.uri)}" for s in specs) or "no stream yet",
-            pipe.engine.fingerprint,
-            "".join(f"; {s.name} on {s.endpoint}" for s in servers),
-        )
-        with stop_on_signals(stop):
-            snap = pipe.run(stop)
+    with Service(settings, specs) as svc, stop_on_signals(stop):
+        snap = svc.run(stop)
     code = exit_code(snap)
     failed = [f"{sid} ({s.stats.reason})" for sid, s in snap.streams.items() if s.stats.outcome == "failed"]
     log.info(
         "done: %d frames, %d faces, %d messages published, %d dropped%s",
         snap.frames,
         snap.faces,
-        publisher.stats.sent,
-        publisher.stats.dropped,
+        svc.publisher.stats.sent,
+        svc.publisher.stats.dropped,
         f"; failed: {', '.join(failed)}" if failed else "",
     )
     if code != ExitCode.OK:
         log.error("exit %d: %s", code, code.name.lower().replace("_", " "))
     return int(code)
-
-
-def _metrics_server(settings: Settings) -> MetricsServer | None:
-    if not settings.metrics.enabled:
-        return None
-    from streamer.service.metrics import MetricsServer
-
-    return MetricsServer(settings.metrics)

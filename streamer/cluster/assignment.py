@@ -1,11 +1,12 @@
 """Which worker serves which source, under which epoch: the driver's single source of truth
 (no Ray, no sockets: plain bookkeeping, tested on its own).
 
-Each source is ``pending`` (waiting for capacity), ``assigned`` to one worker under one
-epoch, ``removing`` (asked to stop; its terminal event is awaited), or finished (``ended``,
-``failed``, ``removed``). Every assignment of a source takes the next epoch of that source.
-A worker takes sources up to its capacity (``weight`` units each); a new one goes to the
-worker with the lowest fill (then fewest streams, then oldest), so streams spread evenly.
+Each source (a ``SourceRecord``, its ``SourceState``) is ``pending`` (waiting for capacity),
+``assigned`` to one worker under one epoch, ``removing`` (asked to stop; its terminal event
+is awaited), or finished (``ended``, ``failed``, ``removed``). Every assignment of a source
+takes the next epoch of that source. A worker takes sources up to its capacity (``weight``
+units each); a new one goes to the worker with the lowest fill (then fewest streams, then
+oldest), so streams spread evenly.
 
 Example:
     >>> a = Assignment()
@@ -22,20 +23,45 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from configs.core.errors import ConfigError
 
-ACTIVE = ("pending", "assigned", "removing")
+
+class SourceState(StrEnum):
+    """Where a source stands (its value is what ``streamer cluster status`` shows)."""
+
+    PENDING = "pending"
+    """Waiting for a worker with room."""
+    ASSIGNED = "assigned"
+    """Served by one worker under one epoch."""
+    REMOVING = "removing"
+    """Asked to stop; its terminal event is awaited."""
+    ENDED = "ended"
+    FAILED = "failed"
+    REMOVED = "removed"
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE
+
+    @property
+    def running(self) -> bool:
+        """On a worker (assigned, or being removed there)."""
+        return self in (SourceState.ASSIGNED, SourceState.REMOVING)
+
+
+ACTIVE = (SourceState.PENDING, SourceState.ASSIGNED, SourceState.REMOVING)
 
 
 @dataclass
-class SourceState:
+class SourceRecord:
     """One source as the driver knows it."""
 
     stream_id: str
     uri: str
     weight: int = 1
-    state: str = "pending"
+    state: SourceState = SourceState.PENDING
     worker: str | None = None
     epoch: int = 0
     """The last epoch handed out (0: never assigned)."""
@@ -51,14 +77,14 @@ class SourceState:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state.active
 
 
 class Assignment:
     """Sources, workers' capacities, and who serves what."""
 
     def __init__(self) -> None:
-        self.sources: dict[str, SourceState] = {}
+        self.sources: dict[str, SourceRecord] = {}
         self.capacity: dict[str, int] = {}
         """Workers that take streams, with their capacity in weight units (insertion = age)."""
 
@@ -74,11 +100,11 @@ class Assignment:
         moved, removed = [], []
         for s in self.sources.values():
             if s.worker == worker and s.active:
-                if s.state == "removing":
-                    self._finish(s, "removed", "removed")
+                if s.state == SourceState.REMOVING:
+                    self._finish(s, SourceState.REMOVED, "removed")
                     removed.append(s.stream_id)
                     continue
-                s.state, s.worker, s.previous, s.since_s = "pending", None, worker, time.time()
+                s.state, s.worker, s.previous, s.since_s = SourceState.PENDING, None, worker, time.time()
                 s.displaced = cause
                 moved.append(s.stream_id)
         return moved, removed
@@ -91,23 +117,23 @@ class Assignment:
 
     # ---- sources
 
-    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> SourceState:
+    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> SourceRecord:
         """A new source, pending. ConfigError when an active source has that id."""
         old = self.sources.get(stream_id)
         if old is not None and old.active:
             raise ConfigError(f"stream id {stream_id!r} is in use")
-        src = SourceState(stream_id, uri, weight, epoch=old.epoch if old else 0)
+        src = SourceRecord(stream_id, uri, weight, epoch=old.epoch if old else 0)
         self.sources[stream_id] = src
         return src
 
     def pending(self) -> list[str]:
-        return [s.stream_id for s in self.sources.values() if s.state == "pending"]
+        return [s.stream_id for s in self.sources.values() if s.state == SourceState.PENDING]
 
     def place(self, stream_id: str, exclude: tuple[str, ...] = ()) -> tuple[str, int] | None:
         """Assign a pending source to the least-filled worker with room: ``(worker, epoch)``,
         or None when no worker has room (it stays pending)."""
         src = self.sources[stream_id]
-        assert src.state == "pending", src
+        assert src.state == SourceState.PENDING, src
         fits = [
             (self.load(w) / cap, len(self.streams_of(w)), i, w)
             for i, (w, cap) in enumerate(self.capacity.items())
@@ -116,7 +142,7 @@ class Assignment:
         if not fits:
             return None
         worker = min(fits)[3]
-        src.state, src.worker, src.epoch, src.since_s = "assigned", worker, src.epoch + 1, time.time()
+        src.state, src.worker, src.epoch, src.since_s = SourceState.ASSIGNED, worker, src.epoch + 1, time.time()
         src.avoid = None
         return worker, src.epoch
 
@@ -124,29 +150,35 @@ class Assignment:
         """An assignment that did not take (the worker refused): pending again, not on that
         worker next time."""
         src = self.sources[stream_id]
-        src.state, src.previous, src.avoid, src.worker, src.reason = "pending", src.worker, src.worker, None, reason
+        src.state, src.previous, src.avoid, src.worker = SourceState.PENDING, src.worker, src.worker, None
+        src.reason = reason
 
-    def removing(self, stream_id: str) -> SourceState:
+    def removing(self, stream_id: str) -> SourceRecord:
         """Mark an active source for removal. ConfigError when none runs under that id."""
         src = self.sources.get(stream_id)
-        if src is None or not src.active or src.state == "removing":
+        if src is None or not src.active or src.state == SourceState.REMOVING:
             raise ConfigError(f"no running stream {stream_id!r}")
-        if src.state == "pending":
-            self._finish(src, "removed", "removed")
+        if src.state == SourceState.PENDING:
+            self._finish(src, SourceState.REMOVED, "removed")
         else:
-            src.state = "removing"
+            src.state = SourceState.REMOVING
         return src
 
     def finish(self, stream_id: str, epoch: int, kind: str, reason: str | None) -> bool:
-        """The terminal event of ``epoch`` passed: the source is done (False: a stale epoch)."""
+        """The terminal event of ``epoch`` passed (``kind``: ended or failed): the source is
+        done (False: a stale epoch)."""
         src = self.sources.get(stream_id)
         if src is None or src.epoch != epoch or not src.active:
             return False
-        self._finish(src, "removed" if src.state == "removing" else kind, reason)
+        self._finish(src, SourceState.REMOVED if src.state == SourceState.REMOVING else SourceState(kind), reason)
         return True
 
-    def _finish(self, src: SourceState, state: str, reason: str | None) -> None:
+    def _finish(self, src: SourceRecord, state: SourceState, reason: str | None) -> None:
         src.state, src.reason, src.previous, src.worker, src.since_s = state, reason, src.worker, None, time.time()
 
-    def active(self) -> list[SourceState]:
+    def active(self) -> list[SourceRecord]:
         return [s for s in self.sources.values() if s.active]
+
+    def running(self) -> list[str]:
+        """The streams on a worker now (assigned or being removed), sorted."""
+        return sorted(s.stream_id for s in self.sources.values() if s.state.running)

@@ -1,6 +1,7 @@
-"""The driver of ``streamer cluster``: it owns the Ray connection, the forwarder (the one
-endpoint), the snapshot and control endpoints, the worker actors and the assignment of
-sources to them (docs/deployment.md).
+"""The driver of ``streamer cluster``: it owns the Ray connection, what the driver serves
+(``front.ClusterOutlets``: the forwarder, the one endpoint, and the snapshot and control
+endpoints, on one ZeroMQ context), the worker actors (``supervisor.Supervisor``) and the
+assignment of sources to them (docs/deployment.md).
 
 One loop (``tick``) on the driver's main thread wakes on any worker event (a heartbeat
 answered, a worker's process gone, a call returned) or every ``TICK_S``, and then: reads
@@ -8,8 +9,9 @@ what the forwarder saw (epochs that ended, first messages of moved streams), che
 worker's heartbeat, moves the streams of a lost or dead worker, and places pending sources.
 Control requests (another thread) take the same lock.
 
-Workers are ``WorkerSlot``s (``workers.py``); streams change hands through ``Placement``
-(``placement.py``); control requests are ``ClusterController``'s (``control.py``).
+Streams change hands through ``Placement`` (``placement.py``); control requests are
+``ClusterController``'s (``control.py``), which calls the driver's ``status``,
+``add_source``, ``remove_source`` and ``change_engine``.
 
 Example (plain text: starts Ray)::
 
@@ -20,22 +22,23 @@ Example (plain text: starts Ray)::
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
+from dataclasses import asdict
 from typing import Any
 
 from configs import Settings
-from configs.core.errors import ConfigError, ExitCode, ModelError
-from streamer.cluster.assignment import Assignment
-from streamer.cluster.forwarder import Forwarder
+from configs.core.errors import ExitCode, ModelError
+from configs.engine import EngineSettings
+from streamer.cluster.assignment import Assignment, SourceState
+from streamer.cluster.control import ClusterController
+from streamer.cluster.front import ClusterOutlets
 from streamer.cluster.placement import Placement
-from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest, worker_settings
+from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest
 from streamer.cluster.sourcelist import ClusterSource
-from streamer.cluster.workers import WorkerSlot, error_text
-from streamer.net.security import ServerSecurity
-from streamer.output.state import StateBoard
+from streamer.cluster.supervisor import Supervisor
+from streamer.cluster.workers import WorkerSlot, WorkerState
 
 log = logging.getLogger("streamer.cluster")
 
@@ -49,88 +52,53 @@ class ClusterDriver:
     def __init__(self, settings: Settings, sources: list[ClusterSource], *, log_level: str = "INFO") -> None:
         self.settings = settings
         self.cs = settings.cluster
-        self.log_level = log_level
         self.capacity = worker_capacity(self.cs)
         self.assignment = Assignment()
         for src in sources:
             self.assignment.add_source(src.stream_id, src.uri, src.weight)
-        self.board = StateBoard()
-        self.workers: dict[str, WorkerSlot] = {}
-        self.engine: str | None = None
-        self.classes: list[str] | None = None
-        self.forwarder: Forwarder | None = None
+        self.lock = threading.RLock()
+        self.supervisor = Supervisor(settings, self.assignment, self.capacity, self.lock, log_level)
+        self.front: ClusterOutlets | None = None
         self.placement: Placement | None = None
         self.ingest = ""
-        self.lock = threading.RLock()
-        self._ids = itertools.count()
-        self._servers: list[Any] = []
         self._local_ray = False
-        self._resources: dict[str, Any] = {}
-        self._worker_settings: dict[str, Any] = {}
         self._gate_s: float | None = None
         self._initial: set[str] = set()
-        self._stopping = False
-        self._security: ServerSecurity | None = None
+
+    @property
+    def workers(self) -> dict[str, WorkerSlot]:
+        return self.supervisor.workers
 
     # ================================================================ lifecycle
 
     def start(self) -> None:
         """Connect to Ray, open the forwarder and the endpoints, start the workers."""
         import ray
-        import zmq
-
-        from streamer.net.endpoints import RequestServer
-        from streamer.net.sockets import server_security
 
         self._local_ray = connect_ray(self.cs)
-        ctx = zmq.Context.instance()
-        self._security = server_security(self.settings, ctx)
-        secure = self._security.secure if self._security.enabled else None
-        pub = self.settings.publisher
-        for what, endpoint in (
-            ("publisher.endpoint", pub.endpoint),
-            ("cluster.ingest_endpoint", self.cs.ingest_endpoint),
-        ):
-            self._security.warn_if_exposed(what, endpoint)
-        try:
-            self.forwarder = Forwarder(
-                self.cs.ingest_endpoint, pub.endpoint, observer=self.board.apply, sndhwm=pub.sndhwm, secure=secure
-            )
-        except zmq.ZMQError as e:
-            raise ConfigError(f"publisher.endpoint {pub.endpoint} / cluster.ingest_endpoint: cannot bind ({e})") from e
+        self.front = front = ClusterOutlets(self.settings)
         node_ip = ray.util.get_node_ip_address()
-        self.ingest = worker_ingest(self.forwarder.ingest_endpoint, self.cs.advertise_host, node_ip)
-        self.placement = Placement(self.assignment, self.forwarder, self.board, self.workers)
-        if self.settings.snapshot.endpoint:
-            snap = self.settings.snapshot.endpoint
-            self._servers.append(RequestServer("snapshot", snap, lambda req: self.board.snapshot(), secure=secure))
-        if self.settings.control.endpoint:
-            from streamer.cluster.control import ClusterController
-
-            c = self.settings.control
-            self._servers.append(
-                RequestServer(
-                    "control", c.endpoint, ClusterController(self), max_request_bytes=c.max_request_bytes, secure=secure
-                )
-            )
-        n, self._resources = plan_workers(self.cs, self.settings.engine.device, ray.cluster_resources())
-        self._worker_settings = worker_settings(self.settings, self.ingest, self.cs.start_timeout_s).model_dump(
-            mode="json"
+        self.ingest = worker_ingest(front.forwarder.ingest_endpoint, self.cs.advertise_host, node_ip)
+        self.placement = self.supervisor.placement = Placement(
+            self.assignment, front.forwarder, front.board, self.supervisor.workers
         )
-        if pub.wait_subscribers:
-            self._gate_s = time.monotonic() + pub.settle_s
+        front.serve_control(ClusterController(self))
+        n, resources = plan_workers(self.cs, self.settings.engine.device, ray.cluster_resources())
+        if self.settings.publisher.wait_subscribers:
+            self._gate_s = time.monotonic() + self.settings.publisher.settle_s
         with self.lock:
-            self._initial = {self._start_worker().id for _ in range(n)}
+            self._initial = self.supervisor.start(n, resources, self.ingest)
         log.info(
-            "cluster: %d worker(s) (%s each, %d streams each), %d source(s); subscribers connect to %s; "
+            "cluster: %d worker(s) (%s each, %d streams each), %d source(s); subscribers connect to %s (%s); "
             "workers publish to %s%s",
             n,
-            ", ".join(f"{k} {v}" for k, v in self._resources.items()),
+            ", ".join(f"{k} {v}" for k, v in resources.items()),
             self.capacity,
             len(self.assignment.sources),
-            self.forwarder.publish_endpoint,
+            front.forwarder.publish_endpoint,
+            front.sockets.describe(),
             self.ingest,
-            "".join(f"; {s.name} on {s.endpoint}" for s in self._servers),
+            front.describe(),
         )
 
     def run(self, stop: threading.Event) -> int:
@@ -144,7 +112,7 @@ class ClusterDriver:
                     break
         finally:
             self.shutdown()
-        failed = [s for s in self.assignment.sources.values() if s.state == "failed"]
+        failed = [s for s in self.assignment.sources.values() if s.state == SourceState.FAILED]
         for s in failed:
             log.error("stream %s failed: %s", s.stream_id, s.reason)
         return int(ExitCode.STREAM_FAILED if failed else ExitCode.OK)
@@ -152,21 +120,21 @@ class ClusterDriver:
     def shutdown(self) -> None:
         """Workers end their streams (``ended``, reason ``stopped``), within ``stop_timeout_s``;
         the driver ends what they could not; then everything closes."""
-        if not (self.workers or self.forwarder or self._local_ray):
+        if not (self.workers or self.front or self._local_ray):
             return  # nothing was started (Ray missing or refused)
         import ray
 
         with self.lock:
-            self._stopping = True
-            alive = [w for w in self.workers.values() if w.alive]
-            serving = [w for w in alive if w.state != "starting"]  # a starting one has no stream: killed below
+            self.supervisor.stopping = True
+            alive = self.supervisor.alive()
+            serving = [w for w in alive if w.state != WorkerState.STARTING]  # a starting one has no stream
             for w in serving:
                 w.actor.stop.remote()
         deadline = time.monotonic() + self.cs.stop_timeout_s
         if serving:
             ray.wait([w.run_ref for w in serving], num_returns=len(serving), timeout=self.cs.stop_timeout_s)
         if self.placement is not None:
-            while time.monotonic() < deadline and self._running_sources():
+            while time.monotonic() < deadline and self.running():
                 with self.lock:
                     self.placement.drain_notices()
                 time.sleep(0.05)
@@ -175,12 +143,8 @@ class ClusterDriver:
                     self.placement.close(src.stream_id, src.epoch, "stopped", terminal="stopped", closed_ok=True)
         for w in alive:
             w.kill()
-        for server in self._servers:
-            server.close()
-        if self.forwarder is not None:
-            self.forwarder.close()
-        if self._security is not None:
-            self._security.close()
+        if self.front is not None:
+            self.front.close()
         if self._local_ray and ray.is_initialized():
             ray.shutdown()
 
@@ -189,10 +153,6 @@ class ClusterDriver:
         assert self.placement is not None, "start() first"
         return self.placement
 
-    def _running_sources(self) -> bool:
-        with self.lock:
-            return any(s.state in ("assigned", "removing") for s in self.assignment.active())
-
     # ================================================================ the loop
 
     def tick(self) -> None:
@@ -200,7 +160,7 @@ class ClusterDriver:
         import ray
 
         with self.lock:
-            refs = [r for w in self.workers.values() for r in w.refs()] + list(self._placement.calls)
+            refs = self.supervisor.refs() + list(self._placement.calls)
         if refs:
             ray.wait(refs, num_returns=1, timeout=TICK_S)
         else:
@@ -208,11 +168,11 @@ class ClusterDriver:
         with self.lock:
             ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) if refs else set()
             self._placement.drain_notices()
-            self._check_workers(ready)
+            self.supervisor.check(ready)
             self._placement.check_calls(ready)
             if self._gate_open():
                 self._placement.place_pending()
-            if not any(w.alive for w in self.workers.values()):
+            if not self.supervisor.alive():
                 causes = "; ".join(f"{w.id}: {w.cause}" for w in self.workers.values())
                 raise ModelError(f"no worker is left ({causes})")
 
@@ -221,148 +181,79 @@ class ClusterDriver:
         all of them) and ``publisher.wait_subscribers`` subscribers are in (at most
         ``publisher.settle_s``, as ``streamer run`` holds its first message)."""
         if self._initial:
-            if any(self.workers[w].state == "starting" for w in self._initial):
+            if any(self.workers[w].state == WorkerState.STARTING for w in self._initial):
                 return False
             self._initial = set()
         if self._gate_s is None:
             return True
-        assert self.forwarder is not None
-        if self.forwarder.stats.subscriptions >= self.settings.publisher.wait_subscribers:
+        assert self.front is not None
+        subscriptions, wanted = self.front.forwarder.stats.subscriptions, self.settings.publisher.wait_subscribers
+        if subscriptions >= wanted:
             self._gate_s = None
         elif time.monotonic() >= self._gate_s:
             log.warning(
                 "cluster: %d of %d subscriber(s) after %.1f s; going on",
-                self.forwarder.stats.subscriptions,
-                self.settings.publisher.wait_subscribers,
+                subscriptions,
+                wanted,
                 self.settings.publisher.settle_s,
             )
             self._gate_s = None
         return self._gate_s is None
 
-    # ================================================================ workers
-
-    def _start_worker(self) -> WorkerSlot:
-        wid = f"w{next(self._ids)}"
-        slot = WorkerSlot.start(wid, self._worker_settings, self._resources, self.log_level)
-        self.workers[wid] = slot
-        log.info("worker %s starting", wid)
-        return slot
-
-    def _check_workers(self, ready: set[Any]) -> None:
-        import ray
-
-        cs = self.cs
-        for w in list(self.workers.values()):
-            if not w.alive:
-                continue
-            if w.run_ref in ready:
-                try:
-                    ray.get(w.run_ref)
-                    cause = "its pipeline stopped"
-                except ray.exceptions.RayError as e:
-                    cause = error_text(e)
-                self._died(w, cause)
-                continue
-            if w.ping_ref is not None and w.ping_ref in ready:
-                self._answered(w)
-            if w.sync_ref is not None and w.sync_ref in ready:
-                self._synced(w)
-            if not w.alive:
-                continue
-            now = time.monotonic()
-            if w.state == "starting" and now - w.created_s > cs.start_timeout_s:
-                self._died(w, f"did not start within {cs.start_timeout_s:g} s")
-            elif w.state in ("ready", "rejoining") and now - (w.last_seen_s or now) > cs.heartbeat_timeout_s:
-                self._lost(w, f"no heartbeat for {now - (w.last_seen_s or now):.1f} s")
-            elif w.state == "lost" and now - (w.lost_s or now) >= cs.lost_kill_s:
-                self._died(w, f"lost for {cs.lost_kill_s:g} s: killed")
-            if w.alive and w.state != "starting" and now - w.ping_sent_s >= cs.heartbeat_interval_s:
-                w.ping()
-
-    def _answered(self, w: WorkerSlot) -> None:
-        import ray
-
-        ref, w.ping_ref = w.ping_ref, None
-        try:
-            status = ray.get(ref)
-        except ray.exceptions.RayActorError as e:
-            self._died(w, error_text(e))
-            return
-        except ray.exceptions.RayError as e:  # a bug in status(): the worker is alive, say so
-            log.error("worker %s: status failed: %s", w.id, error_text(e))
-            status = None
-        w.last_seen_s = time.monotonic()
-        if status:
-            w.status = status
-            self.engine, self.classes = status.get("engine"), status.get("classes")
-            self._placement.engine = self.engine
-        if w.state == "starting":
-            w.state, w.was_ready = "ready", True
-            self.assignment.add_worker(w.id, self.capacity)
-            st = w.status
-            log.info("worker %s ready: pid %s on %s, engine %s", w.id, st.get("pid"), st.get("node_ip"), self.engine)
-        elif w.state == "lost":
-            w.state = "rejoining"
-            w.sync_ref = w.actor.sync.remote({})
-            lost_for = w.last_seen_s - (w.lost_s or 0)
-            log.warning("worker %s answered again after %.1f s lost: dropping its old streams", w.id, lost_for)
-
-    def _synced(self, w: WorkerSlot) -> None:
-        import ray
-
-        ref, w.sync_ref = w.sync_ref, None
-        try:
-            res = ray.get(ref)
-        except ray.exceptions.RayError as e:
-            self._died(w, f"could not rejoin: {error_text(e)}")
-            return
-        w.state, w.cause = "ready", None
-        self.assignment.add_worker(w.id, self.capacity)
-        log.info("worker %s rejoined with no stream (revoked %s)", w.id, ", ".join(res.get("revoked", [])) or "none")
-
-    def _lost(self, w: WorkerSlot, cause: str) -> None:
-        w.state, w.lost_s, w.cause = "lost", time.monotonic(), cause
-        log.warning("worker %s lost: %s", w.id, cause)
-        self._placement.move_away(w.id, f"worker {w.id} lost: {cause}", replace=not self._stopping)
-
-    def _died(self, w: WorkerSlot, cause: str) -> None:
-        if not w.alive:
-            return
-        w.state, w.cause = "dead", cause
-        log.warning("worker %s gone: %s", w.id, cause)
-        w.kill()
-        self._placement.move_away(w.id, f"worker {w.id} gone: {cause}", replace=not self._stopping)
-        if w.was_ready and self.cs.replace_workers and not self._stopping:
-            self._start_worker()
-
     # ================================================================ control (any thread)
 
-    def add_source(self, sid: str, uri: str, weight: int = 1) -> dict[str, Any]:
+    @property
+    def engine_settings(self) -> EngineSettings:
+        return self.supervisor.settings.engine
+
+    def status(self) -> dict[str, Any]:
+        """One process's ``streams``, ``engine``, ``classes``, and the cluster's workers,
+        sources, moves and forwarder counters (``streamer cluster status``)."""
+        from streamer.sources.uri import redact_uri
+
+        assert self.front is not None, "start() first"
+        fwd = self.front.forwarder
         with self.lock:
-            src = self.assignment.add_source(sid, uri, weight)
+            a, sup = self.assignment, self.supervisor
+            return {
+                "streams": a.running(),
+                "engine": sup.engine,
+                "classes": sup.classes,
+                "capacity": self.capacity,
+                "endpoint": fwd.publish_endpoint,
+                "ingest": self.ingest,
+                "workers": [w.describe(self.capacity, a.load(w.id), a.streams_of(w.id)) for w in self.workers.values()],
+                "sources": {
+                    s.stream_id: {
+                        "uri": redact_uri(s.uri),
+                        "weight": s.weight,
+                        "state": str(s.state),
+                        "worker": s.worker,
+                        "epoch": s.epoch,
+                        "reason": s.reason,
+                    }
+                    for s in a.sources.values()
+                },
+                "moves": [dict(m) for m in self._placement.moves],
+                "forwarder": asdict(fwd.stats),
+            }
+
+    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> dict[str, Any]:
+        with self.lock:
+            src = self.assignment.add_source(stream_id, uri, weight)
             if self._gate_open():
-                self._placement.place(sid)
+                self._placement.place(stream_id)
             return {"streams": self.running(), "worker": src.worker, "epoch": src.epoch if src.worker else None}
 
-    def remove_source(self, sid: str) -> dict[str, Any]:
+    def remove_source(self, stream_id: str) -> dict[str, Any]:
         with self.lock:
-            self._placement.remove(sid)
-            return {"removing": sid}
+            self._placement.remove(stream_id)
+            return {"removing": stream_id}
 
     def running(self) -> list[str]:
-        return sorted(s.stream_id for s in self.assignment.active() if s.state in ("assigned", "removing"))
-
-    def ready_workers(self) -> list[WorkerSlot]:
+        """The streams on a worker now (assigned, or being removed there)."""
         with self.lock:
-            return [w for w in self.workers.values() if w.state == "ready"]
+            return self.assignment.running()
 
-    def engine_changed(self, settings: Settings, failed: dict[str, str]) -> None:
-        """New engine settings for new workers; workers that could not change are retired."""
-
-        with self.lock:
-            self.settings = settings
-            self._worker_settings = worker_settings(settings, self.ingest, self.cs.start_timeout_s).model_dump(
-                mode="json"
-            )
-            for wid, err in failed.items():
-                self._died(self.workers[wid], f"engine change failed: {err}")
+    def change_engine(self, body: dict[str, Any], engine: EngineSettings) -> dict[str, Any]:
+        return self.supervisor.change_engine(body, engine)

@@ -16,10 +16,12 @@ A stream's terminal event (``ended``/``failed``) closes its epoch here. ``notice
 queue) tells the driver when an epoch's first faces message passed (the end of a move's gap)
 and when a stream ended. Everything runs on one thread; ``call(fn)`` runs ``fn`` on it between
 two messages (the driver's handovers: fence, then publish its own messages, atomically).
+Both sockets come from the driver's ``Sockets`` (CurveZMQ servers: workers and subscribers
+are its clients); without one the forwarder makes a plain one of its own.
 
 Example (plain text: binds ports)::
 
-    fwd = Forwarder("tcp://127.0.0.1:*", "tcp://127.0.0.1:5556", observer=board.apply)
+    fwd = Forwarder("tcp://127.0.0.1:*", "tcp://127.0.0.1:5556", outlets.sockets, observer=board.apply)
     fwd.call(lambda: fwd.set_epoch("cam0", 1))
     ...
     fwd.close()
@@ -40,7 +42,7 @@ from typing import Any, TypeVar
 import zmq
 
 from streamer.cluster.epochs import is_terminal
-from streamer.net.sockets import SecureSocket, bound_endpoint, server_socket
+from streamer.net.sockets import Sockets, bound_endpoint
 from streamer.net.wire import decode, encode
 
 log = logging.getLogger(__name__)
@@ -100,26 +102,34 @@ class Forwarder:
         self,
         ingest_endpoint: str,
         publish_endpoint: str,
+        sockets: Sockets | None = None,
         *,
         observer: Callable[[str, dict[str, Any]], None] | None = None,
         sndhwm: int = 1000,
-        secure: SecureSocket | None = None,
-        context: zmq.Context | None = None,
     ) -> None:
         self.stats = ForwarderStats()
         self.notices: queue.Queue[Notice] = queue.Queue()
         self.observer = observer
-        self._ctx = context or zmq.Context.instance()
+        self._own: Sockets | None = None
+        if sockets is None:
+            sockets = self._own = Sockets()
         self._streams: dict[str, _Stream] = {}
         self._out_seq: dict[str, int] = {}
         self._encoding = "json"
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
         self._stop = threading.Event()
-        self._front = server_socket(self._ctx, zmq.XSUB, ingest_endpoint, secure, RCVHWM=sndhwm * 4)
         try:
-            self._back = server_socket(self._ctx, zmq.XPUB, publish_endpoint, secure, SNDHWM=sndhwm, XPUB_VERBOSE=1)
-        except zmq.ZMQError:
-            self._front.close(0)
+            self._front = sockets.server(zmq.XSUB, ingest_endpoint, what="cluster.ingest_endpoint", RCVHWM=sndhwm * 4)
+            try:
+                self._back = sockets.server(
+                    zmq.XPUB, publish_endpoint, what="publisher.endpoint", SNDHWM=sndhwm, XPUB_VERBOSE=1
+                )
+            except zmq.ZMQError:
+                self._front.close(0)
+                raise
+        except BaseException:
+            if self._own is not None:
+                self._own.close()
             raise
         self.ingest_endpoint = bound_endpoint(self._front)
         self.publish_endpoint = bound_endpoint(self._back)
@@ -143,8 +153,11 @@ class Forwarder:
         return None if st is None else st.last_s
 
     def close(self) -> None:
+        """Stop forwarding and close the sockets. Idempotent."""
         self._stop.set()
         self._thread.join()
+        if self._own is not None:
+            self._own.close()
 
     # ---- the forwarder's thread (directly, or inside ``call``) -----------------------------
 

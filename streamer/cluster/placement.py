@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any
 
-from streamer.cluster.assignment import Assignment
+from streamer.cluster.assignment import Assignment, SourceState
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.handover import close_tracks, ended_event, moved_event
 from streamer.cluster.workers import WorkerSlot, error_text
@@ -120,7 +120,7 @@ class Placement:
     def remove(self, sid: str) -> None:
         """Stop a source: its worker ends it (``ended``, reason ``removed``)."""
         src = self.assignment.removing(sid)
-        if src.state == "removing" and src.worker is not None:
+        if src.state == SourceState.REMOVING and src.worker is not None:
             ref = self.workers[src.worker].actor.remove.remote(sid, src.epoch)
             self.calls[ref] = ("remove", sid, src.epoch, src.worker)
 
@@ -194,7 +194,7 @@ class Placement:
             except ray.exceptions.RayError as e:
                 log.error("worker %s: %s %s (epoch %d) failed: %s", wid, op, sid, epoch, error_text(e))
                 src = self.assignment.sources.get(sid)
-                if op == "assign" and src is not None and src.state == "assigned" and src.epoch == epoch:
+                if op == "assign" and src is not None and src.state == SourceState.ASSIGNED and src.epoch == epoch:
                     self.close(sid, epoch, "worker_lost")
                     self.assignment.unplace(sid, error_text(e))
                 continue

@@ -112,8 +112,17 @@ def connect_ray(cs: ClusterSettings) -> bool:
 
 
 def worker_settings(settings: Settings, ingest: str, start_timeout_s: float) -> Settings:
-    """A worker's settings: its publisher connects to the forwarder and holds its first
-    message until the forwarder's subscription arrived; no endpoints, no preview of its own."""
+    """A worker's settings: its publisher connects to the forwarder (a CurveZMQ client with
+    ``security.client_secret_key``) and holds its first message until the forwarder's
+    subscription arrived; it serves nothing (no endpoints, no metrics, no server keys: the
+    driver's stay on the driver) and writes no preview of its own.
+
+    Example:
+        >>> from configs import load_settings
+        >>> w = worker_settings(load_settings(None, ["control.endpoint=tcp://127.0.0.1:5558"]), "tcp://h:5560", 60)
+        >>> w.publisher.endpoint, w.publisher.bind, w.control.endpoint, w.metrics.enabled
+        ('tcp://h:5560', False, None, False)
+    """
     pub = settings.publisher.replace(
         kind="zmq", endpoint=ingest, bind=False, wait_subscribers=1, settle_s=start_timeout_s
     )
@@ -121,4 +130,6 @@ def worker_settings(settings: Settings, ingest: str, start_timeout_s: float) -> 
         publisher=pub,
         snapshot=settings.snapshot.replace(endpoint=None),
         control=settings.control.replace(endpoint=None),
+        metrics=settings.metrics.replace(enabled=False),
+        security=settings.security.replace(server_secret_key=None, authorized_clients=None, allow_any_client=False),
     )

@@ -15,15 +15,14 @@ Example:
     >>> specs = parse_sources({"sources": {"door": "rtsp://h/live", "lobby": {"uri": "/v/l.mp4", "weight": 2}}})
     >>> [(s.stream_id, s.uri, s.weight) for s in specs]
     [('door', 'rtsp://h/live', 1), ('lobby', '/v/l.mp4', 2)]
-    >>> parse_sources({"sources": {"bad id": "x.mp4"}})
+    >>> parse_sources({"sources": {"bad id": "x.mp4"}})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    configs.core.errors.ConfigError: sources file: sources.bad id: a stream id uses letters, digits, '_', '.' and '-'
+    configs.core.errors.ConfigError: sources file: sources.bad id: a stream id uses letters, digits, ...
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from configs.core.errors import ConfigError
 from configs.loader import read_yaml, validate
-
-_ID = re.compile(r"^[A-Za-z0-9_.-]+$")  # as streamer.net.wire.check_stream_id: ids are part of topics
+from streamer.net.wire import STREAM_ID_RULE, is_stream_id
 
 
 class SourceOptions(BaseModel):
@@ -84,8 +82,8 @@ def parse_sources(data: Any, base: Path | None = None, origin: str = "sources fi
     model = validate(SourcesFile, data, origin)
     out = []
     for sid, item in model.sources.items():
-        if not _ID.match(sid):
-            raise ConfigError(f"{origin}: sources.{sid}: a stream id uses letters, digits, '_', '.' and '-'")
+        if not is_stream_id(sid):
+            raise ConfigError(f"{origin}: sources.{sid}: a stream id uses {STREAM_ID_RULE}")
         out.append(ClusterSource(sid, _resolve(item.uri, base), item.weight))
     return out
 

@@ -1,5 +1,6 @@
-"""A cluster worker: today's ``Pipeline`` in the worker actor's own process, publishing to
-the driver's forwarder through a ``FencedPublisher``.
+"""A cluster worker: the service of one process (``streamer.service.assembly.Service``) in
+the worker actor's own process, its publisher a CurveZMQ client of the driver's forwarder
+behind a ``FencedPublisher``.
 
 The pipeline runs in-process (a thread of the Ray actor), not as a ``streamer run``
 subprocess: one worker is one process, so a crash, an OOM kill or a SIGKILL of that process
@@ -13,9 +14,11 @@ a stream under an epoch), ``remove`` (stop it, its ``ended`` published), ``revok
 publishing it now: it moved), ``sync`` (keep only these epochs: a lost worker rejoining),
 ``control`` (an engine change, as ``streamer.service.control.Controller``) and ``stop``.
 
-Example (plain text: loads an engine)::
+Example (plain text: loads an engine, and waits for the forwarder's subscription)::
 
-    w = StreamWorker(settings.model_dump(mode="json"), "w0", "tcp://10.0.0.2:5560")
+    from streamer.cluster.plan import worker_settings
+
+    w = StreamWorker(worker_settings(settings, "tcp://10.0.0.2:5560", 60.0).model_dump(mode="json"), "w0")
     threading.Thread(target=w.run).start()
     w.assign("cam0", "rtsp://10.0.0.5/live", epoch=1)
 """
@@ -44,23 +47,17 @@ class StreamWorker:
         configure_logging(log_level, once=True)  # reaches the driver's stderr through Ray
         _normal_priority()
         from streamer.cluster.fencing import FencedPublisher
-        from streamer.net.sockets import client_security
-        from streamer.output.publisher import create_publisher
-        from streamer.pipeline import Pipeline
         from streamer.pipeline.stats import RateMeter
-        from streamer.service.control import Controller
+        from streamer.service.assembly import Service
 
         self.worker_id = worker_id
         self.settings = Settings.model_validate(settings)
-        self.publisher = FencedPublisher(
-            create_publisher(self.settings.publisher, client_secure=client_security(self.settings))
-        )
-        try:
-            self.pipeline = Pipeline(self.settings, [], self.publisher, keep_alive=True)
-        except BaseException:
-            self.publisher.close()
-            raise
-        self.controller = Controller(self.pipeline)
+        self.service = Service(self.settings, keep_alive=True, client=True, wrap=FencedPublisher)
+        publisher = self.service.publisher
+        assert isinstance(publisher, FencedPublisher)
+        self.publisher = publisher
+        self.pipeline = self.service.pipeline
+        self.controller = self.service.controller
         self._stop = threading.Event()
         self._orders = threading.Lock()
         """Serialises assign/remove/revoke (Ray runs a threaded actor's calls concurrently)."""
@@ -74,9 +71,9 @@ class StreamWorker:
     def run(self) -> dict[str, Any]:
         """Run the pipeline until ``stop``; the final counters."""
         try:
-            snap = self.pipeline.run(self._stop)
+            snap = self.service.run(self._stop)
         finally:
-            self.publisher.close()
+            self.service.close()
         return {"worker": self.worker_id, "frames": snap.frames, "published": self.publisher.stats.sent}
 
     def stop(self) -> None:

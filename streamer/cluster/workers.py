@@ -2,7 +2,7 @@
 its lifetime call (``run``, which resolves when the actor dies), its outstanding heartbeat
 and its last status.
 
-States: ``starting`` (loading its engine; the first heartbeat answers once it is ready),
+States (``WorkerState``): ``starting`` (loading its engine; the first heartbeat answers once it is ready),
 ``ready`` (takes streams), ``rejoining`` (a lost worker answered again; it is told to drop
 its old streams before it takes new ones), ``lost`` (no heartbeat within the timeout: its
 streams were moved, it takes none), ``dead`` (its process is gone, or it was killed).
@@ -19,9 +19,21 @@ import functools
 import logging
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class WorkerState(StrEnum):
+    """Where a worker stands (its value is what ``streamer cluster status`` shows)."""
+
+    STARTING = "starting"
+    READY = "ready"
+    REJOINING = "rejoining"
+    LOST = "lost"
+    DEAD = "dead"
+
 
 MAX_CONCURRENCY = 8
 """Driver calls one worker actor serves at once (``assign``, ``remove``, ``control``, ...);
@@ -36,7 +48,7 @@ class WorkerSlot:
     id: str
     actor: Any
     run_ref: Any
-    state: str = "starting"
+    state: WorkerState = WorkerState.STARTING
     created_s: float = field(default_factory=time.monotonic)
     last_seen_s: float | None = None
     lost_s: float | None = None
@@ -61,7 +73,7 @@ class WorkerSlot:
 
     @property
     def alive(self) -> bool:
-        return self.state != "dead"
+        return self.state != WorkerState.DEAD
 
     def ping(self) -> Any:
         """Ask for the worker's status (its heartbeat) unless a request is outstanding."""
@@ -85,7 +97,7 @@ class WorkerSlot:
         now = time.monotonic()
         return {
             "id": self.id,
-            "state": self.state,
+            "state": str(self.state),
             "node_ip": st.get("node_ip"),
             "pid": st.get("pid"),
             "gpus": st.get("gpus", []),

@@ -3,11 +3,12 @@ thread per endpoint owning a ZeroMQ ROUTER socket, answering each request with o
 Clients use REQ (or DEALER with an empty delimiter frame); requests and replies are JSON.
 
 A request that is not JSON, too large, or raises in its handler gets ``{"ok": false,
-"error": ...}``; the endpoint never dies of a bad request.
+"error": ...}``; the endpoint never dies of a bad request. The socket comes from the
+process's ``streamer.net.sockets.Sockets`` (its CurveZMQ server role).
 
 Example (plain text: binds a port)::
 
-    server = RequestServer("snapshot", "tcp://127.0.0.1:5557", lambda req: board.snapshot())
+    server = RequestServer("snapshot", "tcp://127.0.0.1:5557", lambda req: board.snapshot(), sockets)
     ...
     server.close()
 """
@@ -19,11 +20,14 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from configs.core.errors import ConfigError, ExpStreamError
+
+if TYPE_CHECKING:
+    from streamer.net.sockets import Sockets
 
 log = logging.getLogger(__name__)
 
@@ -31,30 +35,32 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 """A parsed request -> the reply (raise ExpStreamError for a refusal with a reason)."""
 
 
-class OpHandler:
-    """A ``Handler`` that dispatches on ``req["op"]`` to the method of that name in ``OPS``."""
+def answer(handler: Handler, request: Any, name: str = "endpoint") -> dict[str, Any]:
+    """The reply to one parsed request: ``{"ok": true, ...}`` with what ``handler`` returns,
+    or ``{"ok": false, "error": ...}`` when the request is not an object, is refused
+    (ExpStreamError: its message) or the handler fails (an internal error, logged).
 
-    OPS: tuple[str, ...] = ()
-
-    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req.get("op")
-        if op not in self.OPS:
-            raise ConfigError(f"op: got {op!r}; allowed: {', '.join(self.OPS)}")
-        return getattr(self, op)(req)
+    Example:
+        >>> answer(lambda req: {"echo": req["x"]}, {"x": 1}), answer(lambda req: {}, [1])
+        ({'ok': True, 'echo': 1}, {'ok': False, 'error': 'request must be a JSON object'})
+    """
+    try:
+        if not isinstance(request, dict):
+            raise ConfigError("request must be a JSON object")
+        return {"ok": True, **handler(request)}
+    except ExpStreamError as e:
+        log.warning("%s: request refused: %s", name, e)
+        return {"ok": False, "error": str(e)}
+    except Exception as e:  # a bug in a handler must not take the endpoint down
+        log.exception("%s: request failed", name)
+        return {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
 
 
 class RequestServer:
     """A ROUTER socket on its own thread, handing every request to ``handler``."""
 
     def __init__(
-        self,
-        name: str,
-        endpoint: str,
-        handler: Handler,
-        *,
-        max_request_bytes: int = 1 << 20,
-        secure: Callable[[zmq.Socket], None] | None = None,
-        context: zmq.Context | None = None,
+        self, name: str, endpoint: str, handler: Handler, sockets: Sockets, *, max_request_bytes: int = 1 << 20
     ) -> None:
         self.name = name
         self.endpoint = endpoint
@@ -62,26 +68,21 @@ class RequestServer:
         self.max_request_bytes = max_request_bytes
         self.requests = 0
         self.errors = 0
-        self._ctx = context or zmq.Context.instance()
+        self._sockets = sockets
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(secure,), name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
             raise ConfigError(f"{name}.endpoint {endpoint!r}: {self._error}") from self._error
 
-    def _run(self, secure: Callable[[zmq.Socket], None] | None) -> None:
-        sock = self._ctx.socket(zmq.ROUTER)
+    def _run(self) -> None:
         try:
-            sock.setsockopt(zmq.LINGER, 0)
-            if secure is not None:
-                secure(sock)
-            sock.bind(self.endpoint)
-        except zmq.ZMQError as e:
+            sock = self._sockets.server(zmq.ROUTER, self.endpoint, what=f"{self.name}.endpoint")
+        except Exception as e:  # handed to the constructor, which raises it
             self._error = e
-            sock.close(0)
             self._ready.set()
             return
         self._ready.set()
@@ -103,17 +104,13 @@ class RequestServer:
                 request = json.loads(body) if body.strip() else {}
             except ValueError as e:
                 raise ConfigError(f"request is not JSON ({e})") from e
-            if not isinstance(request, dict):
-                raise ConfigError("request must be a JSON object")
-            reply = {"ok": True, **self.handler(request)}
-        except ExpStreamError as e:
-            self.errors += 1
+        except ConfigError as e:
             log.warning("%s: request refused: %s", self.name, e)
-            reply = {"ok": False, "error": str(e)}
-        except Exception as e:  # a bug in a handler must not take the endpoint down
+            reply: dict[str, Any] = {"ok": False, "error": str(e)}
+        else:
+            reply = answer(self.handler, request, self.name)
+        if not reply["ok"]:
             self.errors += 1
-            log.exception("%s: request failed", self.name)
-            reply = {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
         return json.dumps(reply, allow_nan=False).encode()
 
     def close(self) -> None:
@@ -130,7 +127,8 @@ def request(
     client_key: str | Path | None = None,
 ) -> dict:
     """One request to a ``RequestServer`` (REQ socket; CurveZMQ with both key files);
-    TimeoutError when no reply comes."""
+    TimeoutError when no reply comes. The client side (``streamer.client``): it uses
+    ``context`` or pyzmq's shared one, never a service's."""
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)

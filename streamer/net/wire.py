@@ -16,21 +16,35 @@ import json
 import re
 from typing import Any
 
-STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
-"""What a stream id may hold (it is part of topic names)."""
+MAX_STREAM_ID = 64
+"""The longest stream id (it is part of every topic and log line)."""
+STREAM_ID = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_STREAM_ID}}}")
+"""What a stream id may hold (it is part of topic names); use ``fullmatch``."""
+STREAM_ID_RULE = f"letters, digits, '_', '.' and '-', at most {MAX_STREAM_ID}"
+
+
+def is_stream_id(text: object) -> bool:
+    """Whether ``text`` is a whole stream id (no trailing newline, not too long).
+
+    Example:
+        >>> is_stream_id("cam0"), is_stream_id("cam0\\n"), is_stream_id("c" * 65), is_stream_id(7)
+        (True, False, False, False)
+    """
+    return isinstance(text, str) and STREAM_ID.fullmatch(text) is not None
 
 
 def check_stream_id(stream_id: str) -> str:
-    """A stream id: letters, digits, ``_``, ``.`` and ``-`` (it is part of topic names).
+    """A stream id: letters, digits, ``_``, ``.`` and ``-``, at most ``MAX_STREAM_ID`` of them
+    (it is part of topic names). ConfigError otherwise.
 
     Example:
         >>> check_stream_id("cam0")
         'cam0'
     """
-    if not STREAM_ID.match(stream_id):
+    if not is_stream_id(stream_id):
         from configs.core.errors import ConfigError
 
-        raise ConfigError(f"stream id {stream_id!r}: use letters, digits, '_', '.' and '-'")
+        raise ConfigError(f"stream id {stream_id!r}: use {STREAM_ID_RULE}")
     return stream_id
 
 

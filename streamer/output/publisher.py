@@ -9,13 +9,15 @@ are never written (a message holding one is dropped, counted and logged).
 
 The ZeroMQ socket is an XPUB (a PUB that also sees subscriptions): with
 ``publisher.wait_subscribers`` the first message waits until that many subscriptions have
-arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner). With a
-``ServerSecurity`` holding keys, the socket is a CurveZMQ server (``streamer.net.security``):
-only authorized clients subscribe, so only they count as subscribers.
+arrived, instead of hoping ``settle_s`` was long enough (ZeroMQ's slow joiner). The socket
+comes from the process's ``streamer.net.sockets.Sockets``: with CurveZMQ keys it is a server
+(only authorized clients subscribe, so only they count as subscribers), or with
+``client=True`` a client of the endpoint it connects to (a cluster worker publishing to its
+driver's forwarder). Without a ``Sockets`` it makes a plain one of its own.
 
 Example (plain text: binds a port)::
 
-    pub = ZmqPublisher(PublisherSettings(endpoint="tcp://127.0.0.1:5556"))
+    pub = ZmqPublisher(PublisherSettings(endpoint="tcp://127.0.0.1:5556"), outlets.sockets)
     pub.send("faces.cam0", {"schema_version": 1, ...})
     pub.close()
 """
@@ -34,7 +36,7 @@ import zmq
 from configs.core.errors import ConfigError
 from configs.streamer import PublisherSettings
 from streamer.base import Publisher
-from streamer.net.security import ServerSecurity
+from streamer.net.sockets import Sockets
 from streamer.net.wire import decode, encode
 from streamer.queues import FullPolicy, QueueWorker
 from streamer.values import PublisherStats
@@ -120,49 +122,35 @@ class ZmqPublisher(QueuedPublisher):
     def __init__(
         self,
         settings: PublisherSettings,
-        context: zmq.Context | None = None,
+        sockets: Sockets | None = None,
         *,
         observer: Observer | None = None,
-        security: ServerSecurity | None = None,
-        client_secure: Callable[[zmq.Socket], None] | None = None,
+        client: bool = False,
     ) -> None:
-        """``security`` (its context is used when ``context`` is None) makes the socket a
-        CurveZMQ server; ``client_secure`` a CurveZMQ client instead (a cluster worker
-        connecting to its driver's forwarder: ``streamer.net.security.client_securer``)."""
-        self._security = security
-        self._client_secure = client_secure
-        if context is None and security is not None:
-            context = security.context
-        self._ctx = context or zmq.Context()
-        self._own_ctx = context is None
+        """``sockets`` makes the socket (a plain one of its own when None, closed with the
+        publisher); ``client`` makes it a CurveZMQ client instead of a server."""
+        self._own: Sockets | None = None
+        if sockets is None:
+            sockets = self._own = Sockets()
+        self._sockets = sockets
+        self._client = client
         self._sock: zmq.Socket | None = None
         self.subscriptions = 0
         """Subscriptions seen while waiting for ``wait_subscribers``."""
         try:
             super().__init__(settings, observer, "drop_newest", f"publisher.endpoint {settings.endpoint!r}")
         except ConfigError:
-            if self._own_ctx:
-                self._ctx.term()
+            if self._own is not None:
+                self._own.close()
             raise
 
     def _open(self) -> None:
         s = self.settings
-        sock = self._ctx.socket(zmq.XPUB)
-        try:
-            sock.setsockopt(zmq.SNDHWM, s.sndhwm)
-            sock.setsockopt(zmq.LINGER, s.linger_ms)
-            sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-            if self._client_secure is not None:
-                self._client_secure(sock)
-            elif self._security is not None:
-                self._security.secure(sock)
-            if s.bind:
-                sock.bind(s.endpoint)
-            else:
-                sock.connect(s.endpoint)
-        except zmq.ZMQError:
-            sock.close(linger=0)
-            raise
+        options = {"SNDHWM": s.sndhwm, "LINGER": s.linger_ms, "XPUB_VERBOSE": 1}
+        if self._client:
+            sock = self._sockets.client(zmq.XPUB, s.endpoint, **options)
+        else:
+            sock = self._sockets.server(zmq.XPUB, s.endpoint, what="publisher.endpoint", bind=s.bind, **options)
         self._sock = sock
         if s.wait_subscribers:
             self._await_subscribers(sock, s.wait_subscribers, s.settle_s)
@@ -196,8 +184,8 @@ class ZmqPublisher(QueuedPublisher):
     def close(self) -> None:
         """Send what is queued (within ``linger_ms``), close the socket. Idempotent."""
         super().close()
-        if self._own_ctx and not self._ctx.closed:
-            self._ctx.term()
+        if self._own is not None:
+            self._own.close()
 
 
 class JsonlPublisher(QueuedPublisher):
@@ -226,12 +214,10 @@ class JsonlPublisher(QueuedPublisher):
 
 
 def create_publisher(
-    settings: PublisherSettings,
-    observer: Observer | None = None,
-    security: ServerSecurity | None = None,
-    client_secure: Callable[[zmq.Socket], None] | None = None,
+    settings: PublisherSettings, sockets: Sockets, *, observer: Observer | None = None, client: bool = False
 ) -> Publisher:
-    """The publisher ``publisher.kind`` names."""
+    """The publisher ``publisher.kind`` names (ZeroMQ on ``sockets``, as a CurveZMQ server or,
+    with ``client``, a client)."""
     if settings.kind == "jsonl":
         return JsonlPublisher(settings, observer)
-    return ZmqPublisher(settings, observer=observer, security=security, client_secure=client_secure)
+    return ZmqPublisher(settings, sockets, observer=observer, client=client)

@@ -1,6 +1,7 @@
 """The control endpoint (``control.endpoint``, off by default): JSON requests that change a
 running service without a restart. A request that fails validation, or whose new engine
-cannot be built, gets ``{"ok": false, "error": ...}`` and changes nothing.
+cannot be built, gets ``{"ok": false, "error": ...}`` and changes nothing. Requests are
+checked by ``streamer.service.requests`` (the cluster's controller checks them there too).
 
 | request | effect |
 |---|---|
@@ -23,81 +24,34 @@ Example (plain text: needs a running service)::
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-import zmq
-
-from configs.base import ConfigPath
-from configs.core.errors import ConfigError
-from configs.engine import HEAD_FILES, PromptSettings
-from configs.loader import validate
-from configs.service import ControlSettings
-from streamer.net.endpoints import OpHandler, RequestServer
-from streamer.net.wire import check_stream_id
 from streamer.pipeline import Pipeline, StreamSpec
+from streamer.service.requests import AddSource, ControlHandler, EngineRequest, RemoveSource, new_engine
 
 log = logging.getLogger(__name__)
 
 
-class Controller(OpHandler):
-    """Turns control requests into calls on a running ``Pipeline``."""
-
-    OPS = ("status", "set_prompts", "set_head", "add_source", "remove_source")
+class Controller(ControlHandler):
+    """Turns control requests (checked by ``streamer.service.requests``) into calls on a
+    running ``Pipeline``."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
 
-    def status(self, req: dict[str, Any]) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         eng = self.pipeline.engine
         return {"streams": self.pipeline.running_streams(), "engine": eng.fingerprint, "classes": eng.classes}
 
-    def _change(self, **changes: Any) -> dict[str, Any]:
-        settings = self.pipeline.engine.settings
-        try:
-            new = settings.replace(**changes)
-        except ValueError as e:
-            raise ConfigError(f"invalid engine settings: {e}") from e
-        change = self.pipeline.change_engine(new)
+    def change_engine(self, req: EngineRequest) -> dict[str, Any]:
+        change = self.pipeline.change_engine(new_engine(self.pipeline.engine.settings, req))
         log.info("control: engine now %s with %d classes", change.fingerprint, len(change.classes))
         return {"engine": change.fingerprint, "classes": change.classes}
 
-    def set_prompts(self, req: dict[str, Any]) -> dict[str, Any]:
-        prompts = validate(PromptSettings, req.get("prompts"), "prompts")
-        return self._change(prompts=prompts.model_dump())
-
-    def set_head(self, req: dict[str, Any]) -> dict[str, Any]:
-        head = req.get("head")
-        if not isinstance(head, str) or not head:
-            raise ConfigError("head: expected a released head name, a file path or 'none'")
-        return self._change(head=ConfigPath(HEAD_FILES).resolve(head, Path.cwd()))
-
-    def add_source(self, req: dict[str, Any]) -> dict[str, Any]:
-        sid, uri = req.get("id"), req.get("uri")
-        if not isinstance(sid, str) or not sid or not isinstance(uri, str) or not uri:
-            raise ConfigError("add_source needs a non-empty 'id' and 'uri'")
-        self.pipeline.add_source(StreamSpec(check_stream_id(sid), uri))
+    def add_source(self, req: AddSource) -> dict[str, Any]:
+        self.pipeline.add_source(StreamSpec(req.stream_id, req.uri))
         return {"streams": self.pipeline.running_streams()}
 
-    def remove_source(self, req: dict[str, Any]) -> dict[str, Any]:
-        sid = req.get("id")
-        if not isinstance(sid, str):
-            raise ConfigError("remove_source needs the stream 'id'")
-        self.pipeline.remove_source(sid)
-        return {"removing": sid}
-
-
-def control_server(
-    settings: ControlSettings, pipeline: Pipeline, secure: Any = None, context: zmq.Context | None = None
-) -> RequestServer:
-    """The control endpoint for ``pipeline`` (``settings.endpoint`` must be set); ``secure``
-    (``ServerSecurity.secure``) makes it a CurveZMQ server like the publisher."""
-    assert settings.endpoint is not None
-    return RequestServer(
-        "control",
-        settings.endpoint,
-        Controller(pipeline),
-        max_request_bytes=settings.max_request_bytes,
-        secure=secure,
-        context=context,
-    )
+    def remove_source(self, req: RemoveSource) -> dict[str, Any]:
+        self.pipeline.remove_source(req.stream_id)
+        return {"removing": req.stream_id}

@@ -22,6 +22,16 @@ def test_parse_sources_names_and_dedupes():
     ]
 
 
+def test_stream_ids_from_the_command_line_fit_the_id_rule():
+    """An explicit ``ID=`` longer than 64 is refused; ids made from long names are cut to fit,
+    numbered ones too."""
+    with pytest.raises(ConfigError, match="at most 64"):
+        parse_sources(["c" * 65 + "=a.mp4"])
+    long = "l" * 80
+    ids = [s.stream_id for s in parse_sources([f"a/{long}.mp4", f"b/{long}.mp4", "c" * 64 + "=x.mp4"])]
+    assert ids == ["l" * 64, "l" * 62 + "-2", "c" * 64]
+
+
 def test_run_without_sources_is_a_usage_error(capsys):
     assert main(["run", "--set", "detector.name=haar"]) == 2
 
@@ -71,6 +81,36 @@ def test_engine_only_bench_is_a_real_subcommand(tmp_path, capsys):
     rows = {(r["backend"], r["batch"]) for r in report["rows"]}
     assert rows == {("openclip-eager", 1), ("openclip-eager", 2), ("torch", 1), ("torch", 2)}
     assert "| model |" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(900)
+def test_bench_publish_goes_out_through_the_services_secured_publisher(tmp_path, face_clip, capsys):
+    """``streamer bench --publish`` publishes with the service's own assembly: its CurveZMQ
+    keys apply, and an allowed subscriber receives the bench's messages."""
+    from streamer.client import Subscriber
+    from tests.streamer.helpers import LIVENESS_S, free_endpoint, sets
+
+    folder, allowed = tmp_path / "keys", tmp_path / "authorized"
+    assert main(["keys", str(folder), "server", "alice"]) == 0
+    allowed.mkdir()
+    (allowed / "alice.key").write_bytes((folder / "alice.key").read_bytes())
+    endpoint = free_endpoint()
+    alice = Subscriber(endpoint, server_key=folder / "server.key", client_key=folder / "alice.key_secret")
+    try:
+        overrides = sets(
+            f"publisher.endpoint={endpoint}",
+            "publisher.wait_subscribers=1",  # alice's subscription, through the CurveZMQ handshake
+            "publisher.settle_s=120",
+            f"security.server_secret_key={folder / 'server.key_secret'}",
+            f"security.authorized_clients={allowed}",
+            f"engine.cache_dir={tmp_path}",
+        )
+        assert main(["bench", str(face_clip), "-c", "offline", "--publish", "--warmup-s", "0", *overrides]) == 0
+        got = alice.recv(LIVENESS_S)
+        assert got is not None and got[1]["stream_id"] == "s00", got
+    finally:
+        alice.close()
+    capsys.readouterr()
 
 
 def test_unknown_bench_backend_is_a_config_error(capsys):
@@ -167,16 +207,16 @@ def test_subscribe_lines_for_episodes_engine_changes_and_abstentions():
 def test_subscribe_state_prints_the_state_then_newer_updates(capsys):
     import threading
 
-    from configs.streamer import PublisherSettings
-    from streamer.net.endpoints import RequestServer
-    from streamer.output.publisher import ZmqPublisher
-    from streamer.output.state import StateBoard
+    from configs import load_settings
+    from streamer.service.outlets import Outlets
     from tests.streamer.helpers import free_endpoint
 
     endpoint, snap_ep = free_endpoint(), free_endpoint()
-    board = StateBoard()
-    pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, settle_s=0), observer=board.apply)
-    server = RequestServer("snapshot", snap_ep, lambda req: board.snapshot())
+    overrides = [f"publisher.endpoint={endpoint}", "publisher.settle_s=0", f"snapshot.endpoint={snap_ep}"]
+    settings = load_settings(None, overrides)
+    outlets = Outlets(settings)  # the service's publisher, state board and snapshot endpoint
+    pub = outlets.publish()
+    outlets.serve_snapshot()
     base = {"schema_version": 1, "type": "event", "stream_id": "cam0", "reason": None, "engine": "0123456789ab"}
     pub.send("events.cam0", {**base, "scope": "stream", "kind": "started", "details": {"codec": "h264"}})
     pub.send("events.cam0", {**base, "scope": "track", "kind": "started", "details": {}, "track_id": 4})
@@ -197,8 +237,7 @@ def test_subscribe_state_prints_the_state_then_newer_updates(capsys):
     finally:
         done.set()
         feeder.join(60)
-        server.close()
-        pub.close()
+        outlets.close()
     out = capsys.readouterr()
     lines = out.out.splitlines()
     assert rc == 0 and lines[0].startswith("state  engine 0123456789ab")

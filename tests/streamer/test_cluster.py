@@ -24,6 +24,7 @@ from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.handover import close_tracks, ended_event, moved_event
 from streamer.cluster.plan import plan_workers, worker_capacity, worker_ingest
 from streamer.cluster.sourcelist import load_sources
+from streamer.net.sockets import Sockets
 from streamer.output.publisher import ZmqPublisher
 from streamer.output.state import StateBoard
 from streamer.pipeline import NullPublisher
@@ -182,13 +183,23 @@ def test_forwarder_keeps_a_workers_seq_gap_visible(forwarder):
     assert forwarder.stats.ingest_gaps == 2
 
 
-def test_forwarder_sockets_go_through_the_security_hook():
-    secured = []
-    fwd = Forwarder("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", secure=secured.append)
-    try:
-        assert sorted(s.type for s in secured) == sorted([zmq.XSUB, zmq.XPUB])
-    finally:
+def test_forwarder_sockets_are_made_by_the_drivers_sockets():
+    """Both forwarder sockets come from the ``Sockets`` it is given (the driver's one context
+    and its CurveZMQ server role), named by their settings."""
+
+    class Recording(Sockets):
+        def __init__(self) -> None:
+            super().__init__()
+            self.made: list[tuple[int, str]] = []
+
+        def server(self, kind, endpoint, **kw):
+            self.made.append((kind, kw["what"]))
+            return super().server(kind, endpoint, **kw)
+
+    with Recording() as sockets:
+        fwd = Forwarder("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", sockets)
         fwd.close()
+    assert sorted(sockets.made) == sorted([(zmq.XSUB, "cluster.ingest_endpoint"), (zmq.XPUB, "publisher.endpoint")])
 
 
 def test_handover_messages_end_the_lost_epoch_and_name_the_move():
@@ -288,6 +299,8 @@ def test_sources_file(tmp_path: Path):
     for text, error in [
         ("sources:\n  door: {uri: x, wieght: 2}\n", "sources.door.wieght: unknown key"),
         ("sources:\n  'bad id': x.mp4\n", "sources.bad id: a stream id"),
+        ('sources:\n  "cam0\\n": x.mp4\n', "a stream id uses letters"),
+        (f"sources:\n  {'c' * 65}: x.mp4\n", "at most 64"),
         ("sources:\n  door: {weight: 2}\n", "sources.door.uri"),
         ("cameras: {}\n", "cameras: unknown key"),
     ]:
@@ -360,7 +373,6 @@ def test_the_cluster_path_with_curve_keys(tmp_path):
     publisher as a CurveZMQ client with its own key: an allowed worker's messages reach an
     allowed subscriber; a worker whose key is not allowed gets nothing through."""
     from streamer.net.security import secure_client
-    from streamer.net.sockets import client_security, server_security
 
     folder, allowed = tmp_path / "keys", tmp_path / "authorized"
     assert main(["keys", str(folder), "driver", "worker", "viewer", "intruder"]) == 0
@@ -379,20 +391,22 @@ def test_the_cluster_path_with_curve_keys(tmp_path):
             ],
         )
 
-    ctx = zmq.Context()
-    security = server_security(settings("worker"), ctx)
-    fwd = Forwarder("tcp://127.0.0.1:*", free_endpoint(), secure=security.secure, context=ctx)
+    driver = Sockets(settings("worker").security)  # the driver's context: its authenticator, its sockets
+    fwd = Forwarder("tcp://127.0.0.1:*", free_endpoint(), driver)
+    ctx = zmq.Context()  # the viewer's
     sub = ctx.socket(zmq.SUB)
     secure_client(sub, folder / "driver.key", folder / "viewer.key_secret")
     sub.setsockopt_string(zmq.SUBSCRIBE, "")
     sub.connect(fwd.publish_endpoint)
     wait_for(lambda: fwd.stats.subscriptions >= 1, LIVENESS_S, "the allowed viewer's subscription")
+    workers: list[Sockets] = []  # each worker process has its own
 
     def publisher(client: str, wait: bool) -> FencedPublisher:
         ps = PublisherSettings(
             endpoint=fwd.ingest_endpoint, bind=False, wait_subscribers=int(wait), settle_s=LIVENESS_S if wait else 0
         )
-        return FencedPublisher(ZmqPublisher(ps, client_secure=client_security(settings(client))))
+        workers.append(Sockets(settings(client).security, serve=False))
+        return FencedPublisher(ZmqPublisher(ps, workers[-1], client=True))
 
     intruder = publisher("intruder", wait=False)  # never gets the forwarder's subscription
     worker = publisher("worker", wait=True)
@@ -409,8 +423,10 @@ def test_the_cluster_path_with_curve_keys(tmp_path):
     finally:
         intruder.close()
         worker.close()
+        for w in workers:
+            w.close()
         sub.close(0)
         fwd.close()
-        security.close()
+        driver.close()
         ctx.term()
     assert [m["faces"][0]["track_id"] for m in got] == [3]

@@ -19,6 +19,7 @@ from configs.streamer import PublisherSettings, SecuritySettings
 from streamer.cli import main
 from streamer.client import Subscriber
 from streamer.net.security import ServerSecurity, is_loopback, secure_client
+from streamer.net.sockets import Sockets
 from streamer.output.publisher import ZmqPublisher
 from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, free_endpoint, start_streamer, wait_for
 
@@ -42,10 +43,11 @@ def keys(tmp_path):
     return folder, allowed
 
 
-def _security(keys, ctx) -> ServerSecurity:
+def _sockets(keys) -> Sockets:
+    """The server side: one context whose authenticator holds the allow-list."""
     folder, allowed = keys
     settings = SecuritySettings(server_secret_key=str(folder / "server.key_secret"), authorized_clients=str(allowed))
-    return ServerSecurity(settings, ctx)
+    return Sockets(settings)
 
 
 def _watched_sub(ctx, endpoint, server_key=None, client_key=None):
@@ -72,15 +74,13 @@ def _wait_refused(monitor, timeout_s: float = LIVENESS_S) -> int:
 def test_only_an_allowed_key_with_the_right_server_key_receives_anything(keys, caplog):
     folder, _ = keys
     endpoint = free_endpoint()
-    ctx = zmq.Context()
-    security = _security(keys, ctx)
+    ctx = zmq.Context()  # the clients'
+    sockets = _sockets(keys)
     caplog.set_level(logging.INFO, logger="streamer.net.security")
     pub_box: list[ZmqPublisher] = []
     opened = threading.Thread(  # binds, then holds its first message until alice has subscribed
         target=lambda: pub_box.append(
-            ZmqPublisher(
-                PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=LIVENESS_S), security=security
-            )
+            ZmqPublisher(PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=LIVENESS_S), sockets)
         )
     )
     opened.start()
@@ -104,7 +104,7 @@ def test_only_an_allowed_key_with_the_right_server_key_receives_anything(keys, c
         assert [m["i"] for _, m in got] == list(range(N)) and alice.missed == 0
         for sock in (mallory, wrong_server, plain):
             assert sock.poll(300) == 0, "a refused subscriber received a message"
-        assert security.allow_list is not None and security.allow_list.refusals >= 1
+        assert sockets.security.allow_list is not None and sockets.security.allow_list.refusals >= 1
         assert "refused a CurveZMQ client" in caplog.text
         alice.close()
         for sock in (mallory, wrong_server, plain):
@@ -116,36 +116,29 @@ def test_only_an_allowed_key_with_the_right_server_key_receives_anything(keys, c
         opened.join(LIVENESS_S)
         for pub in pub_box:
             pub.close()
-        security.close()
+        sockets.close()
         ctx.term()
 
 
 def test_a_key_added_to_the_directory_is_allowed_without_a_restart(keys):
     folder, allowed = keys
-    ctx = zmq.Context()
-    security = _security(keys, ctx)
-    try:
+    with _sockets(keys) as sockets:
+        allow_list = sockets.security.allow_list
         mallory = zmq.auth.load_certificate(folder / "mallory.key")[0]
-        assert not security.allow_list.callback("*", mallory)
+        assert not allow_list.callback("*", mallory)
         (allowed / "mallory.key").write_bytes((folder / "mallory.key").read_bytes())
-        assert security.allow_list.callback("*", mallory)
-    finally:
-        security.close()
-        ctx.term()
+        assert allow_list.callback("*", mallory)
 
 
 def test_allow_any_client_encrypts_without_authenticating(keys):
     folder, _ = keys
     endpoint = free_endpoint()
-    ctx = zmq.Context()
-    settings = SecuritySettings(server_secret_key=str(folder / "server.key_secret"), allow_any_client=True)
-    security = ServerSecurity(settings, ctx)
+    ctx = zmq.Context()  # the clients'
+    sockets = Sockets(SecuritySettings(server_secret_key=str(folder / "server.key_secret"), allow_any_client=True))
     box: list[ZmqPublisher] = []
     t = threading.Thread(
         target=lambda: box.append(
-            ZmqPublisher(
-                PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=LIVENESS_S), security=security
-            )
+            ZmqPublisher(PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=LIVENESS_S), sockets)
         )
     )
     t.start()
@@ -165,7 +158,7 @@ def test_allow_any_client_encrypts_without_authenticating(keys):
         t.join(LIVENESS_S)
         for pub in box:
             pub.close()
-        security.close()
+        sockets.close()
         ctx.term()
 
 
@@ -196,14 +189,10 @@ def test_security_settings_that_cannot_work_are_refused(values, expected):
 
 def test_missing_or_public_only_server_key_is_a_config_error(keys, tmp_path):
     folder, allowed = keys
-    ctx = zmq.Context()
-    try:
-        for path, expected in ((tmp_path / "nope", "not found"), (folder / "server.key", "holds only a public key")):
-            settings = SecuritySettings(server_secret_key=str(path), authorized_clients=str(allowed))
-            with pytest.raises(ConfigError, match=f"security.server_secret_key: .*{expected}"):
-                ServerSecurity(settings, ctx)
-    finally:
-        ctx.term()
+    for path, expected in ((tmp_path / "nope", "not found"), (folder / "server.key", "holds only a public key")):
+        settings = SecuritySettings(server_secret_key=str(path), authorized_clients=str(allowed))
+        with pytest.raises(ConfigError, match=f"security.server_secret_key: .*{expected}"):
+            Sockets(settings)
 
 
 def test_exposed_endpoint_without_keys_is_warned_about(caplog):
@@ -313,13 +302,10 @@ def test_a_node_client_with_curve_keys_receives_everything(keys, tmp_path):
     script.write_text(NODE_CLIENT)
     args = [node, str(script), endpoint, str(folder / "server.key"), str(folder / "alice.key_secret"), str(N)]
     client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ctx = zmq.Context()
-    security = _security(keys, ctx)
+    sockets = _sockets(keys)
     pub = None
     try:
-        pub = ZmqPublisher(
-            PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=LIVENESS_S), security=security
-        )
+        pub = ZmqPublisher(PublisherSettings(endpoint=endpoint, wait_subscribers=1, settle_s=LIVENESS_S), sockets)
         assert pub.subscriptions == 1, "the node client never subscribed"
         for _ in range(N):
             pub.send("faces.cam0", sample_faces_message())
@@ -329,7 +315,6 @@ def test_a_node_client_with_curve_keys_receives_everything(keys, tmp_path):
             client.kill()
         if pub is not None:
             pub.close()
-        security.close()
-        ctx.term()
+        sockets.close()
     assert client.returncode == 0, err[-2000:]
     assert json.loads(out) == list(range(N))

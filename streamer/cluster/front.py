@@ -1,0 +1,44 @@
+"""What the cluster's driver serves, assembled as one process's outlets are
+(``streamer.service.outlets.Outlets``: one ZeroMQ context, the CurveZMQ security its
+authenticator enforces, the state board): the forwarder in place of a publisher (workers
+connect to its ingest endpoint, subscribers to its publish endpoint, both CurveZMQ servers
+with keys), the snapshot endpoint, and the control endpoint once the driver can answer
+(``serve_control``). No Ray here.
+
+Example (plain text: binds ports)::
+
+    front = ClusterOutlets(settings)     # forwarder + snapshot endpoint, secured alike
+    front.serve_control(ClusterController(driver))
+    ...
+    front.close()                        # endpoints, forwarder, then the context
+"""
+
+from __future__ import annotations
+
+import zmq
+
+from configs import Settings
+from configs.core.errors import ConfigError
+from streamer.cluster.forwarder import Forwarder
+from streamer.service.outlets import Outlets
+
+
+class ClusterOutlets(Outlets):
+    """The driver's sockets, state board, forwarder and request endpoints."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        pub, ingest = settings.publisher, settings.cluster.ingest_endpoint
+        try:
+            try:
+                self.forwarder = Forwarder(
+                    ingest, pub.endpoint, self.sockets, observer=self.board.apply, sndhwm=pub.sndhwm
+                )
+            except zmq.ZMQError as e:
+                where = f"publisher.endpoint {pub.endpoint} / cluster.ingest_endpoint"
+                raise ConfigError(f"{where}: cannot bind ({e})") from e
+            self.on_close(self.forwarder.close)
+            self.serve_snapshot()
+        except BaseException:
+            self.close()
+            raise

@@ -1,0 +1,221 @@
+"""The driver's watch over its worker actors: it starts them, reads their heartbeats, and
+acts when one stops answering (``lost``: its streams move; if it answers again it rejoins
+with none) or its process is gone (``dead``: its streams move and, for a worker that was
+ever ready, a replacement starts). Engine changes are rolled out to every ready worker from
+here, and new workers start with the change.
+
+The driver's loop calls ``check`` with its lock held; ``change_engine`` (a control request,
+another thread) takes the lock only around its bookkeeping, never while workers build their
+engines. States: ``streamer.cluster.workers.WorkerState``.
+
+Example (plain text: needs Ray)::
+
+    supervisor = Supervisor(settings, assignment, capacity=4, lock=threading.RLock())
+    supervisor.placement = placement           # where lost and dead workers' streams go
+    first = supervisor.start(2, {"num_cpus": 2, "num_gpus": 1}, "tcp://10.0.0.2:5560")
+    supervisor.check(ready_refs)               # each tick
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+from configs import Settings
+from configs.core.errors import ConfigError, ExpStreamError
+from configs.engine import EngineSettings
+from streamer.cluster.assignment import Assignment
+from streamer.cluster.placement import Placement
+from streamer.cluster.plan import worker_settings
+from streamer.cluster.workers import WorkerSlot, WorkerState, error_text
+
+log = logging.getLogger("streamer.cluster")
+
+CHANGE_TIMEOUT_S = 300.0
+"""How long one worker may take to build and swap in a new engine."""
+
+
+class Supervisor:
+    """The worker actors, their states and heartbeats, and the settings new ones start with."""
+
+    def __init__(
+        self, settings: Settings, assignment: Assignment, capacity: int, lock: threading.RLock, log_level: str = "INFO"
+    ) -> None:
+        self.settings = settings
+        """The cluster's settings now (engine changes replace the engine section)."""
+        self.cs = settings.cluster
+        self.assignment = assignment
+        self.capacity = capacity
+        self.lock = lock
+        self.log_level = log_level
+        self.workers: dict[str, WorkerSlot] = {}
+        self.engine: str | None = None
+        """The workers' engine fingerprint and classes, from their heartbeats."""
+        self.classes: list[str] | None = None
+        self.placement: Placement | None = None
+        self.stopping = False
+        """Shutting down: lost and dead workers' streams are closed, not moved or replaced."""
+        self._ids = itertools.count()
+        self._resources: dict[str, Any] = {}
+        self._ingest = ""
+        self._worker_settings: dict[str, Any] = {}
+
+    @property
+    def _placement(self) -> Placement:
+        assert self.placement is not None, "set placement before starting workers"
+        return self.placement
+
+    def start(self, n: int, resources: dict[str, Any], ingest: str) -> set[str]:
+        """Start ``n`` workers reserving ``resources`` each, publishing to ``ingest``; their ids."""
+        self._resources, self._ingest = resources, ingest
+        self._worker_settings = self._settings_for_workers(self.settings)
+        return {self._start_worker().id for _ in range(n)}
+
+    def _settings_for_workers(self, settings: Settings) -> dict[str, Any]:
+        return worker_settings(settings, self._ingest, self.cs.start_timeout_s).model_dump(mode="json")
+
+    def _start_worker(self) -> WorkerSlot:
+        wid = f"w{next(self._ids)}"
+        slot = WorkerSlot.start(wid, self._worker_settings, self._resources, self.log_level)
+        self.workers[wid] = slot
+        log.info("worker %s starting", wid)
+        return slot
+
+    def refs(self) -> list[Any]:
+        """What the loop waits on: every live worker's lifetime, heartbeat and rejoin calls."""
+        return [r for w in self.workers.values() for r in w.refs()]
+
+    def alive(self) -> list[WorkerSlot]:
+        return [w for w in self.workers.values() if w.alive]
+
+    def ready_workers(self) -> list[WorkerSlot]:
+        with self.lock:
+            return [w for w in self.workers.values() if w.state == WorkerState.READY]
+
+    # ---- each tick (the driver's lock held)
+
+    def check(self, ready: set[Any]) -> None:
+        """Act on the calls in ``ready`` that returned, then on heartbeats overdue."""
+        import ray
+
+        cs = self.cs
+        for w in list(self.workers.values()):
+            if not w.alive:
+                continue
+            if w.run_ref in ready:
+                try:
+                    ray.get(w.run_ref)
+                    cause = "its pipeline stopped"
+                except ray.exceptions.RayError as e:
+                    cause = error_text(e)
+                self._died(w, cause)
+                continue
+            if w.ping_ref is not None and w.ping_ref in ready:
+                self._answered(w)
+            if w.sync_ref is not None and w.sync_ref in ready:
+                self._synced(w)
+            if not w.alive:
+                continue
+            now = time.monotonic()
+            silent_s = now - (w.last_seen_s or now)
+            if w.state == WorkerState.STARTING and now - w.created_s > cs.start_timeout_s:
+                self._died(w, f"did not start within {cs.start_timeout_s:g} s")
+            elif w.state in (WorkerState.READY, WorkerState.REJOINING) and silent_s > cs.heartbeat_timeout_s:
+                self._lost(w, f"no heartbeat for {silent_s:.1f} s")
+            elif w.state == WorkerState.LOST and now - (w.lost_s or now) >= cs.lost_kill_s:
+                self._died(w, f"lost for {cs.lost_kill_s:g} s: killed")
+            if w.alive and w.state != WorkerState.STARTING and now - w.ping_sent_s >= cs.heartbeat_interval_s:
+                w.ping()
+
+    def _answered(self, w: WorkerSlot) -> None:
+        import ray
+
+        ref, w.ping_ref = w.ping_ref, None
+        try:
+            status = ray.get(ref)
+        except ray.exceptions.RayActorError as e:
+            self._died(w, error_text(e))
+            return
+        except ray.exceptions.RayError as e:  # a bug in status(): the worker is alive, say so
+            log.error("worker %s: status failed: %s", w.id, error_text(e))
+            status = None
+        w.last_seen_s = time.monotonic()
+        if status:
+            w.status = status
+            self.engine, self.classes = status.get("engine"), status.get("classes")
+            self._placement.engine = self.engine
+        if w.state == WorkerState.STARTING:
+            w.state, w.was_ready = WorkerState.READY, True
+            self.assignment.add_worker(w.id, self.capacity)
+            st = w.status
+            log.info("worker %s ready: pid %s on %s, engine %s", w.id, st.get("pid"), st.get("node_ip"), self.engine)
+        elif w.state == WorkerState.LOST:
+            w.state = WorkerState.REJOINING
+            w.sync_ref = w.actor.sync.remote({})
+            lost_for = w.last_seen_s - (w.lost_s or 0)
+            log.warning("worker %s answered again after %.1f s lost: dropping its old streams", w.id, lost_for)
+
+    def _synced(self, w: WorkerSlot) -> None:
+        import ray
+
+        ref, w.sync_ref = w.sync_ref, None
+        try:
+            res = ray.get(ref)
+        except ray.exceptions.RayError as e:
+            self._died(w, f"could not rejoin: {error_text(e)}")
+            return
+        w.state, w.cause = WorkerState.READY, None
+        self.assignment.add_worker(w.id, self.capacity)
+        log.info("worker %s rejoined with no stream (revoked %s)", w.id, ", ".join(res.get("revoked", [])) or "none")
+
+    def _lost(self, w: WorkerSlot, cause: str) -> None:
+        w.state, w.lost_s, w.cause = WorkerState.LOST, time.monotonic(), cause
+        log.warning("worker %s lost: %s", w.id, cause)
+        self._placement.move_away(w.id, f"worker {w.id} lost: {cause}", replace=not self.stopping)
+
+    def _died(self, w: WorkerSlot, cause: str) -> None:
+        if not w.alive:
+            return
+        w.state, w.cause = WorkerState.DEAD, cause
+        log.warning("worker %s gone: %s", w.id, cause)
+        w.kill()
+        self._placement.move_away(w.id, f"worker {w.id} gone: {cause}", replace=not self.stopping)
+        if w.was_ready and self.cs.replace_workers and not self.stopping:
+            self._start_worker()
+
+    # ---- engine changes (a control request's thread)
+
+    def change_engine(self, body: dict[str, Any], engine: EngineSettings) -> dict[str, Any]:
+        """Try ``body`` on one ready worker (a refusal there changes nothing), then on every
+        other; a worker that cannot follow is retired (its streams move); new workers start
+        with ``engine``."""
+        import ray
+
+        workers = self.ready_workers()
+        if not workers:
+            raise ConfigError("no worker is ready to change its engine")
+        try:
+            first = ray.get(workers[0].actor.control.remote(body), timeout=CHANGE_TIMEOUT_S)
+        except ExpStreamError as e:  # the worker refused: nothing changed anywhere
+            raise ConfigError(error_text(e)) from e
+        except ray.exceptions.RayError as e:
+            raise ConfigError(f"worker {workers[0].id}: {error_text(e)}") from e
+        refs = {w.id: w.actor.control.remote(body) for w in workers[1:]}
+        failed: dict[str, str] = {}
+        for wid, ref in refs.items():
+            try:
+                got = ray.get(ref, timeout=CHANGE_TIMEOUT_S)
+                if got.get("engine") != first.get("engine"):
+                    failed[wid] = f"engine {got.get('engine')} instead of {first.get('engine')}"
+            except (ExpStreamError, ray.exceptions.RayError) as e:
+                failed[wid] = error_text(e)
+        with self.lock:
+            self.settings = self.settings.replace(engine=engine)
+            self._worker_settings = self._settings_for_workers(self.settings)
+            for wid, err in failed.items():
+                self._died(self.workers[wid], f"engine change failed: {err}")
+        log.info("cluster: engine now %s on %d worker(s)", first.get("engine"), len(workers) - len(failed))
+        return {"engine": first.get("engine"), "classes": first.get("classes"), "workers_failed": failed}

@@ -1,0 +1,209 @@
+"""The one service assembly with CurveZMQ keys: every ZeroMQ socket a running ``Service``
+serves (the faces/events publisher, the snapshot and control endpoints), and every one the
+cluster driver serves as it assembles them (the forwarder's publish and ingest endpoints,
+snapshot, control; ``ClusterOutlets``, no Ray), refuses a client whose key is not in the
+allow-list (its handshake fails, it receives nothing) and serves one whose key is. Real
+sockets, real handshakes, the server's one context. The metrics endpoint is HTTP: not here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import zmq
+import zmq.utils.monitor
+
+from configs import load_settings
+from streamer.cli import main
+from streamer.client import Subscriber
+from streamer.cluster.front import ClusterOutlets
+from streamer.cluster.plan import worker_settings
+from streamer.net.endpoints import request
+from streamer.net.security import secure_client
+from streamer.net.sockets import Sockets
+from streamer.service import Service
+from tests.streamer.helpers import LIVENESS_S, OFFLINE, ROOT, free_endpoint, wait_for
+
+REFUSED = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_DISCONNECTED,
+}
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    """server, alice (allowed) and mallory (not) key pairs; alice's public key allowed."""
+    folder = tmp_path / "keys"
+    assert main(["keys", str(folder), "server", "alice", "mallory"]) == 0
+    allowed = tmp_path / "authorized"
+    allowed.mkdir()
+    (allowed / "alice.key").write_bytes((folder / "alice.key").read_bytes())
+    return folder, allowed
+
+
+def _server_keys(keys: tuple[Path, Path]) -> list[str]:
+    folder, allowed = keys
+    return [f"security.server_secret_key={folder / 'server.key_secret'}", f"security.authorized_clients={allowed}"]
+
+
+def _assert_refused(ctx: zmq.Context, kind: int, endpoint: str, folder: Path, name: str) -> None:
+    """A ``kind`` client with ``name``'s keys: its handshake fails and nothing reaches it."""
+    sock = ctx.socket(kind)
+    secure_client(sock, folder / "server.key", folder / f"{name}.key_secret")
+    if kind == zmq.SUB:
+        sock.setsockopt_string(zmq.SUBSCRIBE, "")
+    monitor = sock.get_monitor_socket()
+    sock.connect(endpoint)
+    try:
+        if kind == zmq.REQ:
+            sock.send(json.dumps({"op": "status"}).encode())  # queued; never delivered
+        while True:
+            assert monitor.poll(int(LIVENESS_S * 1000)), f"no failed handshake seen on {endpoint}"
+            event = zmq.utils.monitor.recv_monitor_message(monitor)["event"]
+            assert event != zmq.EVENT_HANDSHAKE_SUCCEEDED, f"{name} completed a handshake with {endpoint}"
+            if event in REFUSED:
+                break
+        assert sock.poll(300) == 0, f"{name} received something from {endpoint}"
+    finally:
+        sock.disable_monitor()
+        sock.close(linger=0)
+        monitor.close(linger=0)
+
+
+def _ask(endpoint: str, body: dict, folder: Path, name: str = "alice") -> dict:
+    return request(endpoint, body, LIVENESS_S, None, folder / "server.key", folder / f"{name}.key_secret")
+
+
+@pytest.mark.timeout(900)
+def test_every_socket_of_a_running_service_admits_only_allowed_keys(keys, face_clip):
+    folder, _ = keys
+    endpoint, snapshot, control = free_endpoint(), free_endpoint(), free_endpoint()
+    settings = load_settings(
+        OFFLINE,
+        [
+            "detector.name=haar",
+            "sources.loop=true",
+            "sources.realtime=true",
+            f"publisher.endpoint={endpoint}",
+            "publisher.settle_s=0",
+            f"snapshot.endpoint={snapshot}",
+            f"control.endpoint={control}",
+            *_server_keys(keys),
+        ],
+    )
+    stop = threading.Event()
+    ctx = zmq.Context()  # the clients'
+    with Service(settings) as svc:
+        runner = threading.Thread(target=svc.run, args=(stop,), name="service")
+        runner.start()
+        alice = None
+        try:
+            for kind, where in ((zmq.SUB, endpoint), (zmq.REQ, snapshot), (zmq.REQ, control)):
+                _assert_refused(ctx, kind, where, folder, "mallory")
+            allow_list = svc.outlets.sockets.security.allow_list
+            assert allow_list is not None and allow_list.refusals >= 3
+
+            alice = Subscriber(endpoint, server_key=folder / "server.key", client_key=folder / "alice.key_secret")
+            added = _ask(control, {"op": "add_source", "id": "cam0", "uri": str(face_clip)}, folder)
+            assert added["ok"] and added["streams"] == ["cam0"], added
+            got = alice.recv(LIVENESS_S)  # the looping stream publishes on: one arrives once subscribed
+            assert got is not None and got[1]["stream_id"] == "cam0"
+            state = _ask(snapshot, {"op": "snapshot"}, folder)
+            assert state["ok"] and "cam0" in state["streams"], state
+        finally:
+            stop.set()
+            runner.join(LIVENESS_S)
+            if alice is not None:
+                alice.close()
+    ctx.term()
+    assert not runner.is_alive()
+
+
+def test_every_socket_the_cluster_driver_serves_admits_only_allowed_keys(keys):
+    folder, _ = keys
+    snapshot, control = free_endpoint(), free_endpoint()
+    settings = load_settings(
+        None,
+        [
+            f"publisher.endpoint={free_endpoint()}",
+            "cluster.ingest_endpoint=tcp://127.0.0.1:*",
+            f"snapshot.endpoint={snapshot}",
+            f"control.endpoint={control}",
+            *_server_keys(keys),
+        ],
+    )
+    ctx = zmq.Context()  # the viewer's and the workers'
+    with ClusterOutlets(settings) as front:
+        front.serve_control(lambda req: {"streams": []})
+        fwd = front.forwarder
+        for kind, where in (
+            (zmq.SUB, fwd.publish_endpoint),  # a subscriber
+            (zmq.XPUB, fwd.ingest_endpoint),  # a worker's publisher
+            (zmq.REQ, snapshot),
+            (zmq.REQ, control),
+        ):
+            _assert_refused(ctx, kind, where, folder, "mallory")
+        assert fwd.stats.subscriptions == 0, "a refused subscriber's subscription reached the forwarder"
+
+        viewer = ctx.socket(zmq.SUB)
+        worker = ctx.socket(zmq.XPUB)
+        try:
+            for sock in (viewer, worker):
+                secure_client(sock, folder / "server.key", folder / "alice.key_secret")
+            viewer.setsockopt_string(zmq.SUBSCRIBE, "")
+            viewer.connect(fwd.publish_endpoint)
+            worker.connect(fwd.ingest_endpoint)
+            assert worker.poll(int(LIVENESS_S * 1000)) and worker.recv()[:1] == b"\x01", "the forwarder subscribed"
+            wait_for(lambda: fwd.stats.subscriptions >= 1, LIVENESS_S, "the viewer's subscription")
+            fwd.call(lambda: fwd.set_epoch("cam0", 1))
+            msg = {"type": "event", "scope": "stream", "kind": "started", "stream_id": "cam0", "epoch": 1, "seq": 0}
+            worker.send_multipart([b"events.cam0", json.dumps(msg).encode()])
+            assert viewer.poll(int(LIVENESS_S * 1000)), "the allowed worker's message reached the allowed viewer"
+            assert json.loads(viewer.recv_multipart()[1])["stream_id"] == "cam0"
+        finally:
+            viewer.close(0)
+            worker.close(0)
+        wait_for(lambda: "cam0" in front.board.snapshot()["streams"], LIVENESS_S, "the message on the board")
+        state = _ask(snapshot, {"op": "snapshot"}, folder)
+        assert state["ok"] and "cam0" in state["streams"], state
+        assert _ask(control, {"op": "status"}, folder) == {"ok": True, "streams": []}
+    ctx.term()
+
+
+def test_a_worker_serves_nothing_and_only_connects(keys):
+    """A worker's settings keep its client keys and drop the driver's server keys, endpoints
+    and metrics; a connect-only ``Sockets`` makes no server socket."""
+    folder, _ = keys
+    client = [
+        f"security.client_secret_key={folder / 'alice.key_secret'}",
+        f"security.server_public_key={folder / 'server.key'}",
+    ]
+    driver = load_settings(
+        None, [*_server_keys(keys), *client, "metrics.enabled=true", "control.endpoint=tcp://127.0.0.1:5558"]
+    )
+    w = worker_settings(driver, "tcp://127.0.0.1:5560", 60.0)
+    assert w.security.server_secret_key is None and w.security.authorized_clients is None
+    assert w.security.client_secret_key == driver.security.client_secret_key
+    assert not w.metrics.enabled and w.control.endpoint is None and w.snapshot.endpoint is None
+    with Sockets(driver.security, serve=False) as sockets:
+        assert not sockets.security.enabled, "a connect-only process starts no authenticator"
+        with pytest.raises(RuntimeError, match="only connects"):
+            sockets.server(zmq.XPUB, "tcp://127.0.0.1:*")
+
+
+def test_the_cluster_driver_imports_no_torch():
+    code = (
+        "import sys\nimport streamer.cluster.driver, streamer.cli.cluster\n"
+        "print([m for m in ('torch', 'numpy', 'ray') if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["[]"], res.stdout
