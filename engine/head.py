@@ -113,7 +113,8 @@ def _check_weight(sd: dict[str, Any], path: Path, backbone: str, in_dim: int, ou
 
 def _load_expclip_pth(path: Path, backbone: str, in_dim: int) -> torch.Tensor:
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as f:  # a file object: torch.load would go by a .safetensors name
+            sd = torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise HeadFormatError(
             f"{path}: refused: the file is a pickle that needs code to load, not a plain "
@@ -185,6 +186,17 @@ def random_head(in_dim: int, seed: int, out_dim: int = EXPCLIP_OUT_DIM) -> Proje
     return head.eval().requires_grad_(False)
 
 
+def is_safetensors(path: Path) -> bool:
+    """Whether ``path`` holds a safetensors file, told by its content, not its name: an
+    8-byte little-endian header length, then that many bytes of JSON object (a ``.pth`` is
+    a zip archive or a pickle)."""
+    with path.open("rb") as f:
+        start = f.read(9)
+    if len(start) < 9:
+        return False
+    return start[8:9] == b"{" and 2 <= int.from_bytes(start[:8], "little") <= path.stat().st_size - 8
+
+
 def load_head(
     spec: str, backbone: str, in_dim: int, cache_dir: str | Path, seed: int = 0
 ) -> tuple[ProjectionHead | None, HeadInfo]:
@@ -206,7 +218,7 @@ def load_head(
             names = ", ".join(RELEASED_HEADS)
             raise HeadFormatError(f"engine.head: {spec!r} is neither a file nor a released head ({names}, none)")
     meta: dict[str, Any] = {}
-    if path.suffix == ".safetensors":
+    if is_safetensors(path):
         weight, meta = _load_safetensors(path, backbone, in_dim)
         fmt = "expstream"
     else:

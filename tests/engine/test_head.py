@@ -176,3 +176,21 @@ def test_a_broken_head_file_is_a_model_error_exit_without_traceback(tmp_path, ca
     assert main([*argv, "--set", "publisher.endpoint=tcp://127.0.0.1:*"]) == ExitCode.MODEL
     err = capsys.readouterr().err
     assert "not valid JSON" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("name", "writer", "fmt"), [
+    ("x.Safetensors", "safetensors", "expstream"),
+    ("x.SAFETENSORS", "safetensors", "expstream"),
+    ("x.PTH", "expclip", "expclip"),
+    ("renamed.safetensors", "expclip", "expclip"),
+])  # fmt: skip
+def test_head_format_is_told_by_content_not_by_suffix(tmp_path, name, writer, fmt):
+    head, _ = load_head("random", "ExpStream-Tiny", TINY_DIM, tmp_path, seed=5)
+    p = tmp_path / name
+    if writer == "safetensors":
+        save_head(p, head, {"backbone": "ExpStream-Tiny"})
+    else:
+        export_expclip(p, head)
+    loaded, info = load_head(str(p), "ExpStream-Tiny", TINY_DIM, tmp_path)
+    assert info.format == fmt
+    torch.testing.assert_close(loaded.mlp.weight, head.mlp.weight)
