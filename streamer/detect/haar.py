@@ -1,7 +1,12 @@
-"""OpenCV's bundled frontal-face Haar cascade: the offline fallback detector.
+"""OpenCV's bundled frontal-face Haar cascade (``detector.name: haar``): an explicit choice
+only, and a weak one.
 
-It gives no keypoints (crops fall back to square boxes) and no calibrated confidence
-(scores are 1.0). Tests and machines without insightface's model files use it.
+It finds upright, frontal, well-lit faces of about 30 px and more; it misses faces turned or
+tilted beyond ~15 degrees, small or blurred ones, and reports false faces in texture. It
+gives no keypoints (crops fall back to square boxes, ``abstain.max_yaw`` cannot judge the
+pose) and no calibrated confidence (scores are 1.0). RetinaFace (``detector.name:
+retinaface``) needs no download either and is better on every condition measured in
+docs/BENCHMARKS.md ("Face detection").
 
 Example:
     >>> det = HaarDetector(DetectorSettings(name="haar", input_size=640))
