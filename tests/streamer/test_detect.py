@@ -402,3 +402,19 @@ def test_reachable_gives_up_in_time():
     import streamer.detect.scrfd as scrfd
 
     assert scrfd.reachable("host.invalid", 0.5) is False  # .invalid never resolves (RFC 2606)
+
+
+def test_detection_benchmark_knows_where_its_composed_faces_are():
+    """The benchmark's ground truth for composed pictures: at 64 px every face is where the
+    offline detector finds it, and nothing else is found."""
+    from streamer.benchmark.detection import match
+    from streamer.benchmark.detection_set import compose, photos, sprites
+
+    faces, no_faces, _ = photos()
+    sp = sprites(faces)
+    (pic,) = compose("64 px", sp, [p.image for p in no_faces], 64, seed=0)
+    assert len(pic.faces) == len(sp) >= 2 * 6  # the group photo's six faces and their mirror images
+    h, w = pic.image.shape[:2]
+    assert (pic.faces >= 0).all() and (pic.faces[:, [2, 3]] <= [w, h]).all()
+    det = create_detector(DetectorSettings(name="retinaface", device="cpu"))
+    assert match(det.detect(pic.image), pic.faces) == (len(pic.faces), 0)
