@@ -108,8 +108,8 @@ def priors(height: int, width: int) -> np.ndarray:
 
 
 def decode(loc: np.ndarray, landmarks: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Network offsets -> boxes float32 [B, A, 4] (x0, y0, x1, y1) and keypoints
-    float32 [B, A, 5, 2], in input pixels."""
+    """Network offsets of priors ``prior`` [A, 3] -> boxes float32 [..., A, 4] (x0, y0, x1, y1)
+    and keypoints float32 [..., A, 5, 2], in input pixels."""
     c, side = prior[:, :2], prior[:, 2:3]
     centre = c + loc[..., :2] * VARIANCES[0] * side
     half = side * np.exp(loc[..., 2:] * VARIANCES[1]) / 2
@@ -166,24 +166,27 @@ def letterbox(images: Sequence[np.ndarray], input_wh: tuple[int, int]) -> tuple[
 
 
 def select(
-    boxes: np.ndarray,
+    loc: np.ndarray,
     scores: np.ndarray,
-    kps: np.ndarray,
+    landmarks: np.ndarray,
+    prior: np.ndarray,
     back: tuple[float, float],
     score_threshold: float,
     nms_threshold: float,
 ) -> Detections:
-    """One picture's faces from its decoded priors: threshold, top-k, NMS, its own pixels."""
+    """One picture's faces from its network outputs ([A, 4], [A], [A, 10]): threshold, top-k,
+    decode (only the candidates), NMS, mapped to the picture's own pixels."""
     idx = np.flatnonzero(scores >= score_threshold)
     if idx.size > PRE_NMS_TOP_K:
         idx = idx[np.argsort(-scores[idx], kind="stable")[:PRE_NMS_TOP_K]]
     if idx.size == 0:
         return Detections.empty(with_kps=True)
-    kept = idx[nms(boxes[idx], scores[idx], nms_threshold)]
+    boxes, kps = decode(loc[idx], landmarks[idx], prior[idx])
+    kept = nms(boxes, scores[idx], nms_threshold)
     sx, sy = back
     return Detections(
         np.ascontiguousarray(boxes[kept] * np.array([sx, sy, sx, sy], np.float32)),
-        np.ascontiguousarray(scores[kept]),
+        np.ascontiguousarray(scores[idx][kept]),
         np.ascontiguousarray(kps[kept] * np.array([sx, sy], np.float32)),
     )
 
@@ -243,10 +246,10 @@ class RetinaFaceDetector(FaceDetector):
             return []
         blob, back = letterbox(images_bgr, self.input_size_wh)
         loc, conf, landmarks = self.session.run(list(OUTPUTS), {self._input: blob})
-        boxes, kps = decode(loc, landmarks, priors(blob.shape[2], blob.shape[3]))
+        prior = priors(blob.shape[2], blob.shape[3])
         s = self.settings
         return [
-            select(boxes[i], conf[i, :, 1], kps[i], back[i], s.score_threshold, s.nms_threshold)
+            select(loc[i], conf[i, :, 1], landmarks[i], prior, back[i], s.score_threshold, s.nms_threshold)
             for i in range(len(images_bgr))
         ]
 
