@@ -7,7 +7,7 @@ drives serving and training alike; each command reads the sections it needs.
 Example:
     >>> s = load_settings("offline", ["trainer.fit.epochs=2"])
     >>> s.engine.model.name, s.detector.name, s.trainer.fit.epochs
-    ('ExpStream-Tiny', 'haar', 2)
+    ('ExpStream-Tiny', 'retinaface', 2)
 """
 
 from __future__ import annotations

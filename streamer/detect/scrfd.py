@@ -55,6 +55,58 @@ def local_onnx(settings: DetectorSettings) -> Path | None:
     return path
 
 
+DOWNLOAD_HOST = "github.com"
+"""Where insightface downloads its packs from (its GitHub releases)."""
+
+
+def reachable(host: str, timeout_s: float) -> bool:
+    """Whether ``host``:443 accepts a TCP connection within ``timeout_s`` (name lookup
+    included: it runs on a thread that is abandoned when late)."""
+    import socket
+    import threading
+
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout_s).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, name="scrfd-probe", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    return bool(ok)
+
+
+def scrfd_source(settings: DetectorSettings, timeout_s: float = 1.5) -> tuple[str | None, str]:
+    """Where SCRFD's weights would come from for ``detector.name=auto``: ``"local"`` (a local
+    .onnx, or the pack's folder holds its .onnx files), ``"download"`` (insightface will fetch
+    the pack: its host answered within ``timeout_s``; 0 = do not ask), or None; and why, for
+    the log.
+
+    A ``detector.model`` .onnx that does not exist is an error (``ModelError``), not a reason
+    to fall back: the configuration names a file.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("insightface") is None:
+        return None, "insightface is not installed"
+    path = local_onnx(settings)
+    if path is not None:
+        return "local", f"detector.model is {path}"
+    folder = Path(settings.root).expanduser() / "models" / settings.model
+    if any(folder.glob("*.onnx")):
+        return "local", f"pack {settings.model} is in {folder}"
+    missing = f"pack {settings.model} is not in {folder}"
+    if timeout_s <= 0:
+        return None, f"{missing} (no download tried)"
+    if reachable(DOWNLOAD_HOST, timeout_s):
+        return "download", f"{missing}; {DOWNLOAD_HOST} answers, insightface downloads it"
+    return None, f"{missing} and {DOWNLOAD_HOST} did not answer within {timeout_s:g} s"
+
+
 def load_scrfd(settings: DetectorSettings) -> Any:
     """The insightface SCRFD model object ``settings.model`` names."""
     try:
@@ -78,7 +130,7 @@ def load_scrfd(settings: DetectorSettings) -> Any:
         raise ModelError(
             f"cannot load insightface pack {settings.model!r}: {e}. Without network, place the pack's "
             f"detection .onnx in {root / 'models' / settings.model}/ or set detector.model to a local "
-            "SCRFD .onnx, or use detector.name=haar"
+            "SCRFD .onnx, or use detector.name=retinaface (no download)"
         ) from e
     return app.models["detection"]
 
