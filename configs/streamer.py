@@ -40,8 +40,9 @@ class DetectorSettings(StrictSettings):
     """IoU above which overlapping SCRFD or RetinaFace boxes are suppressed."""
     min_face_px: int = Field(20, ge=1)
     """Faces whose shorter box side is below this (full-frame pixels) are discarded."""
-    full_frame_every: int = Field(1, ge=1)
-    """1 = scan the whole frame every frame. N > 1 = whole frame every N-th frame of a stream,
+    full_frame_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    """auto = 1 when the engine runs on a GPU, 10 on a CPU (logged at start). 1 = scan the
+    whole frame every frame. N > 1 = whole frame every N-th frame of a stream,
     and in between only regions around live tracks (much cheaper for slow CPU detectors;
     faces entering the view are found at the next full pass)."""
     roi_expand: float = Field(2.0, ge=1.2, le=6.0)
@@ -54,9 +55,10 @@ class DetectorSettings(StrictSettings):
     """SCRFD or RetinaFace runtime: onnxruntime, or torch (the ONNX converted with onnx2torch,
     all streams of a tick in one batch, decoding on the device: the GPU path where onnxruntime
     has no CUDA provider; needs the gpu-detector extra)."""
-    threads: int = Field(0, ge=0)
+    threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     """CPU threads of RetinaFace through onnxruntime (intra-op); 0 = onnxruntime's default (one
-    per core). On small CPUs 1 leaves a core to decoding and the engine (docs/BENCHMARKS.md)."""
+    per core); auto = half the cores (at least 1), leaving the rest to decoding and the engine
+    (docs/BENCHMARKS.md)."""
     haar_scale_factor: float = Field(1.15, gt=1.0, le=2.0)
     """Pyramid step of the Haar cascade (larger = faster, fewer sizes tried)."""
     haar_min_neighbors: int = Field(5, ge=1)
@@ -113,8 +115,9 @@ class CropSettings(StrictSettings):
 class SchedulerSettings(StrictSettings):
     """Which tracks the engine re-scores, and how often."""
 
-    max_hz: float = Field(2.0, gt=0.0)
-    """Each track is re-scored at most this many times per second (new tracks first)."""
+    max_hz: Annotated[float, Field(gt=0.0)] | Literal["auto"] = "auto"
+    """Each track is re-scored at most this many times per second (new tracks first); auto = 3
+    on a CPU, 10 on a GPU (logged at start)."""
     max_batch: int = Field(64, ge=1)
     """Most crops sent to the engine in one tick (across all streams)."""
 
@@ -243,11 +246,13 @@ class PipelineSettings(StrictSettings):
     """How long the detection thread waits for a frame when no stream has one."""
     max_streams_per_tick: int = Field(64, ge=1)
     """Most frames (one per stream) detected together in one tick."""
-    torch_threads: int = Field(0, ge=0)
-    """CPU threads of the engine (torch.set_num_threads); 0 = torch's default. On small CPUs
-    1 leaves the other cores to decoding and detection (see docs/BENCHMARKS.md)."""
-    opencv_threads: int = Field(0, ge=0)
-    """OpenCV threads (cv2.setNumThreads) for detection and crops; 0 = OpenCV's default."""
+    torch_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    """CPU threads of the engine (torch.set_num_threads); 0 = torch's default; auto = half the
+    cores (at least 1) when the engine runs on the CPU, leaving the rest to decoding and
+    detection, else torch's default (see docs/BENCHMARKS.md)."""
+    opencv_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    """OpenCV threads (cv2.setNumThreads) for detection and crops; 0 = OpenCV's default; auto =
+    1 on 2 cores or fewer (the decode threads and the detector already use them), else 0."""
     frames: Literal["inline", "host", "device"] = "host"
     """Where decoded YUV frames are converted. host = each source's decode thread makes the
     detector's picture (colour conversion off the one detection thread); device = each decode
@@ -267,6 +272,8 @@ class PreviewSettings(StrictSettings):
     """Frames waiting to be drawn; beyond it preview frames are dropped (never the pipeline)."""
     blur_faces: bool = False
     """Blur every face box in the preview (for videos that may be shown to others)."""
+    landmarks: bool = False
+    """Draw the detector's five landmarks (eyes, nose, mouth corners) on each face."""
 
 
 class StatsSettings(StrictSettings):

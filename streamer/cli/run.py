@@ -99,6 +99,66 @@ def exit_code(snap: StatsSnapshot) -> ExitCode:
     return ExitCode.OK
 
 
+DROP_HINT_PERCENT = 2.0
+"""Above this share of a stream's frames dropped, the summary says what to change."""
+
+
+def summary(snap: StatsSnapshot, sent: int, dropped: int) -> list[str]:
+    """The end-of-run lines: per stream, how many of its decoded frames were processed and
+    where the others were dropped; then the totals; then, for a stream that dropped more than
+    a few percent, what to change.
+
+    Example:
+        >>> from streamer.pipeline.stats import PipelineStats
+        >>> from types import SimpleNamespace
+        >>> from streamer.values import SourceStats
+        >>> stats = PipelineStats()
+        >>> stats.stream("cam0").frames = 97
+        >>> src = SimpleNamespace(stats=SourceStats(frames_decoded=100, frames_dropped=3))  # a source
+        >>> snap = stats.snapshot({"cam0": src}, {}, {}, 97)
+        >>> stream, done, hint = summary(snap, 97, 0)
+        >>> stream
+        'cam0: 97 of 100 decoded frames processed, 3 dropped at the source (the pipeline fell behind), 0 faces'
+        >>> done
+        'done: 97 frames, 0 faces, 0 crops scored, 97 messages published, 0 dropped by the publisher'
+        >>> hint.split(":")[0]
+        'cam0 dropped 3.0 % of its frames'
+    """
+    lines, slow = [], []
+    for sid, s in snap.streams.items():
+        src, st = s.source, s.stats
+        if src is None:
+            lines.append(f"{sid}: never opened ({st.reason})")
+            continue
+        lost = src.frames_dropped + st.frames_failed
+        text = f"{sid}: {st.frames} of {src.frames_decoded} decoded frames processed"
+        if src.frames_dropped:
+            text += f", {src.frames_dropped} dropped at the source (the pipeline fell behind)"
+        if st.frames_failed:
+            text += f", {st.frames_failed} lost to errors"
+        text += f", {st.faces} faces"
+        if st.outcome == "failed":
+            text += f"; failed: {st.reason}"
+        lines.append(text)
+        if src.frames_decoded and 100.0 * lost / src.frames_decoded > DROP_HINT_PERCENT:
+            slow.append((sid, 100.0 * lost / src.frames_decoded))
+    lines.append(
+        f"done: {snap.frames} frames, {snap.faces} faces, {snap.scored} crops scored"
+        + (
+            f" (a track re-scored every {snap.rescore.mean_s:.2f} s on average, p95 {snap.rescore.p95_s:.2f} s)"
+            if snap.rescore.mean_s and snap.rescore.p95_s
+            else ""
+        )
+        + f", {sent} messages published, {dropped} dropped by the publisher"
+    )
+    lines += [
+        f"{sid} dropped {pct:.1f} % of its frames: to keep up, raise detector.full_frame_every, lower "
+        "scheduler.max_hz or detector.input_size, or run the engine on a GPU (docs/BENCHMARKS.md)"
+        for sid, pct in slow
+    ]
+    return lines
+
+
 def _sources(args: argparse.Namespace, settings: Settings) -> tuple[list[str], Settings]:
     items = list(args.sources)
     if args.demo:
@@ -125,15 +185,8 @@ def run_command(args: argparse.Namespace) -> int:
     with Service(settings, specs) as svc, stop_on_signals(stop):
         snap = svc.run(stop)
     code = exit_code(snap)
-    failed = [f"{sid} ({s.stats.reason})" for sid, s in snap.streams.items() if s.stats.outcome == "failed"]
-    log.info(
-        "done: %d frames, %d faces, %d messages published, %d dropped%s",
-        snap.frames,
-        snap.faces,
-        svc.publisher.stats.sent,
-        svc.publisher.stats.dropped,
-        f"; failed: {', '.join(failed)}" if failed else "",
-    )
+    for line in summary(snap, svc.publisher.stats.sent, svc.publisher.stats.dropped):
+        log.info("%s", line)
     if code != ExitCode.OK:
         log.error("exit %d: %s", code, code.name.lower().replace("_", " "))
     return int(code)

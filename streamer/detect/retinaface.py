@@ -218,8 +218,9 @@ class RetinaFaceDetector(FaceDetector):
 
         self.settings = settings
         self.input_size_wh = (settings.input_size, settings.input_size)
+        threads = settings.threads if isinstance(settings.threads, int) else 0  # auto unresolved: the default
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = settings.threads
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         # Idle worker threads would spin on the cores the decoders and the engine need.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -234,7 +235,7 @@ class RetinaFaceDetector(FaceDetector):
         log.info(
             "RetinaFace detector (onnxruntime %s, %s threads), input up to %dx%d",
             self.session.get_providers()[0],
-            settings.threads or "default",
+            threads or "default",
             *self.input_size_wh,
         )
 

@@ -52,14 +52,20 @@ def _caption(tid: int, r: FaceResult | Abstention | None) -> str:
     return f"#{tid} " + (f"{r.label} {r.score:.2f}" if r is not None else "...")
 
 
-def annotate(bgr: np.ndarray, tracks: Tracks, results: list[FaceResult | Abstention | None]) -> np.ndarray:
-    """Draw boxes, track ids and labels onto ``bgr`` (in place) and return it."""
+def annotate(
+    bgr: np.ndarray, tracks: Tracks, results: list[FaceResult | Abstention | None], landmarks: bool = False
+) -> np.ndarray:
+    """Draw boxes, track ids and labels onto ``bgr`` (in place) and return it; with
+    ``landmarks``, the detector's five points too (where it gives them)."""
     for i, tid in enumerate(tracks.track_ids.tolist()):
         x0, y0, x1, y1 = (round(v) for v in tracks.bbox_xyxy[i])
         r = results[i]
         colour = (0, 200, 0) if isinstance(r, FaceResult) else (0, 200, 200)
         cv2.rectangle(bgr, (x0, y0), (x1, y1), colour, 2)
         cv2.putText(bgr, _caption(tid, r), (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        if landmarks and tracks.kps is not None:
+            for x, y in tracks.kps[i].tolist():
+                cv2.circle(bgr, (round(x), round(y)), 2, (255, 80, 0), -1, cv2.LINE_AA)
     return bgr
 
 
@@ -109,7 +115,7 @@ class PreviewWriter:
         bgr = np.array(frame.image.to_bgr()[: stream.height, : stream.width])
         if self.settings.blur_faces:
             blur_faces(bgr, tracks.bbox_xyxy)
-        annotate(bgr, tracks, results)
+        annotate(bgr, tracks, results, self.settings.landmarks)
         for packet in stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")):
             container.mux(packet)
         self.written += 1

@@ -38,6 +38,7 @@ from streamer.pipeline.handoff import EngineChange, ResultsBoard, ScoreSlots
 from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
 from streamer.pipeline.stats import PipelineStats, RateMeter, StatsSnapshot, stats_line
+from streamer.pipeline.tuning import fit_and_log, warm_up
 from streamer.sources import open_source
 from streamer.stages.tracking import create_tracker
 from streamer.values import PublisherStats, StreamEvent
@@ -85,6 +86,7 @@ class Pipeline:
         ids = [s.stream_id for s in streams]
         if len(set(ids)) != len(ids):
             raise ValueError(f"stream ids must be unique, got {ids}")
+        settings = fit_and_log(settings)
         self.settings = settings
         self.specs = streams
         self.publisher = publisher
@@ -229,6 +231,7 @@ class Pipeline:
         published, track and stream end events go out, then threads are joined.
         """
         stop = stop or threading.Event()
+        warm_up(self.detector, self.engine, self.settings)
         with self._lock:
             for spec in self.specs:
                 state = self._open(spec)
@@ -280,7 +283,8 @@ class Pipeline:
 
 
 def apply_thread_limits(settings: PipelineSettings) -> None:
-    """``pipeline.torch_threads`` / ``pipeline.opencv_threads`` (0 = leave the default)."""
+    """``pipeline.torch_threads`` / ``pipeline.opencv_threads`` (0 = leave the default;
+    ``fit_to_machine`` has resolved ``auto``)."""
     if settings.torch_threads:
         import torch  # keeps `import streamer.pipeline` free of torch (the engine loads it when built)
 

@@ -29,11 +29,9 @@ LIVENESS_S = 120.0
 """How long a test waits for something that must happen before calling it a failure. Only a
 broken build ever waits this long; a busy machine merely gets there later."""
 
-# The offline config's engine with OpenCV's Haar detector (no model downloads); the streamer
-# holds its first message until the test's subscriber has subscribed (no sleeping).
+# The offline config (tiny random engine, RetinaFace: no model downloads); the streamer holds
+# its first message until the test's subscriber has subscribed (no sleeping).
 OFFLINE_SETS = [
-    "--set",
-    "detector.name=haar",
     "--set",
     "stats.interval_s=1",
     "--set",
