@@ -34,9 +34,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from configs.core.errors import ConfigError, MissingDependency, ModelError
+from configs.core.errors import MissingDependency, ModelError
 from configs.streamer import DetectorSettings
 from streamer.base import FaceDetector
+from streamer.detect.runtime import onnx_providers
 from streamer.values import Detections
 
 log = logging.getLogger(__name__)
@@ -191,23 +192,6 @@ def select(
     )
 
 
-def onnx_providers(device: str) -> list[str]:
-    """onnxruntime providers for ``detector.device`` (auto, cpu, cuda)."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise ConfigError(
-            f"detector.device: got 'cuda', but onnxruntime has no CUDA provider here (has {available}); "
-            "use detector.runtime=torch for RetinaFace on the GPU"
-        )
-    return ["CPUExecutionProvider"]
-
-
 class RetinaFaceDetector(FaceDetector):
     """RetinaFace faces with 5 keypoints, every picture of a call in one onnxruntime run."""
 
@@ -227,7 +211,7 @@ class RetinaFaceDetector(FaceDetector):
         opts.log_severity_level = 3
         model = weights if weights is not None else retinaface_weights()
         try:
-            self.session = ort.InferenceSession(model, opts, providers=onnx_providers(settings.device))
+            self.session = ort.InferenceSession(model, opts, providers=onnx_providers(settings.device, "RetinaFace"))
         except Exception as e:  # onnxruntime raises its own untyped errors for bad models
             raise ModelError(f"RetinaFace: onnxruntime cannot load the {PACKAGE} weights: {e}") from e
         check_outputs([o.name for o in self.session.get_outputs()])

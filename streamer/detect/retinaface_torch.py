@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from configs.core.errors import ConfigError, MissingDependency, ModelError
+from configs.core.errors import ModelError
 from configs.streamer import DetectorSettings
 from streamer.base import FaceDetector
 from streamer.detect.retinaface import (
@@ -35,18 +35,10 @@ from streamer.detect.retinaface import (
     priors,
     retinaface_weights,
 )
+from streamer.detect.runtime import onnx_to_torch, torch_device
 from streamer.values import Detections
 
 log = logging.getLogger(__name__)
-
-
-def torch_device(name: str) -> torch.device:
-    """``detector.device`` (auto, cpu, cuda) as a torch device."""
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("detector.device: got 'cuda', but torch has no CUDA device here")
-    return torch.device("cuda")
 
 
 def convertible(weights: bytes) -> Any:
@@ -81,12 +73,7 @@ class TorchRetinaFaceDetector(FaceDetector):
     ``self.device`` (the device frame path's), prepared there without a trip through host memory."""
 
     def __init__(self, settings: DetectorSettings, weights: bytes | None = None) -> None:
-        try:
-            from onnx2torch import convert
-        except ImportError as e:
-            raise MissingDependency(
-                "detector.runtime=torch needs onnx2torch: pip install 'expstream[gpu-detector]'"
-            ) from e
+        convert = onnx_to_torch()
         self.settings = settings
         self.device = torch_device(settings.device)
         # ``tensor_device`` is the newer name of (accepts_tensors, device): both are set.

@@ -20,29 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from configs.core.errors import ConfigError, MissingDependency, ModelError
+from configs.core.errors import MissingDependency, ModelError
 from configs.streamer import DetectorSettings
 from streamer.base import FaceDetector
+from streamer.detect.runtime import onnx_providers
 from streamer.values import Detections
 
 log = logging.getLogger(__name__)
-
-
-def providers_for(device: str) -> list[str]:
-    """onnxruntime providers for ``auto``, ``cpu`` or ``cuda``."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise ConfigError(
-            f"detector.device: got 'cuda', but onnxruntime has no CUDA provider here (has {available}); "
-            "use detector.runtime=torch for SCRFD on the GPU"
-        )
-    return ["CPUExecutionProvider"]
 
 
 def local_onnx(settings: DetectorSettings) -> Path | None:
@@ -116,7 +100,7 @@ def load_scrfd(settings: DetectorSettings) -> Any:
         raise MissingDependency(
             "detector.name=insightface needs the 'insightface' package: pip install insightface"
         ) from e
-    providers = providers_for(settings.device)
+    providers = onnx_providers(settings.device, "SCRFD")
     path = local_onnx(settings)
     if path is not None:
         model = get_model(str(path), providers=providers)
@@ -147,7 +131,7 @@ class ScrfdDetector(FaceDetector):
         static = getattr(self.model, "static_input_size", None)
         self.input_size_wh = tuple(static) if static else (size, size)
         self.model.prepare(
-            -1 if providers_for(settings.device)[0] == "CPUExecutionProvider" else 0,
+            -1 if onnx_providers(settings.device, "SCRFD")[0] == "CPUExecutionProvider" else 0,
             input_size=self.input_size_wh,
             det_thresh=settings.score_threshold,
             nms_thresh=settings.nms_threshold,

@@ -25,9 +25,10 @@ import onnx
 import torch
 import torchvision
 
-from configs.core.errors import ConfigError, MissingDependency, ModelError
+from configs.core.errors import ModelError
 from configs.streamer import DetectorSettings
 from streamer.base import FaceDetector
+from streamer.detect.runtime import onnx_to_torch, torch_device
 from streamer.detect.scrfd import load_scrfd, local_onnx
 from streamer.values import Detections
 
@@ -47,28 +48,15 @@ def onnx_path_for(settings: DetectorSettings) -> Path:
     return Path(load_scrfd(cpu).model_file)
 
 
-def _device(name: str) -> torch.device:
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("detector.device: got 'cuda', but torch has no CUDA device here")
-    return torch.device("cuda")
-
-
 class TorchScrfdDetector(FaceDetector):
     """SCRFD faces with 5 keypoints, run by torch in batches."""
 
     name = "insightface"
 
     def __init__(self, settings: DetectorSettings, onnx_path: str | Path | None = None) -> None:
-        try:
-            from onnx2torch import convert  # the optional gpu-detector extra
-        except ImportError as e:
-            raise MissingDependency(
-                "detector.runtime=torch needs onnx2torch: pip install 'expstream[gpu-detector]'"
-            ) from e
+        convert = onnx_to_torch()
         self.settings = settings
-        self.device = _device(settings.device)
+        self.device = torch_device(settings.device)
         self.tensor_device = str(self.device)
         """``detect_batch`` also takes torch uint8 BGR pictures already on ``self.device``
         (the device frame path's), letterboxed there without a trip through host memory."""
