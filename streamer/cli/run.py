@@ -114,7 +114,7 @@ def summary(snap: StatsSnapshot, sent: int, dropped: int) -> list[str]:
         >>> from streamer.values import SourceStats
         >>> stats = PipelineStats()
         >>> stats.stream("cam0").frames = 97
-        >>> src = SimpleNamespace(stats=SourceStats(frames_decoded=100, frames_dropped=3))  # a source
+        >>> src = SimpleNamespace(stats=SourceStats(frames_decoded=100, frames_dropped=3), queue_depth=0)
         >>> snap = stats.snapshot({"cam0": src}, {}, {}, 97)
         >>> stream, done, hint = summary(snap, 97, 0)
         >>> stream
@@ -125,6 +125,7 @@ def summary(snap: StatsSnapshot, sent: int, dropped: int) -> list[str]:
         'cam0 dropped 3.0 % of its frames'
     """
     lines, slow = [], []
+    failed = [f"{sid} ({s.stats.reason})" for sid, s in snap.streams.items() if s.stats.outcome == "failed"]
     for sid, s in snap.streams.items():
         src, st = s.source, s.stats
         if src is None:
@@ -136,10 +137,7 @@ def summary(snap: StatsSnapshot, sent: int, dropped: int) -> list[str]:
             text += f", {src.frames_dropped} dropped at the source (the pipeline fell behind)"
         if st.frames_failed:
             text += f", {st.frames_failed} lost to errors"
-        text += f", {st.faces} faces"
-        if st.outcome == "failed":
-            text += f"; failed: {st.reason}"
-        lines.append(text)
+        lines.append(text + f", {st.faces} faces")
         if src.frames_decoded and 100.0 * lost / src.frames_decoded > DROP_HINT_PERCENT:
             slow.append((sid, 100.0 * lost / src.frames_decoded))
     lines.append(
@@ -150,6 +148,7 @@ def summary(snap: StatsSnapshot, sent: int, dropped: int) -> list[str]:
             else ""
         )
         + f", {sent} messages published, {dropped} dropped by the publisher"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
     )
     lines += [
         f"{sid} dropped {pct:.1f} % of its frames: to keep up, raise detector.full_frame_every, lower "

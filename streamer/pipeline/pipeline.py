@@ -80,6 +80,7 @@ class Pipeline:
         engine: ExpressionScorer | None = None,
         detector: FaceDetector | None = None,
         keep_alive: bool = False,
+        warm: bool = True,
     ) -> None:
         if not streams and not keep_alive:
             raise ValueError("Pipeline needs at least one stream (or keep_alive for sources added later)")
@@ -88,6 +89,7 @@ class Pipeline:
             raise ValueError(f"stream ids must be unique, got {ids}")
         settings = fit_and_log(settings)
         self.settings = settings
+        self._warm = warm  # run each model once on blank pictures before the first frame
         self.specs = streams
         self.publisher = publisher
         self.stats = PipelineStats()
@@ -231,7 +233,8 @@ class Pipeline:
         published, track and stream end events go out, then threads are joined.
         """
         stop = stop or threading.Event()
-        warm_up(self.detector, self.engine, self.settings)
+        if self._warm:
+            warm_up(self.detector, self.engine, self.settings)
         with self._lock:
             for spec in self.specs:
                 state = self._open(spec)
