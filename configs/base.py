@@ -3,8 +3,8 @@ attribute docstrings are its field descriptions, and the marker for settings tha
 
 Example:
     >>> from configs.streamer import SchedulerSettings
-    >>> SchedulerSettings.model_fields["max_hz"].description
-    'Each track is re-scored at most this many times per second (new tracks first).'
+    >>> SchedulerSettings.model_fields["max_batch"].description
+    'Most crops sent to the engine in one tick (across all streams).'
     >>> SchedulerSettings().replace(max_hz=4).max_hz
     4.0
 """
