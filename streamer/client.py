@@ -9,7 +9,9 @@ this client's secret key file.
 
 ``Subscriber`` receives what is published from now on. ``StateSubscriber`` is the ZeroMQ
 Guide's Clone pattern: subscribe first, ask the snapshot endpoint for the state, then apply
-only the updates newer than the ``seq`` the snapshot is consistent with, per topic.
+only the updates newer than the ``seq`` the snapshot is consistent with, per topic. Every
+message names its publisher's ``run``; when it changes the publisher restarted (its ``seq``
+began again): ``StateSubscriber`` re-reads the snapshot, logs it and goes on.
 
 Example (plain text: needs a running streamer)::
 
@@ -30,6 +32,7 @@ Example (plain text: needs a running streamer)::
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -41,6 +44,8 @@ from streamer.net.endpoints import request
 from streamer.net.wire import decode, stream_of
 from streamer.output.state import StateBoard
 
+log = logging.getLogger(__name__)
+
 KINDS = ("events", "faces")
 """Subscribed in this order: once a faces message arrives, the events subscription is in force too."""
 
@@ -49,7 +54,8 @@ class Subscriber:
     """A SUB socket subscribed to ``kinds`` (faces, events) of ``streams`` (all when empty).
 
     ``missed`` counts messages lost on the way (``seq`` gaps per topic): ZeroMQ drops a slow
-    subscriber's messages past its high-water mark by design.
+    subscriber's messages past its high-water mark by design. ``restarts`` counts publisher
+    restarts seen (a new ``run``: its ``seq`` begins again, which is no gap).
     """
 
     def __init__(
@@ -74,6 +80,9 @@ class Subscriber:
         self.streams = set(streams)
         self.received = 0
         self.missed = 0
+        self.restarts = 0
+        self.run: str | None = None
+        """The publisher's run of the latest message."""
         self._last_seq: dict[str, int] = {}
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
@@ -110,11 +119,16 @@ class Subscriber:
             if self.streams and stream_of(topic) not in self.streams:
                 continue  # subscriptions are prefixes: "faces.cam1" also matches "faces.cam10"
             msg = decode(payload)
-            self._count(topic, msg.get("seq"))
+            self._count(topic, msg.get("seq"), msg.get("run"))
             return topic, msg
 
-    def _count(self, topic: str, seq: Any) -> None:
+    def _count(self, topic: str, seq: Any, run: Any) -> None:
         self.received += 1
+        if isinstance(run, str) and run != self.run:
+            if self.run is not None:
+                self.restarts += 1
+                self._last_seq.clear()
+            self.run = run
         if isinstance(seq, int):
             last = self._last_seq.get(topic)
             if last is not None and seq > last + 1:
@@ -156,6 +170,10 @@ class StateSubscriber:
         """Updates dropped because the snapshot already held them."""
         self.gaps = 0
         """Messages missed after the snapshot (seq gaps: the publisher or ZeroMQ dropped them)."""
+        self.resyncs = 0
+        """Publisher restarts seen (a new ``run``), each followed by a fresh snapshot."""
+        self._snapshot_endpoint = snapshot_endpoint
+        self._request = (timeout_s, context, server_key, client_key)
         self._pending: list[tuple[str, dict[str, Any]]] = []
         try:
             # A first update proves the subscription is in force (at most join_timeout_s);
@@ -163,15 +181,35 @@ class StateSubscriber:
             first = self.sub.recv(join_timeout_s)
             if first is not None:
                 self._pending.append(first)
-            snap = request(snapshot_endpoint, {"op": "snapshot"}, timeout_s, context, server_key, client_key)
-            if not snap.get("ok"):
-                raise ConnectionError(f"snapshot refused: {snap.get('error')}")
-            if self.sub.streams:
-                snap["streams"] = {k: v for k, v in snap["streams"].items() if k in self.sub.streams}
-            self.board.restore(snap)
+            self.board.restore(self._snapshot())
         except BaseException:
             self.sub.close()
             raise
+
+    def _snapshot(self) -> dict[str, Any]:
+        snap = request(self._snapshot_endpoint, {"op": "snapshot"}, *self._request)
+        if not snap.get("ok"):
+            raise ConnectionError(f"snapshot refused: {snap.get('error')}")
+        if self.sub.streams:
+            snap["streams"] = {k: v for k, v in snap["streams"].items() if k in self.sub.streams}
+        return snap
+
+    def _resync(self, run: str) -> None:
+        """The publisher restarted (``run`` is new): start again from its snapshot, or, when
+        none of that run can be had, from its messages (the old run's ``seq`` forgotten)."""
+        self.resyncs += 1
+        old = self.board.run
+        try:
+            snap = self._snapshot()
+        except (ConnectionError, TimeoutError) as e:
+            snap = {"run": None, "error": str(e)}
+        if snap.get("run") == run:
+            self.board.restore(snap)
+            how = "state re-read from its snapshot"
+        else:
+            self.board.new_run(run)
+            how = f"no snapshot of the new run ({snap.get('error') or 'the snapshot is of another run'}); going on"
+        log.warning("publisher restarted (run %s -> %s): %s", old, run, how)
 
     @property
     def state(self) -> dict[str, Any]:
@@ -179,6 +217,9 @@ class StateSubscriber:
         return self.board.snapshot()
 
     def _fresh(self, topic: str, msg: dict[str, Any]) -> bool:
+        run, known = msg.get("run"), self.board.run
+        if isinstance(run, str) and known is not None and run != known:
+            self._resync(run)
         last = self.board.seq(topic)
         seq = msg.get("seq")
         if last is not None and isinstance(seq, int):

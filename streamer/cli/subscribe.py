@@ -95,7 +95,8 @@ def _state_command(args: argparse.Namespace) -> int:
             received += 1
             if args.count and received >= args.count:
                 break
-        print(f"received {received} update(s) after the state, {sub.gaps} missed (seq gaps)", file=sys.stderr)
+        restarts = f", {sub.resyncs} publisher restart(s) (state re-synchronised)" if sub.resyncs else ""
+        print(f"received {received} update(s) after the state, {sub.gaps} missed (seq gaps){restarts}", file=sys.stderr)
     return 0
 
 
@@ -123,5 +124,6 @@ def subscribe_command(args: argparse.Namespace) -> int:
         pass
     finally:
         sub.close()
-    print(f"received {sub.received} message(s), {sub.missed} missed (seq gaps)", file=sys.stderr)
+    restarts = f", {sub.restarts} publisher restart(s)" if sub.restarts else ""
+    print(f"received {sub.received} message(s), {sub.missed} missed (seq gaps){restarts}", file=sys.stderr)
     return 0

@@ -43,7 +43,7 @@ import zmq
 
 from streamer.cluster.epochs import is_terminal
 from streamer.net.sockets import Sockets, bound_endpoint
-from streamer.net.wire import decode, encode
+from streamer.net.wire import decode, encode, new_run_id
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class Forwarder:
             sockets = self._own = Sockets()
         self._streams: dict[str, _Stream] = {}
         self._out_seq: dict[str, int] = {}
+        self.run = new_run_id()
+        """The driver's run, stamped on every message it forwards (workers' runs are theirs)."""
         self._encoding = "json"
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
         self._stop = threading.Event()
@@ -263,6 +265,7 @@ class Forwarder:
         seq = self._out_seq.get(topic, -1) + 1 + gap
         self._out_seq[topic] = seq
         msg["seq"] = seq
+        msg["run"] = self.run
         try:
             payload = encode(msg, self._encoding)
         except (TypeError, ValueError) as e:

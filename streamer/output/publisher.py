@@ -37,7 +37,7 @@ from configs.core.errors import ConfigError
 from configs.streamer import PublisherSettings
 from streamer.base import Publisher
 from streamer.net.sockets import Sockets
-from streamer.net.wire import decode, encode
+from streamer.net.wire import decode, encode, new_run_id
 from streamer.queues import FullPolicy, QueueWorker
 from streamer.values import PublisherStats
 
@@ -61,6 +61,8 @@ class QueuedPublisher(Publisher):
         self.observer = observer
         self._seq: dict[str, int] = {}
         self._seq_lock = threading.Lock()
+        self.run = new_run_id()
+        """This publisher's run: stamped on every message with its ``seq``."""
         self._worker: QueueWorker[tuple[str, dict[str, Any]]] = QueueWorker(
             "publisher", settings.queue_size, self._handle, setup=self._open, finish=self._close, policy=policy
         )
@@ -79,6 +81,7 @@ class QueuedPublisher(Publisher):
             seq = self._seq.get(topic, 0)
             self._seq[topic] = seq + 1
             msg["seq"] = seq
+            msg["run"] = self.run
             if self._worker.submit((topic, msg)):
                 return True
         self.stats.dropped_queue += 1

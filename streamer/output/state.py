@@ -1,7 +1,8 @@
 """The state a late subscriber needs, rebuilt from the messages themselves (the ZeroMQ
 Guide's Clone pattern): every active stream with its ``started`` details, every active
 track with its latest face entry and open episode, the engine's fingerprint and classes,
-and per topic the ``seq`` of the last message applied.
+and per topic the ``seq`` of the last message applied, with the publisher's ``run`` those
+numbers belong to (a restarted publisher counts from 0 again under a new run).
 
 The service applies every message it publishes, on the publisher's thread and in ``seq``
 order (``StateBoard.apply`` is the publisher's observer), and a snapshot endpoint hands out
@@ -39,12 +40,15 @@ class StateBoard:
         self._seq: dict[str, int] = {}
         self._engine: str | None = None
         self._classes: list[str] | None = None
+        self._run: str | None = None
 
     def apply(self, topic: str, msg: dict[str, Any]) -> None:
         """Fold one message (as published, with its ``seq``) into the state."""
         with self._lock:
             if isinstance(msg.get("seq"), int):
                 self._seq[topic] = msg["seq"]
+            if msg.get("run"):
+                self._run = msg["run"]
             if msg.get("engine"):
                 self._engine = msg["engine"]
             if msg.get("type") == "faces":
@@ -106,6 +110,7 @@ class StateBoard:
                 "engine": self._engine,
                 "classes": self._classes,
                 "seq": dict(self._seq),
+                "run": self._run,
                 "streams": copy.deepcopy(self._streams),
             }
 
@@ -116,6 +121,20 @@ class StateBoard:
             self._seq = dict(snap.get("seq", {}))
             self._engine = snap.get("engine")
             self._classes = snap.get("classes")
+            self._run = snap.get("run")
+
+    @property
+    def run(self) -> str | None:
+        """The publisher's run the ``seq`` values belong to (None: not known yet)."""
+        with self._lock:
+            return self._run
+
+    def new_run(self, run: str) -> None:
+        """The publisher restarted and no snapshot of its new run could be had: forget the
+        old run's ``seq`` values (its streams and tracks stay until the new run's messages
+        replace or end them)."""
+        with self._lock:
+            self._run, self._seq = run, {}
 
     def seq(self, topic: str) -> int | None:
         """The ``seq`` of the last message applied on ``topic`` (None: none yet)."""
