@@ -15,6 +15,8 @@ Example (plain text)::
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,6 @@ DOWNLOAD_HOST = "github.com"
 def reachable(host: str, timeout_s: float) -> bool:
     """Whether ``host``:443 accepts a TCP connection within ``timeout_s`` (name lookup
     included: it runs on a thread that is abandoned when late)."""
-    import socket
-    import threading
-
     ok: list[bool] = []
 
     def probe() -> None:

@@ -398,10 +398,26 @@ def test_auto_without_insightface_is_retinaface(monkeypatch, tmp_path, caplog):
     assert "RetinaFace, because insightface is not installed" in caplog.text
 
 
-def test_reachable_gives_up_in_time():
+def test_reachable_gives_up_on_a_connection_that_hangs(monkeypatch):
+    """A name lookup or connection that never answers is abandoned after the timeout (no
+    traffic leaves the machine: the connection is a stand-in that blocks until released)."""
+    import threading
+
     import streamer.detect.scrfd as scrfd
 
-    assert scrfd.reachable("host.invalid", 0.5) is False  # .invalid never resolves (RFC 2606)
+    release, asked = threading.Event(), []
+
+    def hang(address, timeout=None):
+        asked.append(address)
+        release.wait()
+        raise OSError("released")
+
+    monkeypatch.setattr(scrfd.socket, "create_connection", hang)
+    try:
+        assert scrfd.reachable("example.org", 0.2) is False
+        assert asked == [("example.org", 443)]
+    finally:
+        release.set()
 
 
 def test_detection_benchmark_knows_where_its_composed_faces_are():
