@@ -46,13 +46,20 @@ def test_a_state_subscriber_resyncs_after_the_publisher_restarts():
     endpoint, snap_endpoint = free_endpoint(), free_endpoint()
     settings = load_settings(
         None,
-        [f"publisher.endpoint={endpoint}", f"snapshot.endpoint={snap_endpoint}", "publisher.settle_s=0"],
+        [
+            f"publisher.endpoint={endpoint}",
+            f"snapshot.endpoint={snap_endpoint}",
+            "publisher.settle_s=0",
+            f"publisher.queue_size={4 * HELD}",  # the first run's burst is queued whole, never dropped
+        ],
     )
     first, pub = _publisher(settings)
     pub.send("events.cam0", _event("started"))
     for _ in range(HELD):
         pub.send("events.cam0", _event("discontinuity", "before"))
+    deadline = time.monotonic() + LIVENESS_S
     while first.board.seq("events.cam0") != HELD:  # the publisher thread applies as it sends
+        assert time.monotonic() < deadline, f"the first run's burst was not sent: {first.board.seq('events.cam0')}"
         time.sleep(0.01)
     old_run = first.board.run
     plain = Subscriber(endpoint, ["cam0"], ["events"])
