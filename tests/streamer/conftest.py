@@ -27,6 +27,7 @@ import pytest
 
 from configs.sources import SourceSettings
 from streamer.base import Source
+from streamer.cli import main
 from streamer.sources import open_source
 from streamer.values import StreamEvent
 from tests.media import make_corrupt_file, make_face_clip
@@ -279,3 +280,14 @@ def start_source() -> Iterator[Callable[..., Source]]:
     yield start
     for source in sources:
         source.stop()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    """server, alice (allowed) and mallory (not) key pairs; alice's public key allowed."""
+    folder = tmp_path / "keys"
+    assert main(["keys", str(folder), "server", "alice", "mallory"]) == 0
+    allowed = tmp_path / "authorized"
+    allowed.mkdir()
+    (allowed / "alice.key").write_bytes((folder / "alice.key").read_bytes())
+    return folder, allowed

@@ -158,3 +158,12 @@ def score_job(stream_id: str, track_ids: list[int], image: np.ndarray | None = N
     boxes = np.tile(np.float32([20, 20, 60, 70]), (n, 1))
     tracks = Tracks(np.array(track_ids, np.int64), boxes, np.ones(n, np.float32), np.zeros(n, np.int64))
     return ScoreJob(Frame(stream_id, 0, 0.0, time.time(), img), tracks)
+
+
+REFUSED_HANDSHAKE = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_DISCONNECTED,
+}
+"""Socket-monitor events that mean a CurveZMQ client was turned away."""

@@ -21,26 +21,17 @@ from streamer.client import Subscriber
 from streamer.net.security import ServerSecurity, is_loopback, secure_client
 from streamer.net.sockets import Sockets
 from streamer.output.publisher import ZmqPublisher
-from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, free_endpoint, start_streamer, wait_for
+from tests.streamer.helpers import (
+    LIVENESS_S,
+    OFFLINE,
+    OFFLINE_SETS,
+    REFUSED_HANDSHAKE,
+    free_endpoint,
+    start_streamer,
+    wait_for,
+)
 
 N = 20
-FAILED_HANDSHAKE = {
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
-    zmq.EVENT_DISCONNECTED,
-}
-
-
-@pytest.fixture
-def keys(tmp_path):
-    """server, alice (authorized) and mallory (not) key pairs; alice's public key allowed."""
-    folder = tmp_path / "keys"
-    assert main(["keys", str(folder), "server", "alice", "mallory"]) == 0
-    allowed = tmp_path / "authorized"
-    allowed.mkdir()
-    (allowed / "alice.key").write_bytes((folder / "alice.key").read_bytes())
-    return folder, allowed
 
 
 def _sockets(keys) -> Sockets:
@@ -65,7 +56,7 @@ def _wait_refused(monitor, timeout_s: float = LIVENESS_S) -> int:
     """The first event showing the handshake failed (or the server hung up)."""
     while monitor.poll(int(timeout_s * 1000)):
         event = zmq.utils.monitor.recv_monitor_message(monitor)["event"]
-        if event in FAILED_HANDSHAKE:
+        if event in REFUSED_HANDSHAKE:
             return event
         assert event != zmq.EVENT_HANDSHAKE_SUCCEEDED, "a client that must be refused completed its handshake"
     raise AssertionError("no failed handshake seen")

@@ -19,7 +19,6 @@ import zmq
 import zmq.utils.monitor
 
 from configs import load_settings
-from streamer.cli import main
 from streamer.client import Subscriber
 from streamer.cluster.front import ClusterOutlets
 from streamer.cluster.plan import worker_settings
@@ -27,25 +26,7 @@ from streamer.net.endpoints import request
 from streamer.net.security import secure_client
 from streamer.net.sockets import Sockets
 from streamer.service import Service
-from tests.streamer.helpers import LIVENESS_S, OFFLINE, ROOT, free_endpoint, wait_for
-
-REFUSED = {
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
-    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
-    zmq.EVENT_DISCONNECTED,
-}
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Path, Path]:
-    """server, alice (allowed) and mallory (not) key pairs; alice's public key allowed."""
-    folder = tmp_path / "keys"
-    assert main(["keys", str(folder), "server", "alice", "mallory"]) == 0
-    allowed = tmp_path / "authorized"
-    allowed.mkdir()
-    (allowed / "alice.key").write_bytes((folder / "alice.key").read_bytes())
-    return folder, allowed
+from tests.streamer.helpers import LIVENESS_S, OFFLINE, REFUSED_HANDSHAKE, ROOT, free_endpoint, wait_for
 
 
 def _server_keys(keys: tuple[Path, Path]) -> list[str]:
@@ -68,7 +49,7 @@ def _assert_refused(ctx: zmq.Context, kind: int, endpoint: str, folder: Path, na
             assert monitor.poll(int(LIVENESS_S * 1000)), f"no failed handshake seen on {endpoint}"
             event = zmq.utils.monitor.recv_monitor_message(monitor)["event"]
             assert event != zmq.EVENT_HANDSHAKE_SUCCEEDED, f"{name} completed a handshake with {endpoint}"
-            if event in REFUSED:
+            if event in REFUSED_HANDSHAKE:
                 break
         assert sock.poll(300) == 0, f"{name} received something from {endpoint}"
     finally:
