@@ -31,6 +31,7 @@ from streamer.cli import main
 from streamer.sources import open_source
 from streamer.values import StreamEvent
 from tests.media import make_corrupt_file, make_face_clip
+from tests.streamer.netns import pytest_runtest_protocol  # noqa: F401  (the hook that runs netns-marked modules)
 
 collect_ignore = ["rtsp_server.py"]  # runs under Debian's python3 with gi, never imported here
 
@@ -39,6 +40,10 @@ SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 CLIP_SECONDS = 3.0
 CLIP_FPS = 15
 CLIP_SIZE_WH = (640, 360)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "netns: runs in a network namespace of its own, loopback only (netns.py)")
 
 
 @functools.cache

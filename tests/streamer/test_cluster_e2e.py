@@ -10,20 +10,17 @@ printed; a replacement starts); then SIGTERM, and
 checks over every message the subscriber got: no stream ever served by two epochs at once,
 one ``seq`` per topic, track ids unique across epochs, the schemas. Stale-epoch messages
 sent straight to the forwarder (what a "dead" worker that comes back sends) never get out. Every wait is on
-messages or on the driver's status, never on the clock.
+messages or on the driver's status, never on the clock. The module runs in a network
+namespace of its own (``netns.py``): Ray and every socket on loopback, which it checks.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import signal
-import subprocess
-import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +31,10 @@ from streamer.cli import main
 from streamer.client import StateSubscriber
 from streamer.cluster.epochs import split_track_id
 from streamer.net.endpoints import request
-from tests.streamer.helpers import (
-    LIVENESS_S,
-    OFFLINE,
-    ROOT,
-    Collector,
-    free_endpoint,
-    sets,
-    streamer_cmd,
-    validators,
-    wait_for,
-)
+from tests.streamer.clusterkit import Cluster, own_network_namespace, sockets_off_loopback, start_cluster, stop_cluster
+from tests.streamer.helpers import LIVENESS_S, validators, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.timeout(1200)]
 
 SOURCES = [f"cam{i}" for i in range(5)]
 HEARTBEAT_TIMEOUT_S = 10.0
@@ -56,105 +44,23 @@ START_S = 3 * LIVENESS_S
 """Ray and two workers loading their engines at once on two busy cores (a minute or more)."""
 
 
-class TimedCollector(Collector):
-    """A ``Collector`` that also keeps when each message arrived (``timed``)."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.timed: list[tuple[float, str, dict[str, Any]]] = []
-        super().__init__(endpoint)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._sock.poll(50):
-                topic, payload = self._sock.recv_multipart()
-                msg = json.loads(payload)
-                self.timed.append((time.monotonic(), topic.decode(), msg))
-                self.messages.append((topic.decode(), msg))
-
-
-@dataclass
-class Cluster:
-    proc: subprocess.Popen
-    log: Path
-    endpoint: str
-    control: str
-    snapshot: str
-    col: TimedCollector
-    clip: Path
-
-    def request(self, body: dict[str, Any]) -> dict[str, Any]:
-        return request(self.control, body, LIVENESS_S)
-
-    def status(self) -> dict[str, Any]:
-        st = self.request({"op": "status"})
-        assert st["ok"], st
-        return st
-
-    def ready(self) -> list[dict[str, Any]]:
-        return [w for w in self.status()["workers"] if w["state"] == "ready"]
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def events(self, sid: str, kind: str) -> list[dict[str, Any]]:
-        return [m for m in self.col.of(f"events.{sid}") if m["scope"] == "stream" and m["kind"] == kind]
-
-    def faces(self, sid: str, epoch: int | None = None) -> list[dict[str, Any]]:
-        return [m for m in self.col.of(f"faces.{sid}") if epoch is None or m["epoch"] == epoch]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
-    d = tmp_path_factory.mktemp("cluster")
-    sources = d / "sources.yaml"
-    sources.write_text("sources:\n" + "".join(f"  {s}: {face_clip}\n" for s in SOURCES))
-    endpoint, control, snapshot = free_endpoint(), free_endpoint(), free_endpoint()
-    col = TimedCollector(endpoint)  # subscribed before the sources start (publisher.wait_subscribers)
-    args = sets(
-        "detector.name=haar",
-        "detector.full_frame_every=5",
-        "sources.loop=true",
-        "sources.realtime=true",
-        "pipeline.torch_threads=1",
-        "stats.interval_s=10",
-        "publisher.wait_subscribers=1",
-        "publisher.settle_s=120",
-        f"publisher.endpoint={endpoint}",
-        f"control.endpoint={control}",
-        f"snapshot.endpoint={snapshot}",
+    c = start_cluster(
+        tmp_path_factory.mktemp("cluster"),
+        SOURCES,
+        face_clip,
         "cluster.local_cpus=3",  # two workers, and room for a replacement
         "cluster.workers=2",
         "cluster.worker_cpus=1",
         "cluster.streams_per_worker=5",  # survivors always have room: no move waits for a replacement
-        "cluster.ingest_endpoint=tcp://127.0.0.1:*",
         f"cluster.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}",
         "cluster.lost_kill_s=1000",
     )
-    log = d / "driver.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            streamer_cmd("cluster", "-c", OFFLINE, "--sources", str(sources), *args),
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: Ray's processes with it
-        )
-    c = Cluster(proc, log, endpoint, control, snapshot, col, face_clip)
     try:
         yield c
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(LIVENESS_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with contextlib.suppress(ProcessLookupError):  # what a killed driver's local Ray left behind
-            os.killpg(proc.pid, signal.SIGKILL)
-        col.close()
+        stop_cluster(c)
 
 
 def test_every_source_served_once_through_one_endpoint(cluster: Cluster, capsys):
@@ -167,6 +73,10 @@ def test_every_source_served_once_through_one_endpoint(cluster: Cluster, capsys)
     st = cluster.status()
     ready = [w for w in st["workers"] if w["state"] == "ready"]
     assert len(ready) == 2, st["workers"]
+    # Loopback only: the test's own network namespace, Ray on 127.0.0.1, no socket elsewhere.
+    assert own_network_namespace()
+    assert {w["node_ip"] for w in ready} == {"127.0.0.1"}
+    assert sockets_off_loopback() == []
     served = sorted(s for w in ready for s in w["streams"])
     assert served == SOURCES, "every source on exactly one worker"
     assert sorted(len(w["streams"]) for w in ready) == [2, 3], "spread by capacity over every worker"
