@@ -46,6 +46,8 @@ from streamer.output.state import StateBoard
 
 log = logging.getLogger(__name__)
 
+KEPT_RUNS = 8
+"""Publisher runs whose last ``seq`` per topic a ``Subscriber`` remembers."""
 KINDS = ("events", "faces")
 """Subscribed in this order: once a faces message arrives, the events subscription is in force too."""
 
@@ -55,7 +57,10 @@ class Subscriber:
 
     ``missed`` counts messages lost on the way (``seq`` gaps per topic): ZeroMQ drops a slow
     subscriber's messages past its high-water mark by design. ``restarts`` counts publisher
-    restarts seen (a new ``run``: its ``seq`` begins again, which is no gap).
+    restarts seen (a new ``run``: its ``seq`` begins again, which is no gap). A message is
+    known by its ``(run, topic, seq)``: one that repeats a message already received, or comes
+    after a newer one of its run and topic, is dropped and counted in ``duplicates`` (a
+    restarted publisher's, or a restarted cluster driver's, messages are new: their run is).
     """
 
     def __init__(
@@ -81,9 +86,12 @@ class Subscriber:
         self.received = 0
         self.missed = 0
         self.restarts = 0
+        self.duplicates = 0
         self.run: str | None = None
         """The publisher's run of the latest message."""
-        self._last_seq: dict[str, int] = {}
+        self._last_seq: dict[tuple[str | None, str], int] = {}
+        self._runs: list[str] = []
+        """Runs seen, oldest first (at most ``KEPT_RUNS``: their ``seq`` are remembered)."""
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self._sock = self._ctx.socket(zmq.SUB)
@@ -119,21 +127,31 @@ class Subscriber:
             if self.streams and stream_of(topic) not in self.streams:
                 continue  # subscriptions are prefixes: "faces.cam1" also matches "faces.cam10"
             msg = decode(payload)
-            self._count(topic, msg.get("seq"), msg.get("run"))
-            return topic, msg
+            if self._count(topic, msg.get("seq"), msg.get("run")):
+                return topic, msg
 
-    def _count(self, topic: str, seq: Any, run: Any) -> None:
-        self.received += 1
-        if isinstance(run, str) and run != self.run:
-            if self.run is not None:
+    def _count(self, topic: str, seq: Any, run: Any) -> bool:
+        """Count a message; False: a duplicate (dropped)."""
+        run = run if isinstance(run, str) else None
+        if run is not None and run not in self._runs:
+            if self._runs:
                 self.restarts += 1
-                self._last_seq.clear()
-            self.run = run
+            self._runs.append(run)
+            if len(self._runs) > KEPT_RUNS:
+                gone = self._runs.pop(0)
+                self._last_seq = {k: v for k, v in self._last_seq.items() if k[0] != gone}
         if isinstance(seq, int):
-            last = self._last_seq.get(topic)
+            last = self._last_seq.get((run, topic))
+            if last is not None and seq <= last:
+                self.duplicates += 1
+                return False
             if last is not None and seq > last + 1:
                 self.missed += seq - last - 1
-            self._last_seq[topic] = seq
+            self._last_seq[(run, topic)] = seq
+        self.received += 1
+        if run is not None:
+            self.run = run
+        return True
 
     def close(self) -> None:
         """Close the socket (and the context it made). Idempotent."""

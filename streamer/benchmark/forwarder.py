@@ -76,8 +76,8 @@ def main() -> None:
     sids = [f"cam{s}" for s in range(args.streams)]
     for sid in sids:
         fwd.call(lambda sid=sid: fwd.set_epoch(sid, 1))
-        pub.hold(sid, 1)
-    msgs = [faces_message(i, sids[i % len(sids)], args.faces) for i in range(n)]
+    keys = [pub.hold(sid, 1) for sid in sids]  # a worker's pipeline instances are named so
+    msgs = [faces_message(i, keys[i % len(keys)], args.faces) for i in range(n)]
     t0 = time.perf_counter()
     for msg in msgs:
         pub.send(f"faces.{msg['stream_id']}", msg)

@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import threading
+from collections import Counter
 from typing import Any
 
 from configs import Settings, dump_settings, load_settings
@@ -100,14 +101,22 @@ def status_text(reply: dict[str, Any]) -> str:
     for w in workers:
         fps = w.get("fps", {})
         streams = ", ".join(f"{s} ({fps[s]:.1f})" if s in fps else s for s in w.get("streams", [])) or "-"
+        cpu = w.get("cpu_percent")
+        stale = w.get("stale", [])
         lines.append(
             f"{w['id']:8} {w['state']:10} {w.get('node_ip') or '-':16} {w.get('pid') or '-':>7} "
-            f"{w.get('load', 0)}/{w.get('capacity', 0):<4} {w.get('cpu_percent') or 0:>6.0f}  {streams}"
+            f"{w.get('load', 0)}/{w.get('capacity', 0):<4} {'-' if cpu is None else f'{cpu:.0f}':>6}  {streams}"
+            + (f"  (stopping {', '.join(stale)})" if stale else "")
             + (f"  [{w['cause']}]" if w.get("cause") else "")
         )
     sources = reply.get("sources", {})
     waiting = [sid for sid, s in sources.items() if s["state"] == "pending"]
-    lines.append(f"sources: {len(sources)}; pending: {', '.join(waiting) or 'none'}")
+    states = Counter(s["state"] for s in sources.values())
+    by_state = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    lines.append(f"sources: {len(sources)} ({by_state or 'none'}); pending: {', '.join(waiting) or 'none'}")
+    for sid, s in sources.items():
+        if s["state"] in ("ended", "failed"):
+            lines.append(f"{s['state']} {sid}: {s.get('reason') or '-'}")
     for m in reply.get("moves", []):
         lines.append(
             f"moved {m['stream']}: {m['from']} -> {m['to'] or '(waiting)'} epoch {m['epoch']} at "

@@ -1,12 +1,13 @@
 """The driver's watch over its worker actors: it starts them, reads their heartbeats, and
-acts when one stops answering (``lost``: its streams move; if it answers again it rejoins
-with none) or its process is gone (``dead``: its streams move and, for a worker that was
-ever ready, a replacement starts). Engine changes are rolled out to every ready worker from
-here, and new workers start with the change.
+acts when one stops answering (``lost``: its streams move; if it answers again it stops its
+stale pipeline instances, then rejoins with none) or its process is gone (``dead``: its
+streams move and, for a worker that was ever ready, a replacement starts). Engine changes
+are rolled out to every ready worker from here, and new workers start with the change.
 
 The driver's loop calls ``check`` with its lock held; ``change_engine`` (a control request,
 another thread) takes the lock only around its bookkeeping, never while workers build their
-engines. States: ``streamer.cluster.workers.WorkerState``.
+engines. States: ``streamer.cluster.workers.WorkerState``. Heartbeats are judged by the
+driver's own clock while it runs: time the driver itself was paused counts for no worker.
 
 Example (plain text: needs Ray)::
 
@@ -34,6 +35,9 @@ from streamer.cluster.workers import WorkerSlot, WorkerState, error_text
 
 log = logging.getLogger("streamer.cluster")
 
+PAUSE_S = 1.0
+"""A gap between two checks longer than this is the driver not looking (the loop runs every
+0.2 s): it does not count against the workers' heartbeats."""
 CHANGE_TIMEOUT_S = 300.0
 """How long one worker may take to build and swap in a new engine."""
 
@@ -62,6 +66,7 @@ class Supervisor:
         self._resources: dict[str, Any] = {}
         self._ingest = ""
         self._worker_settings: dict[str, Any] = {}
+        self._checked_s: float | None = None
 
     @property
     def _placement(self) -> Placement:
@@ -102,6 +107,7 @@ class Supervisor:
         import ray
 
         cs = self.cs
+        self._credit_pause()
         for w in list(self.workers.values()):
             if not w.alive:
                 continue
@@ -130,6 +136,22 @@ class Supervisor:
             if w.alive and w.state != WorkerState.STARTING and now - w.ping_sent_s >= cs.heartbeat_interval_s:
                 w.ping()
 
+    def _credit_pause(self) -> None:
+        """A pause of the driver (SIGSTOP, a swapped-out or starved process) is not a failure
+        of its workers: the time it did not look is added to every worker's clocks, so each
+        is judged by the heartbeats the driver receives after it resumes."""
+        now = time.monotonic()
+        paused = now - (self._checked_s or now) - PAUSE_S
+        self._checked_s = now
+        if paused <= 0:
+            return
+        log.warning("driver: did not look at its workers for %.1f s (paused or starved); judging them afresh", paused)
+        for w in self.workers.values():
+            w.created_s += paused
+            w.last_seen_s = None if w.last_seen_s is None else w.last_seen_s + paused
+            w.lost_s = None if w.lost_s is None else w.lost_s + paused
+            w.ping_sent_s = 0.0  # ask again at once (a call already on its way is kept)
+
     def _answered(self, w: WorkerSlot) -> None:
         import ray
 
@@ -154,7 +176,8 @@ class Supervisor:
             log.info("worker %s ready: pid %s on %s, engine %s", w.id, st.get("pid"), st.get("node_ip"), self.engine)
         elif w.state == WorkerState.LOST:
             w.state = WorkerState.REJOINING
-            w.sync_ref = w.actor.sync.remote({})
+            void = {sid: src.epoch for sid, src in self.assignment.sources.items() if src.epoch}
+            w.sync_ref = w.actor.sync.remote({}, void)
             lost_for = w.last_seen_s - (w.lost_s or 0)
             log.warning("worker %s answered again after %.1f s lost: dropping its old streams", w.id, lost_for)
 
@@ -167,9 +190,12 @@ class Supervisor:
         except ray.exceptions.RayError as e:
             self._died(w, f"could not rejoin: {error_text(e)}")
             return
+        if res.get("stopping"):
+            self._died(w, f"could not rejoin: its stale instances {', '.join(res['stopping'])} would not stop")
+            return
         w.state, w.cause = WorkerState.READY, None
         self.assignment.add_worker(w.id, self.capacity)
-        log.info("worker %s rejoined with no stream (revoked %s)", w.id, ", ".join(res.get("revoked", [])) or "none")
+        log.info("worker %s rejoined with no stream (stopped %s)", w.id, ", ".join(res.get("revoked", [])) or "none")
 
     def _lost(self, w: WorkerSlot, cause: str) -> None:
         w.state, w.lost_s, w.cause = WorkerState.LOST, time.monotonic(), cause

@@ -10,8 +10,9 @@ its actor, and no second liveness protocol is needed between actor and pipeline
 
 The driver calls (as Ray actor methods, several at once: a threaded actor): ``run`` (blocks
 for the worker's life), ``status`` (the heartbeat: streams, epochs, load), ``assign`` (start
-a stream under an epoch), ``remove`` (stop it, its ``ended`` published), ``revoke`` (stop
-publishing it now: it moved), ``sync`` (keep only these epochs: a lost worker rejoining),
+a stream under an epoch: a pipeline instance of its own, named ``cam0@2``), ``remove`` (stop
+it, its ``ended`` published), ``revoke`` (stop publishing it now: it moved), ``sync`` (keep
+only these epochs and wait until the others stopped: a lost worker rejoining),
 ``control`` (an engine change, as ``streamer.service.control.Controller``) and ``stop``.
 
 Example (plain text: loads an engine, and waits for the forwarder's subscription)::
@@ -25,10 +26,12 @@ Example (plain text: loads an engine, and waits for the forwarder's subscription
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -36,6 +39,7 @@ import ray
 from configs import Settings
 from configs.core.errors import ConfigError
 from configs.core.logs import configure_logging
+from streamer.cluster.epochs import instance_key, split_instance_key
 
 log = logging.getLogger(__name__)
 
@@ -80,25 +84,23 @@ class StreamWorker:
         """End every stream (each publishes ``ended``, reason ``stopped``) and return from ``run``."""
         self._stop.set()
 
-    def assign(self, stream_id: str, uri: str, epoch: int, wait_s: float = 30.0) -> dict[str, Any]:
-        """Serve ``stream_id`` under ``epoch``, unless that epoch was already removed or
-        revoked here, or a newer one is held (calls may arrive out of order). A stream of
-        that id still stopping here (a revoked one) is waited for up to ``wait_s``."""
+    def assign(self, stream_id: str, uri: str, epoch: int) -> dict[str, Any]:
+        """Serve ``stream_id`` under ``epoch``, as a pipeline instance of its own
+        (``instance_key``), unless that epoch was already removed or revoked here, or it or
+        a newer one is held (calls may arrive out of order). An older instance of the stream
+        still here is revoked first; it may still be stopping while the new one starts: its
+        messages can no longer pass as the new one's."""
         from streamer.pipeline import StreamSpec
 
         with self._orders:
-            if self._cancelled.get(stream_id, 0) >= epoch or self.publisher.epochs().get(stream_id, 0) > epoch:
+            if self._cancelled.get(stream_id, 0) >= epoch or self.publisher.epochs().get(stream_id, 0) >= epoch:
                 return {"stream": stream_id, "epoch": epoch, "started": False}
-            deadline = time.monotonic() + wait_s
-            while stream_id in self.pipeline.running_streams():
-                if time.monotonic() > deadline:
-                    raise ConfigError(f"stream {stream_id!r} is still stopping on worker {self.worker_id}")
-                time.sleep(0.05)
-            self.publisher.hold(stream_id, epoch)
+            self._stop_instances(lambda sid, e: sid == stream_id and e < epoch)
+            key = self.publisher.hold(stream_id, epoch)
             try:
-                self.pipeline.add_source(StreamSpec(stream_id, uri))
+                self.pipeline.add_source(StreamSpec(key, uri))
             except BaseException:
-                self.publisher.revoke(stream_id)
+                self.publisher.revoke(key)
                 raise
         return {"stream": stream_id, "epoch": epoch, "started": True}
 
@@ -106,40 +108,54 @@ class StreamWorker:
         """Stop ``stream_id`` of ``epoch``: it ends with reason ``removed`` (published).
         ``running`` False: it was not running here (ended already, or not started yet: then
         it never will)."""
+        key = instance_key(stream_id, epoch)
         with self._orders:
             self._cancel(stream_id, epoch)
-            if self.publisher.epochs().get(stream_id) != epoch or stream_id not in self.pipeline.running_streams():
+            if key not in self.publisher.held() or key not in self.pipeline.running_streams():
                 return {"stream": stream_id, "running": False}
-            self.pipeline.remove_source(stream_id)
+            self.pipeline.remove_source(key)
         return {"stream": stream_id, "running": True}
 
     def revoke(self, stream_id: str, epoch: int) -> dict[str, Any]:
-        """Stop publishing ``stream_id`` of ``epoch`` (or older) at once and stop its source:
-        it moved elsewhere."""
+        """Stop publishing ``stream_id`` of ``epoch`` (or older) at once and stop those
+        instances: it moved elsewhere."""
         with self._orders:
             self._cancel(stream_id, epoch)
-            held = self.publisher.epochs().get(stream_id)
-            if held is not None and held > epoch:
-                return {"stream": stream_id, "revoked": False}
-            self.publisher.revoke(stream_id)
-            if stream_id in self.pipeline.running_streams():
-                self.pipeline.remove_source(stream_id)
-        return {"stream": stream_id, "revoked": held is not None}
+            stopped = self._stop_instances(lambda sid, e: sid == stream_id and e <= epoch)
+        return {"stream": stream_id, "revoked": bool(stopped)}
+
+    def sync(self, keep: dict[str, int], void: dict[str, int], wait_s: float = 30.0) -> dict[str, Any]:
+        """Keep only the instances of ``keep`` (stream -> epoch: the driver's view), stop every
+        other, and wait (at most ``wait_s``) until they are gone; an ``assign`` of an epoch up to
+        ``void``'s (stream -> the driver's newest epoch) that is still on its way is void. A lost
+        worker that answers again gets this before it takes new streams. ``stopping``: stale
+        instances that did not stop in time."""
+        with self._orders:  # no instance starts before the stale ones are gone
+            for sid, epoch in void.items():
+                self._cancel(sid, epoch)
+            stale = self._stop_instances(lambda sid, e: keep.get(sid) != e)
+            deadline = time.monotonic() + wait_s
+            while (left := set(stale) & set(self.pipeline.running_streams())) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return {"revoked": sorted(stale), "stopping": sorted(left)}
 
     def _cancel(self, stream_id: str, epoch: int) -> None:
         self._cancelled[stream_id] = max(epoch, self._cancelled.get(stream_id, 0))
 
-    def sync(self, epochs: dict[str, int]) -> dict[str, Any]:
-        """Keep publishing only the streams of ``epochs`` (the driver's view); revoke the rest.
-        A lost worker that answers again gets this before it takes new streams."""
-        held = self.publisher.epochs()
-        dropped = sorted(sid for sid, e in held.items() if epochs.get(sid) != e)
-        for sid in dropped:
-            self.revoke(sid, held[sid])
-        with self._orders:
-            for sid in set(self.pipeline.running_streams()) - set(epochs) - set(dropped):
-                self.pipeline.remove_source(sid)  # without an epoch it publishes nothing anyway
-        return {"revoked": dropped}
+    def _stop_instances(self, stale: Callable[[str, int], bool]) -> list[str]:
+        """Revoke and stop every instance (held or running) whose ``(stream, epoch)`` is
+        ``stale``; their keys. Callers hold ``_orders``."""
+        running = set(self.pipeline.running_streams())
+        found = []
+        for key in sorted(set(self.publisher.held()) | running):
+            split = split_instance_key(key)
+            if split is None or stale(*split):
+                found.append(key)
+                self.publisher.revoke(key)
+                if key in running:
+                    with contextlib.suppress(ConfigError):  # it ended on its own meanwhile
+                        self.pipeline.remove_source(key)
+        return found
 
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """An engine change (``set_prompts``, ``set_head``) as the control endpoint does it."""
@@ -151,10 +167,12 @@ class StreamWorker:
         (concurrency group): calls waiting for the others never delay it."""
         snap = self.pipeline.snapshot()
         now = time.monotonic()
+        held = self.publisher.held()
+        running = self.pipeline.running_streams()
         fps = {
-            sid: round(self._meter.rate(sid, s.stats.frames, now), 2)
-            for sid, s in snap.streams.items()
-            if sid in self.publisher.epochs()
+            held[key][0]: round(self._meter.rate(key, s.stats.frames, now), 2)
+            for key, s in snap.streams.items()
+            if key in held
         }
         t0, c0 = self._cpu
         self._cpu = (now, _cpu_s())
@@ -167,7 +185,8 @@ class StreamWorker:
             "gpus": [str(g) for g in ray.get_gpu_ids()],
             "engine": self.pipeline.engine.fingerprint,
             "classes": self.pipeline.engine.classes,
-            "streams": self.pipeline.running_streams(),
+            "streams": sorted(held[key][0] for key in running if key in held),
+            "stale": sorted(key for key in running if key not in held),
             "epochs": self.publisher.epochs(),
             "fps": fps,
             "cpu_percent": round(100.0 * (self._cpu[1] - c0) / max(now - t0, 1e-6), 1),

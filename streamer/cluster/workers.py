@@ -93,7 +93,7 @@ class WorkerSlot:
 
     def describe(self, capacity: int, load: int, streams: list[str]) -> dict[str, Any]:
         """The worker's line of ``streamer cluster status``."""
-        st = self.status
+        st = self.status if self.alive else {k: v for k, v in self.status.items() if k in LASTING}
         now = time.monotonic()
         return {
             "id": self.id,
@@ -104,6 +104,7 @@ class WorkerSlot:
             "engine": st.get("engine"),
             "streams": streams,
             "running": st.get("streams", []),
+            "stale": st.get("stale", []),
             "capacity": capacity,
             "load": load,
             "fps": st.get("fps", {}),
@@ -113,6 +114,11 @@ class WorkerSlot:
             "seen_s_ago": None if self.last_seen_s is None else round(now - self.last_seen_s, 2),
             "cause": self.cause,
         }
+
+
+LASTING = ("pid", "node_ip", "node_id", "gpus", "engine", "fenced")
+"""What a dead worker's line keeps of its last status (who and where it was); its load,
+streams and rates are gone with it."""
 
 
 @functools.cache

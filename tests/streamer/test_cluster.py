@@ -106,28 +106,28 @@ def test_forwarder_fences_stale_epochs_and_keeps_one_seq_per_topic(forwarder):
     a, b = worker_publisher(forwarder.ingest_endpoint), worker_publisher(forwarder.ingest_endpoint)
     try:
         forwarder.call(lambda: forwarder.set_epoch("cam0", 1))
-        a.hold("cam0", 1)
-        a.send("events.cam0", event("cam0", "stream", "started"))
-        a.send("events.cam0", event("cam0", "track", "started", track_id=3, frame_index=0, track_age=0))
+        k1 = a.hold("cam0", 1)  # the pipeline instance of epoch 1 on worker a: "cam0@1"
+        a.send(f"events.{k1}", event(k1, "stream", "started"))
+        a.send(f"events.{k1}", event(k1, "track", "started", track_id=3, frame_index=0, track_age=0))
         for i in range(5):
-            a.send("faces.cam0", faces("cam0", i, [3]))
+            a.send(f"faces.{k1}", faces(k1, i, [3]))
         wait_for(lambda: len(col.of("faces.cam0")) == 5, LIVENESS_S, "epoch 1 through the forwarder")
         assert forwarder.board.snapshot()["streams"]["cam0"]["tracks"].keys() == {"3"}
 
         # The stream moves to b under epoch 2; a does not know yet (a stalled worker that comes back).
         forwarder.call(lambda: forwarder.set_epoch("cam0", 2))
-        b.hold("cam0", 2)
+        k2 = b.hold("cam0", 2)
         for i in range(3):
-            a.send("faces.cam0", faces("cam0", 5 + i, [3]))
-        b.send("events.cam0", event("cam0", "stream", "started"))
+            a.send(f"faces.{k1}", faces(k1, 5 + i, [3]))
+        b.send(f"events.{k2}", event(k2, "stream", "started"))
         for i in range(4):
-            b.send("faces.cam0", faces("cam0", i, [3]))
+            b.send(f"faces.{k2}", faces(k2, i, [3]))
         wait_for(lambda: len(col.of("faces.cam0")) == 9, LIVENESS_S, "epoch 2 through the forwarder")
         wait_for(lambda: forwarder.stats.fenced == 3, LIVENESS_S, "a's stale messages at the forwarder")
-        b.send("events.cam0", event("cam0", "stream", "ended", reason="stopped"))
-        assert not b.send("faces.cam0", faces("cam0", 99, [])) and b.fenced == 1, "the worker released epoch 2"
+        b.send(f"events.{k2}", event(k2, "stream", "ended", reason="stopped"))
+        assert not b.send(f"faces.{k2}", faces(k2, 99, [])) and b.fenced == 1, "the worker released epoch 2"
         b.hold("cam0", 2)  # a worker that would not: the forwarder closed epoch 2 at its terminal event
-        b.send("faces.cam0", faces("cam0", 99, []))
+        b.send(f"faces.{k2}", faces(k2, 99, []))
         wait_for(lambda: forwarder.stats.fenced == 4, LIVENESS_S, "the message after the terminal event")
     finally:
         a.close()
@@ -153,14 +153,48 @@ def test_forwarder_fences_stale_epochs_and_keeps_one_seq_per_topic(forwarder):
 def test_worker_publisher_publishes_only_held_streams():
     pub = FencedPublisher(NullPublisher())
     assert pub.send("faces.cam0", faces("cam0", 0, [1])) is False and pub.fenced == 1
-    pub.hold("cam0", 3)
-    msg = faces("cam0", 1, [1])
-    assert pub.send("faces.cam0", msg) and msg["epoch"] == 3 and msg["faces"][0]["track_id"] == 2 * TRACK_ID_STRIDE + 1
-    ended = event("cam0", "stream", "ended", reason="removed")
-    assert pub.send("events.cam0", ended) and pub.epochs() == {}, "the terminal event releases the epoch"
-    assert pub.send("faces.cam0", faces("cam0", 2, [1])) is False and pub.fenced == 2
-    pub.hold("cam1", 1)
-    assert pub.revoke("cam1") == 1 and not pub.send("faces.cam1", faces("cam1", 0, []))
+    key = pub.hold("cam0", 3)
+    assert pub.send("faces.cam0", faces("cam0", 0, [1])) is False, "only a pipeline instance's own name passes"
+    msg = faces(key, 1, [1])
+    assert pub.send(f"faces.{key}", msg) and msg["stream_id"] == "cam0" and msg["epoch"] == 3
+    assert msg["faces"][0]["track_id"] == 2 * TRACK_ID_STRIDE + 1
+    ended = event(key, "stream", "ended", reason="removed")
+    assert pub.send(f"events.{key}", ended) and pub.epochs() == {}, "the terminal event releases the instance"
+    assert pub.send(f"faces.{key}", faces(key, 2, [1])) is False and pub.fenced == 3
+    k1 = pub.hold("cam1", 1)
+    assert pub.revoke(k1) and not pub.send(f"faces.{k1}", faces(k1, 0, []))
+
+
+def test_a_stale_instance_never_publishes_as_the_new_one():
+    """A stream moved back to the same worker: the old instance's leftovers (a late frame,
+    its tracks' and its stream's ends) come after the new instance started. Each message is
+    stamped with the epoch of the instance that produced it, so nothing of the old one goes
+    out under the new epoch, frames never go backwards within an epoch, and the old
+    instance's ``ended`` neither passes nor ends the new one."""
+    sent: list[tuple[str, dict]] = []
+
+    class Recorder(NullPublisher):
+        def send(self, topic: str, msg: dict) -> bool:
+            sent.append((topic, msg))
+            return True
+
+    pub = FencedPublisher(Recorder())
+    old = pub.hold("cam0", 1)
+    for i in range(3):
+        pub.send(f"faces.{old}", faces(old, 150 + i, [4]))
+    assert pub.revoke(old)  # the worker was lost and rejoined: its instance of epoch 1 is stale
+    new = pub.hold("cam0", 2)
+    pub.send(f"events.{new}", event(new, "stream", "started"))
+    pub.send(f"faces.{new}", faces(new, 0, [1]))
+    pub.send(f"faces.{old}", faces(old, 155, [4]))  # the old pipeline's leftovers
+    pub.send(f"events.{old}", event(old, "track", "ended", track_id=4, frame_index=155, track_age=5))
+    pub.send(f"events.{old}", event(old, "stream", "ended", reason="end of stream"))
+    pub.send(f"faces.{new}", faces(new, 1, [1]))
+    assert pub.fenced == 3 and pub.epochs() == {"cam0": 2}, "the old instance's end did not end the new one"
+    frames = [(m["epoch"], m["frame_index"]) for t, m in sent if m["type"] == "faces"]
+    assert frames == [(1, 150), (1, 151), (1, 152), (2, 0), (2, 1)]
+    assert {t for t, _ in sent} == {"faces.cam0", "events.cam0"} and {m["stream_id"] for _, m in sent} == {"cam0"}
+    assert not [m for _, m in sent if m["type"] == "event" and m["kind"] == "ended"]
 
 
 def test_forwarder_keeps_a_workers_seq_gap_visible(forwarder):
@@ -412,10 +446,9 @@ def test_the_cluster_path_with_curve_keys(tmp_path):
     worker = publisher("worker", wait=True)
     try:
         fwd.call(lambda: fwd.set_epoch("cam0", 1))
-        for pub in (intruder, worker):
-            pub.hold("cam0", 1)
-        intruder.send("faces.cam0", faces("cam0", 0, [6]))
-        worker.send("faces.cam0", faces("cam0", 0, [3]))
+        keys = [pub.hold("cam0", 1) for pub in (intruder, worker)]
+        intruder.send(f"faces.{keys[0]}", faces(keys[0], 0, [6]))
+        worker.send(f"faces.{keys[1]}", faces(keys[1], 0, [3]))
         assert sub.poll(int(LIVENESS_S * 1000)), "the allowed worker's message reached the viewer"
         got = [json.loads(sub.recv_multipart()[1])]
         while sub.poll(500):

@@ -220,7 +220,7 @@ def test_a_stalled_worker_is_fenced_and_rejoins_empty(cluster: Cluster):
 
     def rejoined() -> bool:
         w = next(w for w in cluster.status()["workers"] if w["id"] == victim["id"])
-        return w["state"] == "ready" and w["streams"] == [] and w["running"] == []
+        return w["state"] == "ready" and w["streams"] == [] and w["running"] == [] and w["stale"] == []
 
     wait_for(rejoined, LIVENESS_S, f"{victim['id']} rejoining with no stream")
     keeps_receiving(cluster, SOURCES)

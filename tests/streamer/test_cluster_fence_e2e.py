@@ -1,0 +1,173 @@
+"""The fence under an operator's faults, end to end on a local Ray (offline engine, Haar
+detector, looped realtime clips), in a network namespace of its own (``netns.py``): two
+workers, one stream each (capacity 1: a lost worker's stream has nowhere to go but back to
+it), one subscriber on the forwarder.
+
+In order, on ONE cluster: everything on loopback; the driver SIGSTOPped for three heartbeat
+timeouts, then resumed: no healthy stream is moved or ended; one worker SIGSTOPped until the
+driver declares it lost, then resumed: it stops its stale pipeline instance before it takes
+its stream back (``moved w0 -> w0``), and nothing of the old instance is published under the
+new epoch (no old frame, no old track's end, no old ``ended``); then SIGTERM, and checks
+over every message: frames never go backwards within an epoch, epochs never go back, one
+``seq`` per topic, no stream ended but by the stop. Every wait is on messages or on the
+driver's status; the pauses are the faults themselves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamer.cluster.epochs import split_track_id
+from tests.streamer.clusterkit import Cluster, own_network_namespace, sockets_off_loopback, start_cluster, stop_cluster
+from tests.streamer.helpers import LIVENESS_S, validators, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.timeout(1200)]
+
+SOURCES = ["s1", "s2"]
+HEARTBEAT_TIMEOUT_S = 5.0
+PAUSE_S = 3 * HEARTBEAT_TIMEOUT_S
+"""How long the driver is stopped: well past the heartbeat timeout."""
+START_S = 3 * LIVENESS_S
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
+    c = start_cluster(
+        tmp_path_factory.mktemp("fence"),
+        SOURCES,
+        face_clip,
+        "cluster.local_cpus=2",
+        "cluster.workers=2",
+        "cluster.worker_cpus=1",
+        "cluster.streams_per_worker=1",
+        "cluster.heartbeat_interval_s=1",
+        f"cluster.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}",
+        "cluster.lost_kill_s=1000",
+        "cluster.replace_workers=false",
+    )
+    try:
+        yield c
+    finally:
+        stop_cluster(c)
+
+
+def flowing(cluster: Cluster, n: int = 10) -> None:
+    """Every stream gets ``n`` more faces messages."""
+    counts = {s: len(cluster.faces(s)) for s in SOURCES}
+    wait_for(
+        lambda: all(len(cluster.faces(s)) >= counts[s] + n for s in SOURCES) or cluster.proc.poll() is not None,
+        LIVENESS_S,
+        "every stream flowing on",
+    )
+    assert cluster.proc.poll() is None, cluster.tail()
+
+
+def stream_events(cluster: Cluster, sid: str) -> list[dict[str, Any]]:
+    return [m for m in cluster.col.of(f"events.{sid}") if m["scope"] == "stream"]
+
+
+def test_every_stream_served_on_loopback(cluster: Cluster):
+    wait_for(
+        lambda: all(len(cluster.faces(s)) >= 10 for s in SOURCES) or cluster.proc.poll() is not None,
+        START_S,
+        "faces of every source on the forwarder",
+    )
+    assert cluster.proc.poll() is None, cluster.tail()
+    ready = cluster.ready()
+    assert sorted(s for w in ready for s in w["streams"]) == SOURCES and len(ready) == 2
+    # Loopback only: the test's own network namespace, Ray on 127.0.0.1, and every socket
+    # of the cluster (Ray's, the driver's, the workers', the subscriber's) bound to and
+    # connected with loopback.
+    assert own_network_namespace()
+    assert {w["node_ip"] for w in ready} == {"127.0.0.1"}
+    assert cluster.status()["ingest"].startswith("tcp://127.0.0.1:")
+    assert sockets_off_loopback() == []
+
+
+def test_a_paused_driver_drops_no_healthy_stream(cluster: Cluster):
+    before = cluster.status()
+    cluster.pause(cluster.proc.pid)
+    try:
+        time.sleep(PAUSE_S)  # the fault: the driver neither looks nor forwards for this long
+    finally:
+        cluster.resume(cluster.proc.pid)
+    flowing(cluster)
+    st = cluster.status()
+    assert [w["state"] for w in st["workers"]] == ["ready", "ready"], st["workers"]
+    assert st["moves"] == [], "a pause of the driver is no failure of its workers"
+    for sid in SOURCES:
+        src = st["sources"][sid]
+        assert (src["state"], src["worker"], src["epoch"]) == ("assigned", before["sources"][sid]["worker"], 1)
+        assert [m["kind"] for m in stream_events(cluster, sid)] == ["started"], "no stream moved or ended"
+
+
+def test_a_lost_worker_gets_its_stream_back_cleanly(cluster: Cluster):
+    victim = cluster.ready()[0]
+    (sid,) = victim["streams"]
+    cluster.pause(victim["pid"])  # a hung process or a partitioned node: alive but silent
+    try:
+        wait_for(lambda: cluster.worker(victim["id"])["state"] == "lost", LIVENESS_S, f"{victim['id']} lost")
+        # Its stream has nowhere else to go (the other worker is full): it waits.
+        assert cluster.status()["sources"][sid]["state"] == "pending"
+    finally:
+        cluster.resume(victim["pid"])  # it comes back, its old pipeline instance still running
+
+    def back() -> bool:
+        src = cluster.status()["sources"][sid]
+        return src["state"] == "assigned" and src["epoch"] == 2 and len(cluster.faces(sid, 2)) >= 10
+
+    wait_for(back, LIVENESS_S, f"{sid} served again under epoch 2")
+    flowing(cluster)
+    w = cluster.worker(victim["id"])
+    assert w["state"] == "ready" and w["streams"] == [sid] and w["running"] == [sid] and w["stale"] == [], w
+    moved = [m for m in stream_events(cluster, sid) if m["kind"] == "moved" and m["details"]["to"]]
+    assert [(m["details"]["from"], m["details"]["to"], m["epoch"]) for m in moved] == [(victim["id"], victim["id"], 2)]
+    # After the move, nothing of epoch 1: the new instance's own messages, from its own start.
+    mine = [m for _, m in list(cluster.col.messages) if m["stream_id"] == sid]
+    after = mine[mine.index(moved[0]) + 1 :]
+    assert after and not [m for m in after if m.get("epoch") != 2], "a message of the stale instance got out"
+    events = [m for m in after if m["type"] == "event" and m["scope"] != "engine"]
+    assert (events[0]["scope"], events[0]["kind"]) == ("stream", "started"), events[:5]
+    new_frames = [m["frame_index"] for m in after if m["type"] == "faces"]
+    assert new_frames == sorted(new_frames), "frames went backwards within epoch 2 (the old instance's leftovers)"
+    started: set[int] = set()
+    for m in events:
+        if m["scope"] == "track" and m["kind"] == "started":
+            started.add(m["track_id"])
+        elif m["scope"] == "track" and m["kind"] == "ended":
+            assert m["track_id"] in started, f"a track of the old instance ended under epoch 2: {m}"
+    assert not [m for m in stream_events(cluster, sid) if m["kind"] in ("ended", "failed")], "the stream ended"
+
+
+def test_stop_and_no_message_went_backwards(cluster: Cluster):
+    cluster.proc.send_signal(signal.SIGTERM)
+    assert cluster.proc.wait(LIVENESS_S) == 0, cluster.tail()
+    wait_for(lambda: all(cluster.events(s, "ended") for s in SOURCES), LIVENESS_S, "every stream's end")
+    v = validators()
+    frames: dict[tuple[str, int], list[int]] = defaultdict(list)
+    epochs: dict[str, list[int]] = defaultdict(list)
+    seqs: dict[str, list[int]] = defaultdict(list)
+    for topic, m in list(cluster.col.messages):
+        assert not [e.message for e in v[topic.split(".", 1)[0]].iter_errors(m)], (topic, m)
+        seqs[topic].append(m["seq"])
+        if "epoch" in m:
+            epochs[m["stream_id"]].append(m["epoch"])
+        if m["type"] == "faces":
+            frames[(m["stream_id"], m["epoch"])].append(m["frame_index"])
+            assert all(split_track_id(f["track_id"])[0] == m["epoch"] for f in m["faces"])
+    for key, idx in frames.items():
+        assert all(a < b for a, b in itertools.pairwise(idx)), f"{key}: frames went backwards within one epoch"
+    for sid, es in epochs.items():
+        assert es == sorted(es), f"{sid}: an older epoch after a newer one"
+    for topic, ss in seqs.items():
+        assert all(a < b for a, b in itertools.pairwise(ss)), f"{topic}: seq not increasing"
+    for sid in SOURCES:
+        ends = [m for m in stream_events(cluster, sid) if m["kind"] in ("ended", "failed")]
+        assert [(m["kind"], m["reason"]) for m in ends] == [("ended", "stopped")], "ended only by the stop"
