@@ -30,12 +30,14 @@ class ClusterSettings(StrictSettings):
     local_gpus: int | None = Field(None, ge=0)
     """GPUs a local Ray offers (null = what Ray detects)."""
     workers: int | None = Field(None, ge=1)
-    """Worker actors to keep running (each one process with one pipeline); null = one per GPU
-    of the cluster when the engine runs on CUDA, else one per ``worker_cpus`` CPUs."""
+    """Worker actors to keep running (each one process with one pipeline); null = as many as
+    fit node by node: per ``worker_gpus`` GPUs (and ``worker_cpus`` CPUs) when the engine may
+    run on CUDA and the cluster has GPUs, else per ``worker_cpus`` CPUs."""
     worker_cpus: float = Field(2.0, gt=0)
     """CPUs each worker reserves on its node (decode threads, detection, publishing)."""
     worker_gpus: float = Field(1.0, ge=0)
-    """GPUs each worker reserves when the engine runs on CUDA (1 = one worker per GPU)."""
+    """GPUs each worker reserves (the actor's ``num_gpus``) when the engine may run on CUDA
+    (1 = one worker per GPU; fractions share a card: 0.5 = two workers per GPU)."""
     streams_per_worker: int = Field(4, ge=1)
     """Streams one worker takes (its capacity), unless ``capacity_report`` is set."""
     capacity_report: Annotated[str | None, ConfigPath()] = None

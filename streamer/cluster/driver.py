@@ -83,7 +83,8 @@ class ClusterDriver:
             self.assignment, front.forwarder, front.board, self.supervisor.workers
         )
         front.serve_control(ClusterController(self))
-        n, resources = plan_workers(self.cs, self.settings.engine.device, ray.cluster_resources())
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        n, resources = plan_workers(self.cs, self.settings.engine.device, nodes)
         if self.settings.publisher.wait_subscribers:
             self._gate_s = time.monotonic() + self.settings.publisher.settle_s
         with self.lock:

@@ -4,10 +4,12 @@ connection itself; and the settings each worker runs with.
 
 Example:
     >>> from configs.cluster import ClusterSettings
-    >>> plan_workers(ClusterSettings(worker_cpus=2), "cpu", {"CPU": 8.0, "GPU": 2.0})
+    >>> plan_workers(ClusterSettings(worker_cpus=2), "cpu", [{"CPU": 8.0, "GPU": 2.0}])
     (4, {'num_cpus': 2.0, 'num_gpus': 0})
-    >>> plan_workers(ClusterSettings(), "auto", {"CPU": 32.0, "GPU": 2.0})
+    >>> plan_workers(ClusterSettings(), "auto", [{"CPU": 32.0, "GPU": 2.0}])
     (2, {'num_cpus': 2.0, 'num_gpus': 1.0})
+    >>> plan_workers(ClusterSettings(worker_gpus=0.5), "auto", [{"CPU": 32.0, "GPU": 1.0}, {"CPU": 2.0, "GPU": 4.0}])
+    (3, {'num_cpus': 2.0, 'num_gpus': 0.5})
     >>> worker_ingest("tcp://0.0.0.0:5560", None, "10.0.0.2"), worker_ingest("tcp://127.0.0.1:41000", None, "10.0.0.2")
     ('tcp://10.0.0.2:5560', 'tcp://127.0.0.1:41000')
 """
@@ -30,22 +32,42 @@ LOCAL_OBJECT_STORE_BYTES = 128 << 20
 results go over ZeroMQ), so it stays small."""
 
 
-def plan_workers(cs: ClusterSettings, engine_device: str, resources: dict[str, float]) -> tuple[int, dict[str, Any]]:
-    """``(worker count, Ray resources each reserves)`` for the cluster's ``resources``."""
-    gpus = float(resources.get("GPU", 0.0))
+def plan_workers(cs: ClusterSettings, engine_device: str, nodes: list[dict[str, float]]) -> tuple[int, dict[str, Any]]:
+    """``(worker count, Ray resources each reserves)`` for the cluster's ``nodes`` (each
+    node's Ray resources): as many workers as fit node by node, counting CPUs and, when the
+    engine may use CUDA, GPUs (``worker_gpus``, fractions allowed: 0.5 = two workers per
+    card); a worker never spans nodes, so 1.5 GPUs on each of two nodes hold two 1-GPU
+    workers, not three."""
+    gpus = sum(float(n.get("GPU", 0.0)) for n in nodes)
     use_gpu = engine_device != "cpu" and gpus > 0 and cs.worker_gpus > 0
     if engine_device.startswith("cuda") and not use_gpu:
         raise ConfigError(f"engine.device is {engine_device} but the Ray cluster offers no GPU to workers")
     options: dict[str, Any] = {"num_cpus": cs.worker_cpus, "num_gpus": cs.worker_gpus if use_gpu else 0}
+    fits = [_fit(n, "CPU", cs.worker_cpus) if not use_gpu else _fit_both(n, cs) for n in nodes]
     if cs.workers is not None:
+        if cs.workers > sum(fits):
+            log.warning(
+                "cluster.workers: %d workers, but the nodes now hold %d; the rest wait for room", cs.workers, sum(fits)
+            )
         return cs.workers, options
-    n = int(gpus // cs.worker_gpus) if use_gpu else int(float(resources.get("CPU", 0.0)) // cs.worker_cpus)
-    if n < 1:
+    if sum(fits) < 1:
+        cpus = sum(float(n.get("CPU", 0.0)) for n in nodes)
+        what = f"{cs.worker_cpus:g} CPUs" + (f" and {cs.worker_gpus:g} GPUs" if use_gpu else "")
         raise ConfigError(
-            f"cluster.worker_cpus: the Ray cluster has {resources.get('CPU', 0)} CPUs, fewer than one worker needs "
-            f"({cs.worker_cpus}); lower it or set cluster.workers"
+            f"cluster.worker_cpus: no node of the Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs in all) has room for one "
+            f"worker ({what}); lower it or set cluster.workers"
         )
-    return n, options
+    return sum(fits), options
+
+
+def _fit(node: dict[str, float], resource: str, each: float) -> int:
+    """Workers reserving ``each`` of ``resource`` that fit on ``node`` (Ray counts resources
+    to 1e-4; a little slack keeps 1.0 / 0.1 from becoming 9)."""
+    return int(float(node.get(resource, 0.0)) / each + 1e-6)
+
+
+def _fit_both(node: dict[str, float], cs: ClusterSettings) -> int:
+    return min(_fit(node, "CPU", cs.worker_cpus), _fit(node, "GPU", cs.worker_gpus))
 
 
 def worker_capacity(cs: ClusterSettings) -> int:

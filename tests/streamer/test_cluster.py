@@ -346,13 +346,14 @@ def test_sources_file(tmp_path: Path):
 
 
 def test_plan_workers_capacity_and_ingest(tmp_path: Path):
-    assert plan_workers(ClusterSettings(worker_cpus=2), "cpu", {"CPU": 7.0}) == (3, {"num_cpus": 2.0, "num_gpus": 0})
-    assert plan_workers(ClusterSettings(), "auto", {"CPU": 64.0, "GPU": 4.0})[0] == 4
-    assert plan_workers(ClusterSettings(workers=2), "auto", {"CPU": 64.0})[0] == 2
+    assert plan_workers(ClusterSettings(worker_cpus=2), "cpu", [{"CPU": 7.0}]) == (3, {"num_cpus": 2.0, "num_gpus": 0})
+    assert plan_workers(ClusterSettings(), "auto", [{"CPU": 64.0, "GPU": 4.0}])[0] == 4
+    assert plan_workers(ClusterSettings(workers=2), "auto", [{"CPU": 64.0}])[0] == 2
     with pytest.raises(ConfigError, match="no GPU"):
-        plan_workers(ClusterSettings(), "cuda", {"CPU": 8.0})
-    with pytest.raises(ConfigError, match="fewer than one worker"):
-        plan_workers(ClusterSettings(worker_cpus=4), "cpu", {"CPU": 2.0})
+        plan_workers(ClusterSettings(), "cuda", [{"CPU": 8.0}])
+    with pytest.raises(ConfigError, match="room for one"):
+        plan_workers(ClusterSettings(worker_cpus=4), "cpu", [{"CPU": 2.0}, {"CPU": 3.0}])
+
     report = tmp_path / "sweep.json"
     report.write_text(json.dumps({"sweep": {"1": {"max_realtime_streams": 12}, "4": {"max_realtime_streams": 7}}}))
     assert worker_capacity(ClusterSettings(capacity_report=str(report))) == 7
@@ -364,6 +365,21 @@ def test_plan_workers_capacity_and_ingest(tmp_path: Path):
         load_settings(None, ["cluster.heartbeat_timeout_s=1", "cluster.heartbeat_interval_s=2"])
     with pytest.raises(ConfigError, match=r"cluster\.ingest_endpoint"):
         load_settings(None, ["cluster.ingest_endpoint=ipc:///tmp/x"])
+
+
+def test_plan_workers_counts_gpus_node_by_node():
+    """Workers never span nodes: capacity is counted per node, in CPUs and GPUs (fractions too)."""
+    two_nodes = [{"CPU": 16.0, "GPU": 1.5}, {"CPU": 16.0, "GPU": 1.5}]
+    assert plan_workers(ClusterSettings(worker_gpus=1), "auto", two_nodes) == (2, {"num_cpus": 2.0, "num_gpus": 1})
+    assert plan_workers(ClusterSettings(worker_gpus=0.5), "auto", two_nodes)[0] == 6
+    assert plan_workers(ClusterSettings(worker_gpus=0.1), "auto", [{"CPU": 64.0, "GPU": 1.0}])[0] == 10
+    # CPUs bind where they are scarcer: 2 GPUs but 3 CPUs hold one 2-CPU worker
+    assert plan_workers(ClusterSettings(worker_gpus=1), "auto", [{"CPU": 3.0, "GPU": 2.0}])[0] == 1
+    # a node without GPUs hosts no GPU worker; an engine on the CPU ignores GPUs
+    assert plan_workers(ClusterSettings(worker_gpus=1), "auto", [{"CPU": 64.0}, {"CPU": 4.0, "GPU": 1.0}])[0] == 1
+    assert plan_workers(ClusterSettings(worker_gpus=1), "cpu", [{"CPU": 8.0, "GPU": 4.0}])[0] == 4
+    with pytest.raises(ConfigError, match="room for one"):
+        plan_workers(ClusterSettings(worker_gpus=1), "auto", [{"CPU": 1.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 0.5}])
 
 
 def test_cluster_command_refuses_what_it_cannot_run(tmp_path: Path, capsys):

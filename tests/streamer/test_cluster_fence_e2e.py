@@ -1,7 +1,7 @@
 """The fence under an operator's faults, end to end on a local Ray (offline engine, Haar
 detector, looped realtime clips), in a network namespace of its own (``netns.py``): two
-workers, one stream each (capacity 1: a lost worker's stream has nowhere to go but back to
-it), one subscriber on the forwarder.
+workers, placed by GPU capacity (half of one logical GPU each), one stream each (capacity 1:
+a lost worker's stream has nowhere to go but back to it), one subscriber on the forwarder.
 
 In order, on ONE cluster: everything on loopback; the driver SIGSTOPped for three heartbeat
 timeouts, then resumed: no healthy stream is moved or ended; one worker SIGSTOPped until the
@@ -43,8 +43,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
         tmp_path_factory.mktemp("fence"),
         SOURCES,
         face_clip,
-        "cluster.local_cpus=2",
-        "cluster.workers=2",
+        # Two workers from GPU capacity (logical GPUs: the engine stays on the CPU): one GPU at
+        # half a GPU each, though the three CPUs would hold three.
+        "engine.device=auto",
+        "cluster.local_cpus=3",
+        "cluster.local_gpus=1",
+        "cluster.worker_gpus=0.5",
         "cluster.worker_cpus=1",
         "cluster.streams_per_worker=1",
         "cluster.heartbeat_interval_s=1",
@@ -82,6 +86,8 @@ def test_every_stream_served_on_loopback(cluster: Cluster):
     assert cluster.proc.poll() is None, cluster.tail()
     ready = cluster.ready()
     assert sorted(s for w in ready for s in w["streams"]) == SOURCES and len(ready) == 2
+    st = cluster.status()
+    assert len(st["workers"]) == 2 and [w["gpus"] for w in ready] == [["0"], ["0"]], "placed by GPU capacity"
     # Loopback only: the test's own network namespace, Ray on 127.0.0.1, and every socket
     # of the cluster (Ray's, the driver's, the workers', the subscriber's) bound to and
     # connected with loopback.
