@@ -6,7 +6,8 @@ namespace whose only interface is ``lo`` it finds 127.0.0.1 and uses it. A test 
 ``@pytest.mark.netns`` is therefore run, once, by a second pytest inside
 ``unshare -n`` (after ``ip link set lo up``), and each of its tests is reported here with
 the outcome it had there (a failure with that run's report and its output's tail). Everything
-a test starts inherits the namespace, and nothing of it outlives the namespace's processes.
+a test starts inherits the namespace. The namespace's output comes with the module's first
+test (``-rP`` shows it for passing tests).
 Where ``unshare`` is not permitted (no root, no user namespaces) the tests are skipped,
 with the reason.
 
@@ -26,6 +27,8 @@ from pathlib import Path
 import pytest
 
 ENV = "EXPSTREAM_NETNS"
+OUTPUT = "\0output"
+"""The key of a module's whole output among its tests' results."""
 LOOPBACK_ONLY = 'ip link set lo up && exec "$@"'
 TAIL_CHARS = 6000
 
@@ -86,7 +89,7 @@ def _run_module(item: pytest.Item, timeout_s: float) -> dict[str, tuple[str, str
             output += f"\n(the namespace's pytest ran past {timeout_s:g} s and was killed)"
         results = _parse_junit(junit) if junit.exists() else {}
     tail = output[-TAIL_CHARS:]
-    out = {}
+    out = {OUTPUT: ("", output)}
     for i in names:
         outcome, text = results.get(i.name, ("failed", "no result from the namespace's pytest"))
         out[i.name] = outcome, f"{text}\n--- the namespace's pytest, its output's tail ---\n{tail}"
@@ -123,7 +126,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         longrepr = (str(item.path), item.location[1] or 0, f"Skipped: {text}")
     elif outcome == "failed":
         longrepr = text
-    report = pytest.TestReport(item.nodeid, item.location, {}, outcome, longrepr, "call")
+    output = cache[item.path].pop(OUTPUT, ("", ""))[1]  # the module's output, with its first test's report
+    sections = [("Captured stdout call (in its network namespace)", output)] if output else []
+    report = pytest.TestReport(item.nodeid, item.location, {}, outcome, longrepr, "call", sections)
     ihook.pytest_runtest_logreport(report=report)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
