@@ -67,6 +67,18 @@ class ClusterSettings(StrictSettings):
     are free; it takes pending and new sources)."""
     stop_timeout_s: float = Field(30.0, gt=0)
     """On SIGINT/SIGTERM, how long workers get to end their streams before they are killed."""
+    rebalance: bool = True
+    """When a worker joins (a new or replacement worker ready, a lost one rejoined), move
+    streams to it until loads are even within ``rebalance_tolerance``, one move at a time,
+    each with the handover of a lost worker's move. ``streamer cluster rebalance`` does it on
+    demand either way."""
+    rebalance_tolerance: int = Field(1, ge=1)
+    """Loads (in source weight units) may differ by this much between workers before a stream
+    is moved to even them."""
+    rebalance_hold_s: float = Field(10.0, ge=0)
+    """Damping: streams move to a worker that joined only once the set of ready workers has
+    not changed for this long (a worker that flaps moves nothing), and the next move waits
+    until the previous one resumed (or this long)."""
 
     @field_validator("ingest_endpoint")
     @classmethod

@@ -1,7 +1,7 @@
 """``streamer cluster``: the service on a Ray cluster, one worker actor per GPU (or per
 ``cluster.worker_cpus`` CPUs), behind one endpoint (docs/deployment.md); ``streamer
 cluster status`` asks a running driver (its ``control.endpoint``) for workers, streams and
-load.
+load; ``streamer cluster rebalance`` asks it to even its workers' loads now.
 
 Exit codes: 0 stopped (SIGINT/SIGTERM) or every source ended; 1 some source failed; 2 bad
 configuration or sources file; 3 no worker could start (or none is left).
@@ -10,6 +10,7 @@ Example (plain text)::
 
     $ streamer cluster -c site.yaml --sources sources.yaml --set cluster.address=auto
     $ streamer cluster status -c site.yaml
+    $ streamer cluster rebalance -c site.yaml
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     from configs.core.cli import add_config_args
 
     parser.add_argument(
-        "action", nargs="?", choices=["run", "status"], default="run", help="run the cluster (default), or its status"
+        "action",
+        nargs="?",
+        choices=["run", "status", "rebalance"],
+        default="run",
+        help="run the cluster (default), print its status, or even its workers' loads now",
     )
     parser.add_argument("--sources", metavar="FILE.yaml", help="the sources: stream ids -> URIs (docs/deployment.md)")
     parser.add_argument("--json", action="store_true", help="status: print the whole reply as JSON")
@@ -49,6 +54,8 @@ def cluster_command(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.overrides)
     if args.action == "status":
         return status_command(settings, args.json)
+    if args.action == "rebalance":
+        return rebalance_command(settings, args.json)
     from streamer.cli.run import stop_on_signals
     from streamer.cluster.driver import ClusterDriver
     from streamer.cluster.sourcelist import load_sources
@@ -71,26 +78,41 @@ def cluster_command(args: argparse.Namespace) -> int:
 
 def status_command(settings: Settings, as_json: bool) -> int:
     """Print a running cluster's workers, streams and load (``control.endpoint``)."""
+    reply = _ask(settings, {"op": "status"}, "streamer cluster status")
+    print(json.dumps(reply, indent=2) if as_json else status_text(reply))
+    return 0
+
+
+def rebalance_command(settings: Settings, as_json: bool) -> int:
+    """Ask a running cluster to even its workers' loads; print the moves it will make."""
+    reply = _ask(settings, {"op": "rebalance"}, "streamer cluster rebalance")
+    planned = reply.get("planned", [])
+    lines = [f"move {m['stream']}: {m['from']} -> {m['to']}" for m in planned] or ["loads are even: nothing to move"]
+    print(json.dumps(reply, indent=2) if as_json else "\n".join(lines))
+    return 0
+
+
+def _ask(settings: Settings, body: dict[str, Any], what: str) -> dict[str, Any]:
+    """Send ``body`` to the driver's ``control.endpoint`` (as a CurveZMQ client with keys); its reply."""
     import zmq
 
     from streamer.net.sockets import Sockets
 
     endpoint = settings.control.endpoint
     if not endpoint:
-        raise ConfigError("control.endpoint: streamer cluster status asks the driver's control endpoint; set it")
+        raise ConfigError(f"control.endpoint: {what} asks the driver's control endpoint; set it")
     with Sockets(settings.security, serve=False) as sockets:  # a client: security.client_secret_key
         sock = sockets.client(zmq.REQ, endpoint)
         try:
-            sock.send(json.dumps({"op": "status"}).encode())
+            sock.send(json.dumps(body).encode())
             if not sock.poll(10_000):
                 raise ConfigError(f"control.endpoint {endpoint}: no answer within 10 s (is the cluster running?)")
             reply = json.loads(sock.recv())
         finally:
             sock.close(0)
     if not reply.get("ok"):
-        raise ConfigError(f"status refused: {reply.get('error')}")
-    print(json.dumps(reply, indent=2) if as_json else status_text(reply))
-    return 0
+        raise ConfigError(f"{body['op']} refused: {reply.get('error')}")
+    return reply
 
 
 def status_text(reply: dict[str, Any]) -> str:

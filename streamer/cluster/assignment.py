@@ -6,7 +6,8 @@ Each source (a ``SourceRecord``, its ``SourceState``) is ``pending`` (waiting fo
 is awaited), or finished (``ended``, ``failed``, ``removed``). Every assignment of a source
 takes the next epoch of that source. A worker takes sources up to its capacity (``weight``
 units each); a new one goes to the worker with the lowest fill (then fewest streams, then
-oldest), so streams spread evenly.
+oldest), so streams spread evenly. When a worker joins, ``next_rebalance`` names the stream
+to move to it, one at a time, until loads are even within a tolerance.
 
 Example:
     >>> a = Assignment()
@@ -17,12 +18,17 @@ Example:
     [('w0', 1), ('w1', 1), ('w0', 1)]
     >>> a.drop_worker("w0"), a.place("cam0"), a.place("cam2")
     ((['cam0', 'cam2'], []), ('w1', 2), None)
+    >>> a.add_worker("w2", 2); a.place("cam2"); a.plan_rebalance()   # a worker joins: loads 2, 1
+    ('w2', 2)
+    []
+    >>> a.add_worker("w3", 2); a.plan_rebalance()                    # another: 2, 1, 0
+    [('cam0', 'w1', 'w3')]
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from configs.core.errors import ConfigError
@@ -145,6 +151,49 @@ class Assignment:
         src.state, src.worker, src.epoch, src.since_s = SourceState.ASSIGNED, worker, src.epoch + 1, time.time()
         src.avoid = None
         return worker, src.epoch
+
+    def next_rebalance(self, tolerance: int = 1) -> tuple[str, str, str] | None:
+        """The next stream to move to even the loads: ``(stream, from, to)``, from the most
+        loaded worker to the least loaded one with room, when their loads differ by more than
+        ``tolerance``; None when even. Each move strictly narrows the gap (a stream lighter
+        than it), so repeated moves end."""
+        if len(self.capacity) < 2:
+            return None
+        loads = {w: self.load(w) for w in self.capacity}
+        order = list(self.capacity)
+        heavy = max(order, key=lambda w: (loads[w], len(self.streams_of(w))))
+        light = min(order, key=lambda w: (loads[w], order.index(w)))
+        gap = loads[heavy] - loads[light]
+        if gap <= tolerance:
+            return None
+        room = self.capacity[light] - loads[light]
+        movable = [
+            s
+            for s in self.sources.values()
+            if s.worker == heavy and s.state == SourceState.ASSIGNED and s.weight < gap and s.weight <= room
+        ]
+        if not movable:
+            return None
+        src = max(movable, key=lambda s: (s.weight, s.since_s))  # the heaviest that helps, then the newest
+        return src.stream_id, heavy, light
+
+    def plan_rebalance(self, tolerance: int = 1) -> list[tuple[str, str, str]]:
+        """Every move ``next_rebalance`` would make, in order (nothing changes here)."""
+        trial, moves = Assignment(), []
+        trial.capacity = dict(self.capacity)
+        trial.sources = {k: replace(v) for k, v in self.sources.items()}
+        while (move := trial.next_rebalance(tolerance)) is not None:
+            moves.append(move)
+            trial.sources[move[0]].worker = move[2]
+        return moves
+
+    def displace(self, stream_id: str, cause: str) -> None:
+        """Take an assigned source off its (live) worker: pending again, displaced by
+        ``cause`` (the ``moved`` event's reason), not placed back on that worker next."""
+        src = self.sources[stream_id]
+        assert src.state == SourceState.ASSIGNED, src
+        src.state, src.previous, src.avoid, src.worker = SourceState.PENDING, src.worker, src.worker, None
+        src.displaced, src.since_s = cause, time.time()
 
     def unplace(self, stream_id: str, reason: str) -> None:
         """An assignment that did not take (the worker refused): pending again, not on that

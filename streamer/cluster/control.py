@@ -7,6 +7,9 @@ for the whole cluster.
 - ``{"op": "add_source", "id": ..., "uri": ..., "weight": 1}``: placed on the least-filled
   worker with room (or pending until one has room).
 - ``{"op": "remove_source", "id": ...}``: its worker stops it (``ended``, reason ``removed``).
+- ``{"op": "rebalance"}`` (the cluster's only own request): move streams, one at a time, until
+  the workers' loads are even within ``cluster.rebalance_tolerance``; the reply lists the
+  moves planned (``streamer cluster rebalance``).
 - ``{"op": "set_prompts", ...}``, ``{"op": "set_head", ...}``: checked here (a head file's
   path made absolute: every node must find it there), tried on one worker (a failure there
   changes nothing), then applied on every other worker; a worker that cannot follow is
@@ -26,6 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from configs.core.errors import ConfigError
 from configs.engine import EngineSettings
 from streamer.service.requests import AddSource, ControlHandler, EngineRequest, RemoveSource, new_engine
 
@@ -48,6 +52,10 @@ class Cluster(Protocol):
 
     def remove_source(self, stream_id: str) -> dict[str, Any]: ...
 
+    def rebalance(self) -> dict[str, Any]:
+        """Even the workers' loads now; the moves planned."""
+        ...
+
     def change_engine(self, body: dict[str, Any], engine: EngineSettings) -> dict[str, Any]:
         """Send ``body`` (a checked engine request) to every worker; ``engine`` for new ones."""
         ...
@@ -59,6 +67,13 @@ class ClusterController(ControlHandler):
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+
+    def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(req, dict) and req.get("op") == "rebalance":  # the cluster's own request
+            if set(req) != {"op"}:
+                raise ConfigError(f"rebalance takes no argument (got {', '.join(sorted(set(req) - {'op'}))})")
+            return self.cluster.rebalance()
+        return super().__call__(req)
 
     def status(self) -> dict[str, Any]:
         return self.cluster.status()

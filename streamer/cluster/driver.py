@@ -6,7 +6,8 @@ assignment of sources to them (docs/deployment.md).
 One loop (``tick``) on the driver's main thread wakes on any worker event (a heartbeat
 answered, a worker's process gone, a call returned) or every ``TICK_S``, and then: reads
 what the forwarder saw (epochs that ended, first messages of moved streams), checks every
-worker's heartbeat, moves the streams of a lost or dead worker, and places pending sources.
+worker's heartbeat, moves the streams of a lost or dead worker, places pending sources, and
+moves streams to even the load after a worker joined (``rebalance.Rebalancer``).
 Control requests (another thread) take the same lock.
 
 Streams change hands through ``Placement`` (``placement.py``); control requests are
@@ -36,6 +37,7 @@ from streamer.cluster.control import ClusterController
 from streamer.cluster.front import ClusterOutlets
 from streamer.cluster.placement import Placement
 from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest
+from streamer.cluster.rebalance import Rebalancer
 from streamer.cluster.sourcelist import ClusterSource
 from streamer.cluster.supervisor import Supervisor
 from streamer.cluster.workers import WorkerSlot, WorkerState
@@ -60,6 +62,7 @@ class ClusterDriver:
         self.supervisor = Supervisor(settings, self.assignment, self.capacity, self.lock, log_level)
         self.front: ClusterOutlets | None = None
         self.placement: Placement | None = None
+        self.rebalancer: Rebalancer | None = None
         self.ingest = ""
         self._local_ray = False
         self._gate_s: float | None = None
@@ -82,6 +85,7 @@ class ClusterDriver:
         self.placement = self.supervisor.placement = Placement(
             self.assignment, front.forwarder, front.board, self.supervisor.workers
         )
+        self.rebalancer = Rebalancer(self.assignment, self.placement, self.cs)
         front.serve_control(ClusterController(self))
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
         n, resources = plan_workers(self.cs, self.settings.engine.device, nodes)
@@ -173,6 +177,8 @@ class ClusterDriver:
             self._placement.check_calls(ready)
             if self._gate_open():
                 self._placement.place_pending()
+                if self.rebalancer is not None:
+                    self.rebalancer.step()
             if not self.supervisor.alive():
                 causes = "; ".join(f"{w.id}: {w.cause}" for w in self.workers.values())
                 raise ModelError(f"no worker is left ({causes})")
@@ -250,6 +256,12 @@ class ClusterDriver:
         with self.lock:
             self._placement.remove(stream_id)
             return {"removing": stream_id}
+
+    def rebalance(self) -> dict[str, Any]:
+        """Even the workers' loads now, one move at a time: the moves planned."""
+        with self.lock:
+            assert self.rebalancer is not None, "start() first"
+            return self.rebalancer.request()
 
     def running(self) -> list[str]:
         """The streams on a worker now (assigned, or being removed there)."""

@@ -1,5 +1,6 @@
 """Streams changing hands: placing a source on a worker under a new epoch, moving the
-streams of a lost or dead worker, removing a source, and reading what the forwarder saw
+streams of a lost or dead worker, moving one stream to another worker (rebalancing:
+``shift``), removing a source, and reading what the forwarder saw
 (epochs that ended, first messages of moved streams). The driver calls it with its lock
 held; it talks to the workers through Ray and to subscribers through the forwarder.
 
@@ -56,10 +57,10 @@ class Placement:
         for sid in self.assignment.pending():
             self.place(sid)
 
-    def place(self, sid: str) -> None:
-        """Give a pending source to the least-filled worker with room, if any."""
+    def place(self, sid: str, exclude: tuple[str, ...] = ()) -> None:
+        """Give a pending source to the least-filled worker with room (not in ``exclude``), if any."""
         src = self.assignment.sources[sid]
-        placed = self.assignment.place(sid)
+        placed = self.assignment.place(sid, exclude)
         if placed is None:
             return
         wid, epoch = placed
@@ -95,25 +96,49 @@ class Placement:
             if closed is not None:  # it had ended on its own just before: nothing to move
                 self.assignment.finish(sid, src.epoch, closed[1], closed[2])
                 continue
-            last = self.forwarder.last_seen(sid)
-            self.moves.append(
-                {
-                    "stream": sid,
-                    "from": worker,
-                    "to": None,
-                    "epoch": None,
-                    "cause": cause,
-                    "at": time.time(),
-                    "silent_s": None if last is None else round(time.monotonic() - last, 3),
-                    "gap_s": None,
-                }
-            )
+            self._record(sid, worker, cause)
             if not replace:
                 continue
             self.place(sid)
             if src.displaced:  # no worker has room: say so, it waits
                 self.publish([moved_event(sid, self._engine_of(sid), worker, None, None, cause)])
                 src.displaced = f"{cause} (waited for a worker with room)"
+
+    def shift(self, sid: str, to: str, cause: str) -> dict[str, Any] | None:
+        """Move a running stream off its live worker onto ``to`` (rebalancing), with a lost
+        worker's handover: its epoch fenced and its tracks ended here, the old worker told to
+        revoke it, then placed under the next epoch. The move's record (None: it had just
+        ended, nothing moved)."""
+        src = self.assignment.sources[sid]
+        worker, epoch = src.worker, src.epoch
+        assert worker is not None, src
+        closed = self.close(sid, epoch, "rebalanced")
+        if closed is not None:
+            self.assignment.finish(sid, epoch, closed[1], closed[2])
+            return None
+        ref = self.workers[worker].actor.revoke.remote(sid, epoch)
+        self.calls[ref] = ("revoke", sid, epoch, worker)
+        self.assignment.displace(sid, cause)
+        move = self._record(sid, worker, cause)
+        self.place(sid, exclude=tuple(w for w in self.assignment.capacity if w != to))
+        if src.displaced:  # no room after all: it waits, like any displaced stream
+            self.publish([moved_event(sid, self._engine_of(sid), worker, None, None, cause)])
+        return move
+
+    def _record(self, sid: str, worker: str, cause: str) -> dict[str, Any]:
+        last = self.forwarder.last_seen(sid)
+        move = {
+            "stream": sid,
+            "from": worker,
+            "to": None,
+            "epoch": None,
+            "cause": cause,
+            "at": time.time(),
+            "silent_s": None if last is None else round(time.monotonic() - last, 3),
+            "gap_s": None,
+        }
+        self.moves.append(move)
+        return move
 
     # ---- removing
 

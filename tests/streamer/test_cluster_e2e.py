@@ -56,6 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
         "cluster.streams_per_worker=5",  # survivors always have room: no move waits for a replacement
         f"cluster.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}",
         "cluster.lost_kill_s=1000",
+        "cluster.rebalance=false",  # failover alone here: test_cluster_rebalance_e2e.py moves streams to joiners
     )
     try:
         yield c
