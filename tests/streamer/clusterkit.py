@@ -49,6 +49,8 @@ class Cluster:
     col: TimedCollector
     clip: Path
     paused: set[int] = field(default_factory=set)
+    earlier: list[subprocess.Popen] = field(default_factory=list)
+    """Driver processes killed and replaced by the test (``restart``)."""
 
     def request(self, body: dict[str, Any]) -> dict[str, Any]:
         return request(self.control, body, LIVENESS_S)
@@ -84,13 +86,17 @@ class Cluster:
         self.paused.discard(pid)
 
 
-def start_cluster(d: Path, sources: list[str], clip: Path, *settings: str) -> Cluster:
+def start_cluster(d: Path, sources: list[str], clip: Path, *settings: str, again: Cluster | None = None) -> Cluster:
     """A driver serving ``sources`` (each the looping realtime ``clip``), with a subscriber
-    connected before the sources start (``publisher.wait_subscribers``)."""
+    connected before the sources start (``publisher.wait_subscribers``). ``again``: a driver
+    that restarts on that cluster's endpoints, its subscriber kept."""
     listing = d / "sources.yaml"
     listing.write_text("sources:\n" + "".join(f"  {s}: {clip}\n" for s in sources))
-    endpoint, control, snapshot = free_endpoint(), free_endpoint(), free_endpoint()
-    col = TimedCollector(endpoint)
+    if again is None:
+        endpoint, control, snapshot = free_endpoint(), free_endpoint(), free_endpoint()
+        col = TimedCollector(endpoint)
+    else:
+        endpoint, control, snapshot, col = again.endpoint, again.control, again.snapshot, again.col
     args = sets(
         "detector.name=haar",
         "detector.full_frame_every=5",
@@ -106,7 +112,7 @@ def start_cluster(d: Path, sources: list[str], clip: Path, *settings: str) -> Cl
         *LOOPBACK_SETTINGS,
         *settings,
     )
-    log = d / "driver.log"
+    log = d / ("driver.log" if again is None else "driver-again.log")
     with log.open("w") as out:
         proc = subprocess.Popen(
             streamer_cmd("cluster", "-c", OFFLINE, "--sources", str(listing), *args),
@@ -124,6 +130,9 @@ def stop_cluster(c: Cluster) -> None:
     what is left of its process group, close the subscriber."""
     for pid in list(c.paused):
         c.resume(pid)
+    for old in c.earlier:  # drivers the test killed and restarted: what their local Ray left
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGKILL)
     try:
         if c.proc.poll() is None:
             c.proc.send_signal(signal.SIGTERM)

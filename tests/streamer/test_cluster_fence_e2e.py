@@ -7,16 +7,20 @@ In order, on ONE cluster: everything on loopback; the driver SIGSTOPped for two 
 timeouts, then resumed: no healthy stream is moved or ended; one worker SIGSTOPped until the
 driver declares it lost, then resumed: it stops its stale pipeline instance before it takes
 its stream back (``moved w0 -> w0``), and nothing of the old instance is published under the
-new epoch (no old frame, no old track's end, no old ``ended``); then SIGTERM, and checks
-over every message: frames never go backwards within an epoch, epochs never go back, one
-``seq`` per topic, no stream ended but by the stop. Every wait is on messages or on the
+new epoch (no old frame, no old track's end, no old ``ended``); the driver killed (with its
+local Ray) and restarted on the same endpoints: the subscriber client sees a new run and no
+duplicate; then SIGTERM, and checks over every message, per run: frames never go backwards
+within an epoch, epochs never go back, one ``seq`` per topic, no stream ended but by the
+stop. Every wait is on messages or on the
 driver's status; the pauses are the faults themselves.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import signal
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from streamer.client import Subscriber
 from streamer.cluster.epochs import split_track_id
 from tests.streamer.clusterkit import Cluster, own_network_namespace, sockets_off_loopback, start_cluster, stop_cluster
 from tests.streamer.helpers import LIVENESS_S, validators, wait_for
@@ -38,25 +43,25 @@ PAUSE_S = 2 * HEARTBEAT_TIMEOUT_S
 START_S = 3 * LIVENESS_S
 
 
+SETTINGS = (
+    # Two workers from GPU capacity (logical GPUs: the engine stays on the CPU): one GPU at
+    # half a GPU each, though the three CPUs would hold three.
+    "engine.device=auto",
+    "cluster.local_cpus=3",
+    "cluster.local_gpus=1",
+    "cluster.worker_gpus=0.5",
+    "cluster.worker_cpus=1",
+    "cluster.streams_per_worker=1",
+    "cluster.heartbeat_interval_s=1",
+    f"cluster.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}",
+    "cluster.lost_kill_s=1000",
+    "cluster.replace_workers=false",
+)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
-    c = start_cluster(
-        tmp_path_factory.mktemp("fence"),
-        SOURCES,
-        face_clip,
-        # Two workers from GPU capacity (logical GPUs: the engine stays on the CPU): one GPU at
-        # half a GPU each, though the three CPUs would hold three.
-        "engine.device=auto",
-        "cluster.local_cpus=3",
-        "cluster.local_gpus=1",
-        "cluster.worker_gpus=0.5",
-        "cluster.worker_cpus=1",
-        "cluster.streams_per_worker=1",
-        "cluster.heartbeat_interval_s=1",
-        f"cluster.heartbeat_timeout_s={HEARTBEAT_TIMEOUT_S}",
-        "cluster.lost_kill_s=1000",
-        "cluster.replace_workers=false",
-    )
+    c = start_cluster(tmp_path_factory.mktemp("fence"), SOURCES, face_clip, *SETTINGS)
     try:
         yield c
     finally:
@@ -153,21 +158,69 @@ def test_a_lost_worker_gets_its_stream_back_cleanly(cluster: Cluster):
     assert not [m for m in stream_events(cluster, sid) if m["kind"] in ("ended", "failed")], "the stream ended"
 
 
+def test_a_restarted_driver_serves_again_under_a_new_run(cluster: Cluster, tmp_path: Path, face_clip: Path):
+    """kill -9 of the driver (and its local Ray), then a restart on the same endpoints: the
+    subscriber client (connected throughout) counts one restart and no duplicate; every
+    message is known by its ``(run, topic, seq)``, every frame by its ``(run, epoch,
+    frame_index)``: none repeats, though ``seq`` and epochs begin again."""
+    got: list[tuple[str, dict[str, Any]]] = []
+    stop = threading.Event()
+    sub = Subscriber(cluster.endpoint)
+
+    def read() -> None:
+        while not stop.is_set():
+            if (m := sub.recv(0.1)) is not None:
+                got.append(m)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len([t for t, _ in got if t.startswith("faces.")]) >= 10, LIVENESS_S, "the client's messages")
+        first_run = got[-1][1]["run"]
+        os.killpg(cluster.proc.pid, signal.SIGKILL)  # the driver and its local Ray, at once
+        cluster.proc.wait()
+        cluster.earlier.append(cluster.proc)
+        again = start_cluster(tmp_path, SOURCES, face_clip, *SETTINGS, again=cluster)
+        cluster.proc, cluster.log = again.proc, again.log
+
+        def served_again() -> bool:
+            new = {m["stream_id"] for t, m in list(got) if t.startswith("faces.") and m["run"] != first_run}
+            return new == set(SOURCES) or cluster.proc.poll() is not None
+
+        wait_for(served_again, START_S, "every stream from the restarted driver")
+        flowing(cluster)
+    finally:
+        stop.set()
+        reader.join()
+        sub.close()
+    runs = [m["run"] for _, m in got]
+    first_new = runs.index(next(r for r in runs if r != first_run))
+    assert set(runs[first_new:]) == {runs[first_new]} != {first_run}, "the old run, then the new one"
+    assert sub.restarts == 1 and sub.duplicates == 0
+    known = [(m["run"], t, m["seq"]) for t, m in got]
+    frames = [(m["run"], m["stream_id"], m["epoch"], m["frame_index"]) for t, m in got if m["type"] == "faces"]
+    assert len(set(known)) == len(known) and len(set(frames)) == len(frames)
+    assert min(m["epoch"] for m in [m for _, m in got][first_new:] if "epoch" in m) == 1, "epochs begin again"
+    timed = [(t, m["run"]) for t, topic, m in list(cluster.col.timed) if topic.startswith("faces.")]
+    gap = min(t for t, r in timed if r != first_run) - max(t for t, r in timed if r == first_run)
+    print(f"driver killed and restarted: the subscriber saw no faces for {gap:.2f} s")
+
+
 def test_stop_and_no_message_went_backwards(cluster: Cluster):
     cluster.proc.send_signal(signal.SIGTERM)
     assert cluster.proc.wait(LIVENESS_S) == 0, cluster.tail()
     wait_for(lambda: all(cluster.events(s, "ended") for s in SOURCES), LIVENESS_S, "every stream's end")
     v = validators()
-    frames: dict[tuple[str, int], list[int]] = defaultdict(list)
-    epochs: dict[str, list[int]] = defaultdict(list)
-    seqs: dict[str, list[int]] = defaultdict(list)
-    for topic, m in list(cluster.col.messages):
+    frames: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    epochs: dict[tuple[str, str], list[int]] = defaultdict(list)
+    seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for topic, m in list(cluster.col.messages):  # per run: the driver restarted once
         assert not [e.message for e in v[topic.split(".", 1)[0]].iter_errors(m)], (topic, m)
-        seqs[topic].append(m["seq"])
+        seqs[(m["run"], topic)].append(m["seq"])
         if "epoch" in m:
-            epochs[m["stream_id"]].append(m["epoch"])
+            epochs[(m["run"], m["stream_id"])].append(m["epoch"])
         if m["type"] == "faces":
-            frames[(m["stream_id"], m["epoch"])].append(m["frame_index"])
+            frames[(m["run"], m["stream_id"], m["epoch"])].append(m["frame_index"])
             assert all(split_track_id(f["track_id"])[0] == m["epoch"] for f in m["faces"])
     for key, idx in frames.items():
         assert all(a < b for a, b in itertools.pairwise(idx)), f"{key}: frames went backwards within one epoch"
