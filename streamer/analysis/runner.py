@@ -84,6 +84,9 @@ class VideoOutcome:
     faces: int = 0
     tracks: int = 0
     seconds: float = 0.0
+    """Wall time of the whole video: engine start, every frame, tables and report."""
+    process_s: float = 0.0
+    """Wall time of the pipeline alone (decode, detect, track, score): ``frames / process_s`` is its speed."""
 
 
 @dataclass
@@ -209,7 +212,9 @@ class Analyzer:
                 on_frame=thumbs,
             )
             self._warm = False
+            p0 = time.monotonic()
             pipe.run(stop)
+            process_s = round(time.monotonic() - p0, 3)
         finally:
             bars.end_video()
         if stop.is_set():
@@ -223,11 +228,15 @@ class Analyzer:
         meta = {"video": name, "path": str(path), "engine": rows.fingerprint or self.engine.fingerprint}
         meta.update(analysis=self.fingerprint, end=reason, settings=self.results)
         tables = build_tables(rows, name, {**meta, "classes": list(self.engine.classes)})
-        outcome = VideoOutcome(name, str(path), "done", None, len(tables.frames), len(tables.faces), len(tables.tracks))
+        counts = len(tables.frames), len(tables.faces), len(tables.tracks)
+        outcome = VideoOutcome(name, str(path), "done", None, *counts, process_s=process_s)
         if self.out is not None:
             self._write(name, tables, thumbs)
         outcome.seconds = round(time.monotonic() - t0, 2)
-        log.info("%s: %d frames, %d faces, %d tracks", name, outcome.frames, outcome.faces, outcome.tracks)
+        fps = counts[0] / max(process_s, 1e-6)
+        log.info(
+            "%s: %d frames in %.1f s (%.1f frames/s), %d faces, %d tracks", name, counts[0], process_s, fps, *counts[1:]
+        )
         return outcome, tables
 
     def _write(self, name: str, tables: VideoTables, thumbs: Thumbnails | None) -> None:

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from configs.core.cli import add_config_args
+from configs.core.errors import ConfigError
 
 log = logging.getLogger("streamer")
 
@@ -27,7 +28,8 @@ def add_analyze_arguments(p: argparse.ArgumentParser) -> None:
     """The command line of ``streamer analyze`` (light: imports nothing heavy)."""
     from streamer.cli.classes import add_class_arguments
 
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, folders (searched recursively) or globs")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files, folders (searched recursively) or globs")
+    p.add_argument("--demo", action="store_true", help="add the built-in sample clip (720p, 10 s)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="where tables, report and manifest go")
     add_config_args(p, "scheduler.max_hz=5")
     add_class_arguments(p)
@@ -49,6 +51,13 @@ def analyze_command(args: argparse.Namespace) -> int:
 
     class_overrides(args)
     settings = load_settings(args.config, args.overrides)
+    videos = list(args.videos)
+    if args.demo:
+        from streamer.sources.demo import demo_clip
+
+        videos.append(str(demo_clip(settings.engine.cache_dir)))
+    if not videos:
+        raise ConfigError("no VIDEO given (try: streamer analyze --demo --out results -c offline)")
     log.debug("resolved configuration:\n%s", dump_settings(settings))
     analyzer = Analyzer(
         settings,
@@ -63,12 +72,13 @@ def analyze_command(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     with stop_on_signals(stop):
-        run = analyzer.run(args.videos, stop, keep=False)
+        run = analyzer.run(videos, stop, keep=False)
     for o in run.outcomes:
         if o.status == "failed":
             log.error("%s: failed: %s", o.name, o.reason)
         else:
-            log.info("%s: %s, %d frames, %d faces, %d tracks", o.name, o.status, o.frames, o.faces, o.tracks)
+            speed = f" ({o.frames / o.process_s:.1f} frames/s)" if o.process_s else ""
+            log.info("%s: %s, %d frames%s, %d faces, %d tracks", o.name, o.status, o.frames, speed, o.faces, o.tracks)
     done = sum(o.status == "done" for o in run.outcomes)
     skipped = sum(o.status == "skipped" for o in run.outcomes)
     failed = sum(o.status == "failed" for o in run.outcomes)

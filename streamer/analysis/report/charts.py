@@ -34,7 +34,7 @@ def class_colors(classes: Sequence[str]) -> dict[str, str]:
 def png_uri(fig: Figure) -> str:
     """The figure as a ``data:image/png;base64,...`` URI."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)  # fixed margins: a "tight" box would draw it twice
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -44,7 +44,7 @@ def timeline_figure(
     """One track over time: its smoothed probability per class (lines) and its episodes
     (bars in the class's colour underneath)."""
     fig = Figure(figsize=(9.0, 2.6))
-    grid = fig.add_gridspec(2, 1, height_ratios=(5, 1), hspace=0.08)
+    grid = fig.add_gridspec(2, 1, height_ratios=(5, 1), hspace=0.08, left=0.08, right=0.84, top=0.9, bottom=0.17)
     top = fig.add_subplot(grid[0])
     bottom = fig.add_subplot(grid[1], sharex=top)
     t = faces["time_s"].to_numpy()
@@ -74,7 +74,10 @@ def distribution_figure(counts: Mapping[str, int | float], colors: Mapping[str, 
     names = list(counts)
     total = float(sum(counts.values())) or 1.0
     shares = [100.0 * counts[n] / total for n in names]
-    fig = Figure(figsize=(6.0, 0.35 * len(names) + 0.8))
+    height = 0.35 * len(names) + 0.9
+    fig = Figure(figsize=(6.0, height))
+    left = min(0.45, 0.1 + 0.012 * max(len(n) for n in names))  # room for the class names
+    fig.subplots_adjust(left=left, right=0.95, top=1 - 0.35 / height, bottom=0.55 / height)
     ax = fig.add_subplot()
     ax.barh(names[::-1], shares[::-1], color=[colors.get(n, "#888888") for n in names[::-1]])
     ax.set_xlim(0, 100)

@@ -27,7 +27,7 @@ MAX_TRACKS = 60
 """Tracks drawn on a video's page (the longest first); every track is in ``tracks.csv``."""
 
 STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px auto; padding: 0 16px; max-width: 1100px; color: #222; }
 h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; }
 table { border-collapse: collapse; } td, th { padding: 3px 10px; border-bottom: 1px solid #ddd; text-align: left; }
 .track { display: flex; gap: 16px; align-items: flex-start; border-top: 1px solid #ccc; padding: 12px 0; }
