@@ -78,6 +78,8 @@ class Manifest:
     def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = dict(data.get("videos", {}))
+        self.not_found: list[dict[str, str]] = []
+        """This run's inputs that named no video, with the reason (written with the entries)."""
 
     @classmethod
     def load(cls, folder: Path) -> Manifest:
@@ -98,11 +100,14 @@ class Manifest:
             return False
         return self.path is None or (self.path.parent / name / "faces.parquet").is_file()
 
-    def record(self, name: str, entry: dict[str, Any]) -> None:
-        """Set ``name``'s entry and write the manifest (atomically: a temporary file renamed)."""
-        self.entries[name] = entry
+    def record(self, name: str | None, entry: dict[str, Any] | None = None) -> None:
+        """Set ``name``'s entry (None: only write) and write the manifest atomically (a
+        temporary file renamed)."""
+        if name is not None and entry is not None:
+            self.entries[name] = entry
         if self.path is None:
             return
+        data = {"version": 1, "videos": self.entries, "inputs_not_found": self.not_found}
         tmp = self.path.with_name(f".{MANIFEST}.{os.getpid()}")
-        tmp.write_text(json.dumps({"version": 1, "videos": self.entries}, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, self.path)

@@ -157,6 +157,8 @@ class Analyzer:
         manifest = Manifest({}) if self.out is None else Manifest.load(self.out)
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
+            manifest.not_found = [{"input": item, "reason": reason} for item, reason in bad]
+            manifest.record(None)
         names = video_names(paths)
         todo = []
         for path, name in zip(paths, names, strict=True):

@@ -53,7 +53,9 @@ def analyzed(clips: list[Path], tmp_path_factory: pytest.TempPathFactory) -> tup
 def test_one_bad_file_fails_alone_with_its_reason_in_the_manifest_and_the_index(analyzed):
     out, code = analyzed
     assert code == 1  # some failed, the others written
-    manifest = json.loads((out / "manifest.json").read_text())["videos"]
+    data = json.loads((out / "manifest.json").read_text())
+    assert [m["reason"] for m in data["inputs_not_found"]] == ["no such file or folder"]
+    manifest = data["videos"]
     assert manifest["a_faces"]["status"] == manifest["b_pan"]["status"] == "done"
     assert manifest["broken"]["status"] == "failed" and "broken.mp4" in manifest["broken"]["reason"]
     index = (out / "index.html").read_text()
@@ -224,3 +226,13 @@ def test_the_report_opens_from_disk_in_a_real_browser_with_every_image_and_no_er
         assert thumbs == tracks  # a clearest face per track
     finally:
         driver.quit()
+
+
+def test_every_frame_publishes_each_face_with_the_scores_of_its_own_frame(clips):
+    res = analyze(clips[0], config=OFFLINE, every_frame=True)
+    judged = res.faces[res.faces["abstain"].isna() & ~res.faces["predicted"]]
+    assert len(judged) > 100
+    # lockstep: the detection thread waited for the engine, so no face carries an older frame's scores
+    assert (judged["scored_frame"] == judged["frame"]).all()
+    per_track = res.tracks.set_index("track_id")
+    assert (per_track["scores"] >= per_track["frames_labelled"] * 0.9).all()
