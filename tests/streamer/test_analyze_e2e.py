@@ -94,12 +94,15 @@ def test_the_python_api_returns_what_the_command_wrote(analyzed, clips):
 
 def test_zero_shot_classes_name_the_columns_and_change_the_fingerprint(analyzed, clips, tmp_path):
     out, _ = analyzed
-    res = analyze(clips[0], classes=CLASSES.split(","), config=OFFLINE, out=tmp_path)
+    res = analyze(clips[0], classes=CLASSES.split(","), config=OFFLINE, out=tmp_path, thumbnails=False)
     assert res.classes == ["engaged", "confused", "bored"]
     assert [c for c in res.faces.columns if c.startswith("p_")] == ["p_engaged", "p_confused", "p_bored"]
     base = json.loads((out / "a_faces" / "meta.json").read_text())
     mine = json.loads((tmp_path / "a_faces" / "meta.json").read_text())
     assert mine["engine"] != base["engine"] and mine["classes"] == ["engaged", "confused", "bored"]
+    page = (tmp_path / "a_faces" / "report.html").read_text()
+    assert page.count("no thumbnail") == len(res.tracks) and "class='thumb'><img" not in page  # --no-thumbnails
+    assert "class='thumb'><img" in (out / "a_faces" / "report.html").read_text()
 
 
 def test_a_rerun_skips_what_is_done_and_rewrites_nothing(analyzed, clips):
