@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from configs.base import ConfigPath, Device, StrictSettings
 
@@ -49,6 +49,25 @@ class PromptSettings(StrictSettings):
     """Path to a YAML mapping ``class: [prompt, ...]`` or that mapping inline: new classes."""
     file: Annotated[str | None, ConfigPath()] = None
     """Reference prompt data (default: the packaged configs/prompts/expclip_prompts.yaml)."""
+
+    @field_validator("classes")
+    @classmethod
+    def _check_classes(cls, value: str | list[str]) -> str | list[str]:
+        """An explicit list: at least one class, no blank name, no name twice (ignoring case
+        and surrounding spaces); names are stripped. Every path (config file, ``--set``,
+        ``--classes``, the control endpoint) refuses the same way."""
+        if isinstance(value, str):
+            return value
+        names = [str(c).strip() for c in value]
+        if not names:
+            raise ValueError("an explicit class list needs at least one class")
+        if any(not n for n in names):
+            raise ValueError("a class name is empty or blank")
+        folded = [n.casefold() for n in names]
+        twice = sorted({n for n, f in zip(names, folded, strict=True) if folded.count(f) > 1})
+        if twice:
+            raise ValueError(f"class {', '.join(twice)} given twice; each class once")
+        return names
 
 
 class SmoothingSettings(StrictSettings):

@@ -1,4 +1,5 @@
-"""The ``streamer`` command: ``run``, ``subscribe``, ``keys``, ``bench``, ``build-engine`` and ``cluster``.
+"""The ``streamer`` command: ``run``, ``analyze``, ``subscribe``, ``keys``, ``bench``, ``build-engine``
+and ``cluster``.
 
 Exit codes (``configs.core.errors.ExitCode``, docs/streamer.md): 0 every stream ended normally or
 was stopped; 1 some stream failed; 2 bad command line or configuration; 3 a model, head or
@@ -8,6 +9,7 @@ Example (plain text)::
 
     $ streamer run --demo -c offline
     $ streamer run cam0=rtsp://10.0.0.5/live clip.mp4 -c configs/default.yaml --set scheduler.max_hz=4
+    $ streamer analyze recordings/ --out results -c offline --classes "engaged,confused,bored"
     $ streamer subscribe tcp://127.0.0.1:5556 --stream cam0
     $ streamer keys /etc/expstream/keys server alice
     $ streamer bench --streams 4 --json
@@ -24,6 +26,7 @@ from collections.abc import Sequence
 
 from configs.core.cli import add_config_args, add_log_level, run_cli, shorthand
 from configs.core.errors import ModelError
+from streamer.cli.classes import add_class_arguments, class_overrides
 
 OFFLINE_HINT = "to try ExpStream without any download: streamer run --demo -c offline"
 
@@ -53,6 +56,20 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
         help="write every message to a JSON-lines file instead of ZeroMQ",
     )
     run.add_argument("--demo", action="store_true", help="add the built-in sample clip as a source")
+    add_class_arguments(run)
+
+
+def _analyze_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="recorded videos to tables (Parquet, CSV) and an offline HTML report",
+        description="Analyze video files as fast as the machine goes: every frame decoded and tracked; per "
+        "video one row per face per frame, per track and per episode, and a report page; a rerun skips "
+        "what is done (docs/analyze.md).",
+    )
+    from streamer.cli.analyze import add_analyze_arguments  # light: argparse only
+
+    add_analyze_arguments(p)
 
 
 def _subscribe_parser(sub: argparse._SubParsersAction) -> None:
@@ -98,6 +115,7 @@ def _bench_parser(sub: argparse._SubParsersAction, *, arguments: bool = True) ->
         from streamer.cli.bench import add_bench_arguments
 
         add_bench_arguments(bench)
+        add_class_arguments(bench)
 
 
 def _build_engine_parser(sub: argparse._SubParsersAction) -> None:
@@ -149,6 +167,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     add_log_level(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
+    _analyze_parser(sub)
     _subscribe_parser(sub)
     _keys_parser(sub)
     _bench_parser(sub, arguments=command not in LIGHT_COMMANDS)
@@ -161,7 +180,15 @@ def _run(args: argparse.Namespace) -> int:
     # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.cli.run import run_command
 
+    class_overrides(args)
     return run_command(args)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    # per command: `streamer subscribe` and --help stay light (no torch)
+    from streamer.cli.analyze import analyze_command
+
+    return analyze_command(args)
 
 
 def _subscribe(args: argparse.Namespace) -> int:
@@ -185,6 +212,7 @@ def _bench(args: argparse.Namespace) -> int:
     # per command: `streamer subscribe` and --help stay light (no torch)
     from streamer.cli.bench import bench_command
 
+    class_overrides(args)
     return bench_command(args)
 
 
@@ -206,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamer`` command; returns the exit code."""
     handlers = {
         "run": _run,
+        "analyze": _analyze,
         "subscribe": _subscribe,
         "keys": _keys,
         "bench": _bench,

@@ -86,10 +86,12 @@ class DetectionThread(threading.Thread):
         detection: DetectorSettings,
         pipeline: PipelineSettings,
         keep_alive: bool = False,
+        lockstep: bool = False,
     ) -> None:
         """Streams arrive through ``inbox``; ``detection`` is the ``detector`` section
         (cadence, region search, minimum face size), ``pipeline`` the read timeout and the
-        streams per tick."""
+        streams per tick. ``lockstep``: wait for each offered frame to be scored before
+        publishing it (results depend on the file alone, not on thread timing: ``streamer analyze``)."""
         super().__init__(name="detection", daemon=True)
         self.streams: list[StreamState] = []
         self.detector = detector
@@ -101,6 +103,7 @@ class DetectionThread(threading.Thread):
         self.stats = stats
         self.keep_alive = keep_alive
         """Keep running with no stream left (sources may be added) until ``stop_when_idle``."""
+        self.lockstep = lockstep
         self.inbox: queue.SimpleQueue[StreamState] = queue.SimpleQueue()
         """Streams added while running (any thread puts, this thread takes)."""
         self.engine_changes: queue.SimpleQueue[EngineChange] = queue.SimpleQueue()
@@ -189,6 +192,8 @@ class DetectionThread(threading.Thread):
         to_score, reasons = self.reporter.scorable(tracks)
         if len(to_score):
             self.slots.offer(ScoreJob(frame, to_score))
+            if self.lockstep:
+                self.slots.wait_scored(st.stream_id)
         with self.stats.time("publish"):
             self.reporter.frame(frame, tracks, reasons)
         s = self.stats.stream(st.stream_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from streamer.base import Publisher
 from streamer.frames import Frame
@@ -42,6 +43,9 @@ from streamer.values import Abstention, FaceResult, StreamEvent, TrackEvent, Tra
 
 log = logging.getLogger(__name__)
 
+FrameTap = Callable[[Frame, Tracks, list[FaceResult | Abstention | None]], None]
+"""Sees every processed frame with its tracks and results (``streamer analyze``'s thumbnails)."""
+
 
 class Emitter:
     """Publishes what the pipeline produces and keeps each stream's terminal event last."""
@@ -54,12 +58,15 @@ class Emitter:
         *,
         publish_empty: bool = True,
         preview: PreviewWriter | None = None,
+        on_frame: FrameTap | None = None,
     ) -> None:
         self.publisher = publisher
         self.ctx = ctx
         self.stats = stats
         self.publish_empty = publish_empty
         self.preview = preview
+        self.on_frame = on_frame
+        """Called on the detection thread with every processed frame, its tracks and results."""
         self._lock = threading.Lock()
         self._terminal: dict[str, StreamEvent] = {}
         """The terminal event of each stream (held until it finishes, then published)."""
@@ -120,6 +127,8 @@ class Emitter:
         self.stats.latency.add(frame.stream_id, now, now - frame.wall_time_s)  # frame-to-publish
         if self.preview is not None:
             self.preview.put(frame, tracks, results)
+        if self.on_frame is not None:
+            self.on_frame(frame, tracks, results)
 
     def stream_finished(self, stream_id: str) -> None:
         """The stream's last frames and track ends are out: publish its terminal event (an

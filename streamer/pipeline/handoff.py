@@ -51,6 +51,8 @@ class ScoreSlots(Closable):
         super().__init__()
         self._jobs: dict[str, ScoreJob] = {}
         self._ends: list[EndNotice] = []
+        self._busy: set[str] = set()
+        """Streams whose taken job the scoring thread has not settled yet (lockstep)."""
         self.replaced = 0
         """Jobs overwritten before the scoring thread took them."""
 
@@ -85,7 +87,24 @@ class ScoreSlots(Closable):
             self._wait(lambda: bool(self._jobs or self._ends), timeout_s)
             jobs, ends = list(self._jobs.values()), self._ends
             self._jobs, self._ends = {}, []
+            self._busy.update(self._jobs_streams(jobs))
             return jobs, ends
+
+    @staticmethod
+    def _jobs_streams(jobs: list[ScoreJob]) -> set[str]:
+        return {j.frame.stream_id for j in jobs}
+
+    def settle(self, jobs: list[ScoreJob]) -> None:
+        """The scoring thread is done with these jobs (their results are on the board)."""
+        with self._cond:
+            self._busy -= self._jobs_streams(jobs)
+            self._cond.notify_all()
+
+    def wait_scored(self, stream_id: str) -> None:
+        """Lockstep: wait until the stream's offered job has been taken and settled (or the
+        slots are closed), so the frame is published with its own results."""
+        with self._cond:
+            self._wait(lambda: stream_id not in self._jobs and stream_id not in self._busy, None)
 
 
 class ResultsBoard(Mapping[TrackKey, FaceResult | Abstention]):

@@ -1,10 +1,9 @@
 """``Pipeline``: sources -> detection thread -> scoring thread -> emitter -> publisher.
 
-Threads (docs/design.md): one decode thread per source (bounded queue), ONE detection thread
-across all streams (owns the trackers; ``detection_thread``), ONE scoring thread (owns
-engine, smoother and scheduler; one engine batch per tick across streams;
-``scoring_thread``), one publisher thread (owns the socket), and an optional preview thread.
-A dead stream ends with its events and never stops the others.
+Threads (docs/design.md): a decode thread per source (bounded queue), ONE detection thread
+across all streams (owns the trackers), ONE scoring thread (owns engine, smoother and
+scheduler; one engine batch per tick across streams), one publisher thread (owns the socket),
+an optional preview thread. A dead stream ends with its events and never stops the others.
 
 Example (plain text)::
 
@@ -33,7 +32,7 @@ from streamer.device.path import frame_path_for
 from streamer.output.messages import MessageContext
 from streamer.output.preview import PreviewWriter
 from streamer.pipeline.detection_thread import DetectionThread, StreamState
-from streamer.pipeline.emitter import Emitter
+from streamer.pipeline.emitter import Emitter, FrameTap
 from streamer.pipeline.handoff import EngineChange, ResultsBoard, ScoreSlots
 from streamer.pipeline.reporter import TrackReporter
 from streamer.pipeline.scoring_thread import ScoringThread
@@ -81,7 +80,11 @@ class Pipeline:
         detector: FaceDetector | None = None,
         keep_alive: bool = False,
         warm: bool = True,
+        lockstep: bool = False,
+        on_frame: FrameTap | None = None,
     ) -> None:
+        """``lockstep``: frames published with their own scores, scoring rate in media time
+        (``streamer analyze``); ``on_frame``: the emitter's frame tap."""
         if not streams and not keep_alive:
             raise ValueError("Pipeline needs at least one stream (or keep_alive for sources added later)")
         ids = [s.stream_id for s in streams]
@@ -109,6 +112,7 @@ class Pipeline:
             self.stats,
             publish_empty=settings.publisher.publish_empty,
             preview=self.preview,
+            on_frame=on_frame,
         )
         self.sources: dict[str, Source] = {}
         self._slots = ScoreSlots()
@@ -124,6 +128,7 @@ class Pipeline:
             detection=settings.detector,
             pipeline=settings.pipeline,
             keep_alive=keep_alive,
+            lockstep=lockstep,
         )
         self._scoring = ScoringThread(
             engine,
@@ -136,12 +141,11 @@ class Pipeline:
             tracker=settings.tracker,
             frame_path=self.frame_path,
             on_engine_change=self._detection.engine_changes.put,
+            media_clock=lockstep,
         )
         self._lock = threading.Lock()
         self._engine_lock = threading.Lock()
         self._running = False
-
-    # ------------------------------------------------------------ sources
 
     def _open(self, spec: StreamSpec) -> StreamState | None:
         try:
@@ -189,8 +193,6 @@ class Pipeline:
         with self._lock:
             return sorted(sid for sid, s in self.sources.items() if not s.done)
 
-    # ------------------------------------------------------------ engine
-
     def change_engine(self, settings: EngineSettings, timeout_s: float = 120.0) -> EngineChange:
         """Build an engine for ``settings`` off the hot path (sharing the frozen CLIP), swap it
         in between two engine batches, and return once every later message carries it. A
@@ -203,8 +205,6 @@ class Pipeline:
                 raise TimeoutError(f"the engine change was not applied within {timeout_s} s")
             self.engine = new
             return change
-
-    # ------------------------------------------------------------ running
 
     def snapshot(self) -> StatsSnapshot:
         """Counters, stage timings, drops and queue depths right now."""

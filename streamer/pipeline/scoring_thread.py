@@ -55,11 +55,13 @@ class ScoringThread(threading.Thread):
         tracker: TrackerSettings,
         frame_path: FramePath,
         on_engine_change: Callable[[EngineChange], None] | None = None,
+        media_clock: bool = False,
     ) -> None:
         """``slots`` is what it scores, ``results`` where it writes (it alone); ``tracker``
         gives the re-linking settings; ``frame_path`` cuts and stacks the crops (on the host
         or the device); ``on_engine_change`` is given each ``EngineChange`` once it is in use
-        here (the detection thread's inbox)."""
+        here (the detection thread's inbox); ``media_clock``: the scheduler's rate counts in
+        the frames' media time instead of wall time (lockstep analysis of files)."""
         super().__init__(name="scoring", daemon=True)
         self.engine = engine
         self.slots = slots
@@ -70,6 +72,7 @@ class ScoringThread(threading.Thread):
         self.abstain_settings = abstain
         self.frame_path = frame_path
         self.on_engine_change = on_engine_change
+        self.media_clock = media_clock
         self.smoother = engine.make_smoother()
         self.scheduler = ScoringScheduler(scheduler.max_hz, scheduler.max_batch)
         self.relinker = Relinker(tracker)
@@ -94,6 +97,8 @@ class ScoringThread(threading.Thread):
                     log.exception("scoring failed for %d frame(s); skipped", len(jobs))
                     for job in jobs:
                         self.stats.stream(job.frame.stream_id).errors += 1
+                finally:
+                    self.slots.settle(jobs)
             for notice in ends:
                 self.forget(notice)
 
@@ -139,9 +144,8 @@ class ScoringThread(threading.Thread):
 
     def score(self, jobs: list[ScoreJob]) -> None:
         """Score the due tracks of these frames (one per stream) in one engine batch."""
-        candidates = [(j.frame.stream_id, tid) for j in jobs for tid in j.tracks.track_ids.tolist()]
         now = time.monotonic()
-        chosen = set(self.scheduler.select(candidates, now))
+        chosen = set(self._select(jobs, now))
         if not chosen:
             return
         with self.stats.time("crop"):
@@ -171,6 +175,18 @@ class ScoringThread(threading.Thread):
             relinked = self._relink(keys, feats)
             smoothed = self.smoother.update(keys, probs, feats if self.smoother.needs_features else None)
             self._write_results(keys, jobs_of, probs, smoothed, relinked)
+
+    def _select(self, jobs: list[ScoreJob], now: float) -> list[TrackKey]:
+        """The scheduler's choice: one call on wall time, or one per frame on its media time."""
+        if not self.media_clock:
+            return self.scheduler.select(
+                [(j.frame.stream_id, t) for j in jobs for t in j.tracks.track_ids.tolist()], now
+            )
+        chosen: list[TrackKey] = []
+        for j in jobs:
+            at = j.frame.pts_s if j.frame.pts_s is not None else now
+            chosen += self.scheduler.select([(j.frame.stream_id, t) for t in j.tracks.track_ids.tolist()], at)
+        return chosen
 
     def _relink(self, keys: list[TrackKey], feats: np.ndarray | None) -> dict[TrackKey, int]:
         """Tracks scored for the first time that continue a track that just ended: their

@@ -116,12 +116,14 @@ def test_gpu_proof_script_runs_every_step_on_cpu(tmp_path):
     with open(out / "steps.tsv") as f:
         steps = {row[0]: row[1] for row in csv.reader(f, delimiter="\t")}
     expected = ["facts", "install", "engine-l14", "standin", "retinaface", "sweep-l14", "sweep-b16", "engine-compile"]
-    expected += ["engine-fp8", "engine-b16", "engine-b32", "summary"]
+    expected += ["engine-fp8", "engine-b16", "engine-b32", "analyze-l14", "summary"]
     assert list(steps) == expected
     failed = {k: v for k, v in steps.items() if v != "0"}
     assert not failed, {k: (out / f"{k}.log").read_text()[-1500:] for k in failed}
     for name in ("engine-eager-l14", "engine-compile", "engine-fp8", "sweep-l14", "sweep-b16", "retinaface"):
         assert json.loads((out / f"{name}.json").read_text()), name
+    analyzed = json.loads((out / "analyze" / "manifest.json").read_text())["videos"]
+    assert [v["status"] for v in analyzed.values()] == ["done"] and all(v["process_s"] > 0 for v in analyzed.values())
     fp8 = json.loads((out / "engine-fp8.json").read_text())["rows"]
     assert any(r["precision"] == "fp8" and r["top1_agreement"] is not None for r in fp8)
     sweep = json.loads((out / "sweep-l14.json").read_text())
