@@ -27,7 +27,7 @@ log = logging.getLogger("streamer")
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    from configs.core.cli import add_config_args
+    from configs.core.cli import add_config_args, shorthand
 
     parser.add_argument(
         "action", nargs="?", choices=["run", "status"], default="run", help="run the cluster (default), or its status"
@@ -35,6 +35,9 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sources", metavar="FILE.yaml", help="the sources: stream ids -> URIs (docs/deployment.md)")
     parser.add_argument("--json", action="store_true", help="status: print the whole reply as JSON")
     add_config_args(parser, "cluster.address=auto")
+    shorthand(
+        parser, "--web", key="web.listen", metavar="[HOST:]PORT", help="serve the live view of every worker's streams"
+    )
 
 
 def _check(settings: Settings) -> None:

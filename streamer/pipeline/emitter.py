@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from streamer.base import Publisher
 from streamer.frames import Frame
@@ -60,6 +61,9 @@ class Emitter:
         self.stats = stats
         self.publish_empty = publish_empty
         self.preview = preview
+        self.taps: list[Callable[[Frame, Tracks, list[FaceResult | Abstention | None]], None]] = []
+        """Called with every published frame on the detection thread (the live view's
+        pictures): each must return at once."""
         self._lock = threading.Lock()
         self._terminal: dict[str, StreamEvent] = {}
         """The terminal event of each stream (held until it finishes, then published)."""
@@ -120,6 +124,8 @@ class Emitter:
         self.stats.latency.add(frame.stream_id, now, now - frame.wall_time_s)  # frame-to-publish
         if self.preview is not None:
             self.preview.put(frame, tracks, results)
+        for tap in self.taps:
+            tap(frame, tracks, results)
 
     def stream_finished(self, stream_id: str) -> None:
         """The stream's last frames and track ends are out: publish its terminal event (an
