@@ -25,7 +25,7 @@ from configs import Settings
 from configs.core.errors import ConfigError
 from streamer.cluster.forwarder import Forwarder
 from streamer.service.outlets import Outlets
-from streamer.web import serve_cluster_view, watch
+from streamer.web import LiveView, serve_cluster_view, watch
 
 
 class ClusterOutlets(Outlets):
@@ -43,6 +43,7 @@ class ClusterOutlets(Outlets):
             self.on_close(self.forwarder.close)
             self.serve_snapshot()
             self.feed = watch(self, settings) if settings.web.listen else None
+            self.web: LiveView | None = None
         except BaseException:
             self.close()
             raise
@@ -51,4 +52,4 @@ class ClusterOutlets(Outlets):
         """The live view (``web.listen``; nothing when it is off): every stream of every worker,
         with the worker and epoch ``status()`` (the driver's status reply) names."""
         if self.feed is not None:
-            serve_cluster_view(self.settings, self, self.feed, status)
+            self.web = serve_cluster_view(self.settings, self, self.feed, status)

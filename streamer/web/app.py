@@ -120,7 +120,8 @@ def token_middleware(token: str | None, secure: bool) -> Callable[..., Awaitable
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             if "token" in request.query:  # set the cookie, drop the token from the address bar
-                resp = web.Response(status=303, headers={"Location": str(request.rel_url.without_query("token"))})
+                clean = request.rel_url.with_query({k: v for k, v in request.query.items() if k != "token"})
+                resp = web.Response(status=303, headers={"Location": str(clean)})
                 resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=secure)
                 return resp
         resp = await handler(request)

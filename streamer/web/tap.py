@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -60,8 +61,11 @@ def picture_size(size_wh: tuple[int, int], max_width: int) -> tuple[tuple[int, i
 class FrameTap:
     """Latest frame per stream at a bounded rate; JPEGs drawn on demand."""
 
-    def __init__(self, settings: WebSettings, *, blur: bool, landmarks: bool = False) -> None:
+    def __init__(
+        self, settings: WebSettings, *, blur: bool, landmarks: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.settings = settings
+        self._clock = clock
         self.blur = blur
         self.landmarks = landmarks
         self._period_s = 1.0 / settings.fps
@@ -78,7 +82,7 @@ class FrameTap:
     def put(self, frame: Frame, tracks: Tracks, results: Results) -> None:
         """The pipeline's hook (detection thread): keep the frame if the stream's last kept
         one is older than ``1 / web.fps``; else return at once."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_s.get(frame.stream_id, -1e9) < self._period_s:
             return
         self._last_s[frame.stream_id] = now
