@@ -64,6 +64,8 @@ def cluster_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         driver.start()
+        assert driver.front is not None
+        driver.front.serve_web(driver.status)  # web.listen: the live view of every worker's streams
     except BaseException:
         driver.shutdown()
         raise
