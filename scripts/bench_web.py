@@ -1,26 +1,30 @@
-"""What the live view costs the pipeline: ``streamer run`` of two real-time clips (looped) for
-DURATION seconds, with and without ``--web`` and a headless chromium showing the page, in
-alternating order; prints each run's processed fps and dropped share per stream
-(docs/BENCHMARKS.md, "The live view's cost").
+"""What the live view costs the pipeline: ``streamer run`` of two real-time clips (looped),
+with and without ``--web`` and a headless chromium showing the page (``--client poller``:
+a Python loop fetching what the page fetches), in alternating order.
+Over a window of SECONDS after the streams started (and the page loaded) it reads, from the
+run's own ``/metrics``, frames processed and frames decoded and dropped, and from /proc the
+streamer process's CPU time (docs/BENCHMARKS.md, "The live view's cost").
 
-    PYTHONPATH=$PWD python scripts/bench_web.py --seconds 60 --repeats 3
+    PYTHONPATH=$PWD python scripts/bench_web.py --seconds 45 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LINE = re.compile(r"(\w+): (\d+) of (\d+) decoded frames processed(?:, (\d+) dropped at the source)?")
+SERIES = ("expstream_frames_total", "expstream_frames_decoded_total", "expstream_source_frames_dropped_total")
 
 
 def free_port() -> int:
@@ -42,40 +46,86 @@ def browser(url: str):
     return driver
 
 
-def one_run(clip: Path, seconds: float, web: bool) -> dict[str, tuple[float, float]]:
-    port = free_port()
+class Poller:
+    """What the page fetches (the state once a second, each picture ``fps`` times a second),
+    without a browser: the server's cost alone."""
+
+    def __init__(self, url: str, streams: list[str], fps: float) -> None:
+        import threading
+
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._poll, args=(f"{url}/api/state", 1.0), daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._poll, args=(f"{url}/api/frame/{s}", 1.0 / fps), daemon=True) for s in streams
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _poll(self, url: str, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(url, timeout=60).read()
+
+    def quit(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def counters(port: int) -> dict[str, float]:
+    """Each of ``SERIES`` summed over the streams."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as r:
+        text = r.read().decode()
+    out = dict.fromkeys(SERIES, 0.0)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in out:
+                out[s.name] += s.value
+    return out
+
+
+def one_run(clip: Path, seconds: float, web: bool, client: str) -> tuple[float, float, float]:
+    """(fps of both streams together, % of decoded frames dropped, CPU ms per processed frame)."""
+    metrics, page = free_port(), free_port()
     args = [sys.executable, "-m", "streamer", "--log-level", "INFO", "run", f"a={clip}", f"b={clip}", "-c", "offline"]
-    args += ["--set", "sources.realtime=true", "--set", "sources.loop=true"]
-    args += ["--set", f"publisher.endpoint=tcp://127.0.0.1:{free_port()}"]
+    args += ["--set", "sources.realtime=true", "--set", "sources.loop=true", "--set", "metrics.enabled=true"]
+    args += ["--set", f"metrics.port={metrics}", "--set", f"publisher.endpoint=tcp://127.0.0.1:{free_port()}"]
     if web:
-        args += ["--web", str(port), "--set", "web.fps=5"]
+        args += ["--web", str(page), "--set", "web.fps=5"]
     proc = subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     driver = None
     try:
-        while True:  # until the streams started (engine loaded and warmed)
-            line = proc.stderr.readline()
+        while "source b: started" not in (line := proc.stderr.readline()):
             if not line:
                 raise RuntimeError("streamer run ended early")
-            if "source b: started" in line:
-                break
         if web:
-            driver = browser(f"http://127.0.0.1:{port}/")
+            url = f"http://127.0.0.1:{page}"
+            driver = browser(url + "/") if client == "chromium" else Poller(url, ["a", "b"], 5.0)
+        c0, cpu0, t0 = counters(metrics), cpu_s(proc.pid), time.monotonic()
         time.sleep(seconds)
+        c1, cpu1, t1 = counters(metrics), cpu_s(proc.pid), time.monotonic()
     finally:
         if driver is not None:
             driver.quit()
         proc.send_signal(signal.SIGINT)
-        err = proc.communicate(timeout=120)[1]
-    out = {}
-    for sid, done, decoded, dropped in LINE.findall(err):
-        out[sid] = (int(done), int(decoded), int(dropped or 0))
-    return {sid: (done, 100.0 * dropped / max(decoded, 1)) for sid, (done, decoded, dropped) in out.items()}
+        proc.communicate(timeout=120)
+    frames, decoded, dropped = (c1[k] - c0[k] for k in SERIES)
+    return frames / (t1 - t0), 100.0 * dropped / max(decoded, 1.0), 1000.0 * (cpu1 - cpu0) / max(frames, 1.0)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--seconds", type=float, default=45.0)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--client", choices=["chromium", "poller"], default="chromium", help="who looks at the page")
     a = p.parse_args()
     from tests.media import make_face_clip
 
@@ -83,17 +133,16 @@ def main() -> int:
     rows = []
     for rep in range(a.repeats):
         for web in (False, True) if rep % 2 == 0 else (True, False):
-            res = one_run(clip, a.seconds, web)
-            frames = sum(done for done, _ in res.values())
-            drop = sum(pct for _, pct in res.values()) / max(len(res), 1)
-            rows.append((web, frames, drop))
-            mode = "on " if web else "off"
-            print(f"web={mode} processed {frames} frames in ~{a.seconds:.0f} s, dropped {drop:.1f} %", flush=True)
+            fps, drop, ms = one_run(clip, a.seconds, web, a.client)
+            rows.append((web, fps, drop, ms))
+            print(f"web {'on ' if web else 'off'}: {fps:.1f} fps, {drop:.1f} % dropped, {ms:.0f} ms CPU per frame")
+            sys.stdout.flush()
     for web in (False, True):
-        fr = [f for w, f, _ in rows if w == web]
-        dr = [d for w, _, d in rows if w == web]
-        print(f"web {'on ' if web else 'off'}: frames {min(fr)}-{max(fr)} (mean {sum(fr) / len(fr):.0f}), "
-              f"dropped {min(dr):.1f}-{max(dr):.1f} %")  # fmt: skip
+        got = [r[1:] for r in rows if r[0] == web]
+        spread = [(min(g[i] for g in got), max(g[i] for g in got)) for i in range(3)]
+        units = ("fps", "% dropped", "ms CPU/frame")
+        text = ", ".join(f"{lo:.1f}-{hi:.1f} {unit}" for (lo, hi), unit in zip(spread, units, strict=True))
+        print(f"web {'on ' if web else 'off'} ({len(got)} runs): {text}")
     return 0
 
 

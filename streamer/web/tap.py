@@ -112,7 +112,7 @@ class FrameTap:
                 data = self._draw(*latest)
             except Exception:  # one bad frame costs one picture, never the server
                 self.errors += 1
-                log.exception("web: cannot draw a picture of %s", stream_id)
+                (log.exception if self.errors == 1 else log.debug)("web: cannot draw a picture of %s", stream_id)
                 return done if done is not None else (None, None)
             self._encoded[stream_id] = (frame.index, data)
             self.encoded += 1
