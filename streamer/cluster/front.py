@@ -17,7 +17,7 @@ Example (plain text: binds ports)::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -25,7 +25,9 @@ from configs import Settings
 from configs.core.errors import ConfigError
 from streamer.cluster.forwarder import Forwarder
 from streamer.service.outlets import Outlets
-from streamer.web import LiveView, serve_cluster_view, watch
+
+if TYPE_CHECKING:
+    from streamer.web import LiveView
 
 
 class ClusterOutlets(Outlets):
@@ -42,7 +44,11 @@ class ClusterOutlets(Outlets):
                 raise ConfigError(f"{where}: cannot bind ({e})") from e
             self.on_close(self.forwarder.close)
             self.serve_snapshot()
-            self.feed = watch(self, settings) if settings.web.listen else None
+            self.feed = None
+            if settings.web.listen:  # aiohttp and OpenCV load only when the page is on
+                from streamer.web import watch
+
+                self.feed = watch(self, settings)
             self.web: LiveView | None = None
         except BaseException:
             self.close()
@@ -52,4 +58,6 @@ class ClusterOutlets(Outlets):
         """The live view (``web.listen``; nothing when it is off): every stream of every worker,
         with the worker and epoch ``status()`` (the driver's status reply) names."""
         if self.feed is not None:
+            from streamer.web import serve_cluster_view
+
             self.web = serve_cluster_view(self.settings, self, self.feed, status)
