@@ -32,7 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from configs.core.errors import ConfigError
-from configs.web import WebSettings
+from configs.web import LOOPBACK_HOSTS, WebSettings
 from streamer.output.state import StateBoard
 from streamer.service.http import HttpServer
 from streamer.web.feed import EventFeed
@@ -198,6 +198,9 @@ class LiveView:
         self.url = self._http.url
         self.port = self._http.port
         log.info("live view on %s/%s", self.url, " (token needed)" if token else "")
+        if ctx is None and not (settings.host in LOOPBACK_HOSTS or settings.host.startswith("127.")):
+            log.warning("web.listen %s is reachable from other machines over plain HTTP: the token travels in "
+                        "clear; set web.tls_cert and web.tls_key", settings.listen)  # fmt: skip
 
     def close(self) -> None:
         """Stop serving. Idempotent."""
