@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from tests.streamer.conftest import CLIP_FPS, CLIP_SECONDS
 from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, Collector, free_endpoint, sets, wait_for
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -127,7 +128,13 @@ def test_the_page_in_a_browser_against_a_real_run(face_clip, tmp_path, browser):
         wait_for(lambda: tiles()["a"]["picture"] is not None, LIVENESS_S, "a's first picture")
         picture = browser.find_element("css selector", '.tile[data-stream="a"] .picture')
         first_frame, first = tiles()["a"]["picture"], picture.screenshot_as_png
-        wait_for(lambda: tiles()["a"]["picture"] != first_frame, LIVENESS_S, "a later picture of a")
+        n = round(CLIP_SECONDS * CLIP_FPS)  # the clip loops: a picture n frames later is the same one
+
+        def moved_on() -> bool:
+            later = tiles()["a"]["picture"]
+            return later is not None and (int(later) - int(first_frame)) % n != 0
+
+        wait_for(moved_on, LIVENESS_S, "a picture of another frame of a")
         assert picture.screenshot_as_png != first
 
         def labelled_moment() -> dict | None:
