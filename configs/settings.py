@@ -34,6 +34,7 @@ from configs.streamer import (
     TrackerSettings,
 )
 from configs.trainer import TrainerSettings
+from configs.web import WebSettings
 
 
 class Settings(StrictSettings):
@@ -69,6 +70,8 @@ class Settings(StrictSettings):
     """Threads and queues."""
     preview: PreviewSettings = PreviewSettings()
     """Annotated preview video (also --preview OUT.mp4)."""
+    web: WebSettings = WebSettings()
+    """The live view in a browser (also --web [HOST:]PORT; off by default)."""
     stats: StatsSettings = StatsSettings()
     """Periodic statistics line on stderr."""
     cluster: ClusterSettings = ClusterSettings()

@@ -47,6 +47,7 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_args(run, "scheduler.max_hz=4")
     shorthand(run, "--preview", key="preview.path", metavar="OUT.mp4", help="also write an annotated video")
+    shorthand(run, "--web", key="web.listen", metavar="[HOST:]PORT", help="serve the live view in a browser")
     shorthand(
         run,
         "--out",

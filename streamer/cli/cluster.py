@@ -29,7 +29,7 @@ log = logging.getLogger("streamer")
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    from configs.core.cli import add_config_args
+    from configs.core.cli import add_config_args, shorthand
 
     parser.add_argument(
         "action",
@@ -41,6 +41,9 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sources", metavar="FILE.yaml", help="the sources: stream ids -> URIs (docs/deployment.md)")
     parser.add_argument("--json", action="store_true", help="status: print the whole reply as JSON")
     add_config_args(parser, "cluster.address=auto")
+    shorthand(
+        parser, "--web", key="web.listen", metavar="[HOST:]PORT", help="serve the live view of every worker's streams"
+    )
 
 
 def _check(settings: Settings) -> None:
@@ -69,6 +72,8 @@ def cluster_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         driver.start()
+        assert driver.front is not None
+        driver.front.serve_web(driver.status)  # web.listen: the live view of every worker's streams
     except BaseException:
         driver.shutdown()
         raise

@@ -3,17 +3,21 @@
 authenticator enforces, the state board): the forwarder in place of a publisher (workers
 connect to its ingest endpoint, subscribers to its publish endpoint, both CurveZMQ servers
 with keys), the snapshot endpoint, and the control endpoint once the driver can answer
-(``serve_control``). No Ray here.
+(``serve_control``), and the live view (``serve_web``, ``web.listen``). No Ray here.
 
 Example (plain text: binds ports)::
 
     front = ClusterOutlets(settings)     # forwarder + snapshot endpoint, secured alike
     front.serve_control(ClusterController(driver))
+    front.serve_web(driver.status)       # web.listen: the live view of every worker's streams
     ...
     front.close()                        # endpoints, forwarder, then the context
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
@@ -21,6 +25,9 @@ from configs import Settings
 from configs.core.errors import ConfigError
 from streamer.cluster.forwarder import Forwarder
 from streamer.service.outlets import Outlets
+
+if TYPE_CHECKING:
+    from streamer.web import LiveView
 
 
 class ClusterOutlets(Outlets):
@@ -31,14 +38,26 @@ class ClusterOutlets(Outlets):
         pub, ingest = settings.publisher, settings.cluster.ingest_endpoint
         try:
             try:
-                self.forwarder = Forwarder(
-                    ingest, pub.endpoint, self.sockets, observer=self.board.apply, sndhwm=pub.sndhwm
-                )
+                self.forwarder = Forwarder(ingest, pub.endpoint, self.sockets, observer=self.observe, sndhwm=pub.sndhwm)
             except zmq.ZMQError as e:
                 where = f"publisher.endpoint {pub.endpoint} / cluster.ingest_endpoint"
                 raise ConfigError(f"{where}: cannot bind ({e})") from e
             self.on_close(self.forwarder.close)
             self.serve_snapshot()
+            self.feed = None
+            if settings.web.listen:  # aiohttp and OpenCV load only when the page is on
+                from streamer.web import watch
+
+                self.feed = watch(self, settings)
+            self.web: LiveView | None = None
         except BaseException:
             self.close()
             raise
+
+    def serve_web(self, status: Callable[[], dict[str, Any]]) -> None:
+        """The live view (``web.listen``; nothing when it is off): every stream of every worker,
+        with the worker and epoch ``status()`` (the driver's status reply) names."""
+        if self.feed is not None:
+            from streamer.web import serve_cluster_view
+
+            self.web = serve_cluster_view(self.settings, self, self.feed, status)

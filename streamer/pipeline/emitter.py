@@ -44,7 +44,7 @@ from streamer.values import Abstention, FaceResult, StreamEvent, TrackEvent, Tra
 log = logging.getLogger(__name__)
 
 FrameTap = Callable[[Frame, Tracks, list[FaceResult | Abstention | None]], None]
-"""Sees every processed frame with its tracks and results (``streamer analyze``'s thumbnails)."""
+"""Sees every published frame with its tracks and results (analyze's thumbnails, the live view's pictures)."""
 
 
 class Emitter:
@@ -65,8 +65,9 @@ class Emitter:
         self.stats = stats
         self.publish_empty = publish_empty
         self.preview = preview
-        self.on_frame = on_frame
-        """Called on the detection thread with every processed frame, its tracks and results."""
+        self.taps: list[FrameTap] = [on_frame] if on_frame is not None else []
+        """Called on the detection thread with every published frame, its tracks and results
+        (``streamer analyze``'s thumbnails, the live view's pictures): each must return at once."""
         self._lock = threading.Lock()
         self._terminal: dict[str, StreamEvent] = {}
         """The terminal event of each stream (held until it finishes, then published)."""
@@ -127,8 +128,8 @@ class Emitter:
         self.stats.latency.add(frame.stream_id, now, now - frame.wall_time_s)  # frame-to-publish
         if self.preview is not None:
             self.preview.put(frame, tracks, results)
-        if self.on_frame is not None:
-            self.on_frame(frame, tracks, results)
+        for tap in self.taps:
+            tap(frame, tracks, results)
 
     def stream_finished(self, stream_id: str) -> None:
         """The stream's last frames and track ends are out: publish its terminal event (an

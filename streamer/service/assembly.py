@@ -3,10 +3,10 @@
 
 It builds, in this order: the process's one ZeroMQ context and CurveZMQ security, the
 state board (``Outlets``), the metrics server (``metrics.enabled``), the publisher, the
-snapshot endpoint, the pipeline (which loads the engine), the controller and the control
-endpoint; ``close`` undoes it in the reverse order, after the pipeline has stopped. A
-service with ``control.endpoint`` keeps running when no stream is left (sources can be
-added), until ``stop`` is set.
+snapshot endpoint, the pipeline (which loads the engine), the live view (``web.listen``:
+``streamer.web``), the controller and the control endpoint; ``close`` undoes it in the
+reverse order, after the pipeline has stopped. A service with ``control.endpoint`` keeps
+running when no stream is left (sources can be added), until ``stop`` is set.
 
 Example (plain text: loads an engine and binds ports)::
 
@@ -70,12 +70,22 @@ class Service:
 
                 self.metrics = MetricsServer(settings.metrics)
                 self.outlets.on_close(self.metrics.close)
+            feed = None
+            if settings.web.listen and not client:  # a cluster worker's streams are on its driver's page
+                from streamer.web import watch
+
+                feed = watch(self.outlets, settings)
             self.publisher = self.outlets.publish(client=client, wrap=wrap)
             self.outlets.serve_snapshot()
             alive = settings.control.endpoint is not None if keep_alive is None else keep_alive
             self.pipeline = Pipeline(settings, list(specs), self.publisher, keep_alive=alive)
             if self.metrics is not None:
                 self.metrics.attach(self.pipeline)
+            self.web = None
+            if feed is not None:
+                from streamer.web import serve_live_view
+
+                self.web = serve_live_view(settings, self.outlets, feed, self.pipeline)
             self.controller = Controller(self.pipeline)
             self.outlets.serve_control(self.controller)
         except BaseException:

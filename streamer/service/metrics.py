@@ -21,22 +21,18 @@ Example (plain text: binds a port)::
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from configs.core.errors import ConfigError
 from configs.streamer import MetricsSettings
 from streamer.net.security import is_loopback
 from streamer.pipeline.stats import StreamStats
+from streamer.service.http import HttpServer, metrics_app
 
 if TYPE_CHECKING:
     from streamer.pipeline import Pipeline
@@ -120,11 +116,6 @@ class _PipelineCollector:
         yield CounterMetricFamily(f"{NAMESPACE}_ticks", "Detection ticks (one frame per stream each)", value=snap.ticks)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # scrapes every few seconds: no access log
-        pass
-
-
 class MetricsServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` on ``settings.host:settings.port`` (a thread)."""
 
@@ -148,19 +139,10 @@ class MetricsServer:
             registry=self.registry,
         )
         self.registry.register(_PipelineCollector(self))
-        self._metrics_app = make_wsgi_app(self.registry)
-        host, port = settings.host, settings.port
-        server_class = ThreadingWSGIServer
-        if ":" in host:
-            server_class = type("ThreadingWSGIServer6", (ThreadingWSGIServer,), {"address_family": socket.AF_INET6})
-        try:
-            self._httpd = make_server(host, port, self._app, server_class, handler_class=_QuietHandler)
-        except OSError as e:
-            raise ConfigError(f"metrics.host/metrics.port: cannot listen on {host}:{port} ({e})") from e
-        self.port = self._httpd.server_port
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics", daemon=True)
-        self._thread.start()
-        where = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        host, app = settings.host, metrics_app(self.registry, self.readiness)
+        self._http = HttpServer(app, host, settings.port, name="metrics", what="metrics.host/metrics.port")
+        self.port = self._http.port
+        where = self._http.url
         log.info("metrics on %s/metrics, health on %s/healthz and %s/readyz", where, where, where)
         if not is_loopback(f"tcp://{host}:{self.port}"):
             log.warning("metrics.host %s is reachable from other machines; the endpoint has no authentication", host)
@@ -190,24 +172,6 @@ class MetricsServer:
             return False, f"waiting for source(s): {', '.join(waiting)}"
         return True, "ready"
 
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path == "/healthz":
-            return _text(start_response, "200 OK", "ok")
-        if path == "/readyz":
-            ready, why = self.readiness()
-            return _text(start_response, "200 OK" if ready else "503 Service Unavailable", why)
-        return self._metrics_app(environ, start_response)
-
     def close(self) -> None:
         """Stop serving. Idempotent."""
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
-
-
-def _text(start_response: Callable[..., Any], status: str, body: str) -> list[bytes]:
-    data = (body + "\n").encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))])
-    return [data]
+        self._http.close()

@@ -50,6 +50,8 @@ class Outlets:
         self.board = StateBoard()
         """Every published message is applied here just before it goes out; the snapshot
         endpoint answers from it."""
+        self.watchers: list[Callable[[str, dict[str, Any]], None]] = []
+        """Called with every published message after the board (the live view's feed)."""
         self.servers: list[RequestServer] = []
         self.publisher: Publisher | None = None
 
@@ -64,10 +66,16 @@ class Outlets:
         from streamer.output.publisher import create_publisher
 
         assert self.publisher is None, "one publisher per process"
-        publisher = create_publisher(self.settings.publisher, self.sockets, observer=self.board.apply, client=client)
+        publisher = create_publisher(self.settings.publisher, self.sockets, observer=self.observe, client=client)
         self.publisher = wrap(publisher) if wrap is not None else publisher
         self.on_close(self.publisher.close)
         return self.publisher
+
+    def observe(self, topic: str, msg: dict[str, Any]) -> None:
+        """The publisher's observer: the board, then every watcher, in ``seq`` order."""
+        self.board.apply(topic, msg)
+        for watcher in self.watchers:
+            watcher(topic, msg)
 
     def serve(self, name: str, endpoint: str, handler: Handler, max_request_bytes: int = 1 << 20) -> RequestServer:
         """A request endpoint ``name`` on ``endpoint`` (a CurveZMQ server with keys)."""
