@@ -101,6 +101,11 @@ CASES: list[tuple[str, Any, str | None]] = [
     ("head empty", {"op": "set_head", "head": ""}, HEAD_TYPE),
     ("head missing", {"op": "set_head"}, HEAD_TYPE),
     ("head not a string", {"op": "set_head", "head": ["a.pth"]}, HEAD_TYPE),
+    ("prompts null", {"op": "set_prompts", "prompts": None}, "prompts: got None; set_prompts needs a non-empty"),
+    ("prompts missing", {"op": "set_prompts"}, "prompts: got None; set_prompts needs a non-empty 'prompts' object"),
+    ("prompts empty", {"op": "set_prompts", "prompts": {}}, "prompts: got {}; set_prompts needs a non-empty"),
+    # refused by the engine.prompts schema itself (configs/engine.py: PromptSettings checks class names)
+    ("empty class name", {"op": "set_prompts", "prompts": {"classes": ["calm", ""]}}, "prompts"),
     ("prompts not a mapping", {"op": "set_prompts", "prompts": "calm"}, "invalid configuration (prompts)"),
     ("prompts unknown key", {"op": "set_prompts", "prompts": {"custon": {}}}, "custon: unknown key"),
     ("add without id", {"op": "add_source", "uri": "x.mp4"}, NEEDS_ID_URI),
