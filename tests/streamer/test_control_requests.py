@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from configs.engine import EngineSettings
+from configs.sources import SourceSettings
 from streamer.cluster.control import ClusterController
 from streamer.net.endpoints import answer
+from streamer.pipeline.stats import PipelineStats
 from streamer.service.control import Controller
 
 GOOD = None
@@ -31,6 +34,8 @@ class FakePipeline:
 
     def __init__(self) -> None:
         self.engine = _Engine(EngineSettings())
+        self.settings = SimpleNamespace(sources=SourceSettings())
+        self.stats = PipelineStats()
         self.calls: list[tuple[str, Any]] = []
 
     def running_streams(self) -> list[str]:
@@ -38,6 +43,7 @@ class FakePipeline:
 
     def add_source(self, spec: Any) -> None:
         self.calls.append(("add_source", (spec.stream_id, spec.uri)))
+        self.stats.stream(spec.stream_id).started = True  # its source opened
 
     def remove_source(self, sid: str) -> None:
         self.calls.append(("remove_source", sid))
