@@ -38,7 +38,7 @@ class ControlSettings(StrictSettings):
     endpoint: str | None = None
     """Where to bind it, e.g. tcp://127.0.0.1:5558; null = off. While it is on, ``streamer run``
     keeps running when no stream is left (sources can be added), until SIGINT/SIGTERM."""
-    max_request_bytes: int = Field(1 << 20, ge=1024)
+    max_request_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
     """Larger requests are refused unread."""
 
     @field_validator("endpoint")
