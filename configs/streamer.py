@@ -197,7 +197,8 @@ class SecuritySettings(StrictSettings):
     (then keep endpoints on loopback: a non-loopback one logs a warning)."""
     authorized_clients: Annotated[str | None, ConfigPath()] = None
     """Directory of the public keys (``NAME.key``) of the clients allowed to connect; others
-    receive nothing and are logged. Re-read when it changes (no restart needed)."""
+    receive nothing and are logged. A key file added, replaced in place or removed takes effect
+    at the next connection (no restart needed; docs/operations.md)."""
     allow_any_client: bool = False
     """Encrypt, but accept any client key (no client authentication)."""
     client_secret_key: Annotated[str | None, ConfigPath()] = None
