@@ -144,7 +144,7 @@ class PublisherSettings(StrictSettings):
     """How long closing the socket waits to deliver queued messages."""
     publish_empty: bool = True
     """Publish a faces message for frames without faces (subscribers see every processed frame)."""
-    settle_s: float = Field(0.3, ge=0.0, le=60)
+    settle_s: float = Field(0.3, ge=0.0, le=600)
     """Pause after binding so subscribers can connect before the first message (ZeroMQ's slow
     joiner); with ``wait_subscribers`` the longest wait for them instead."""
     wait_subscribers: int = Field(0, ge=0, le=10_000)
