@@ -24,26 +24,26 @@ class ClusterSettings(StrictSettings):
     """The Ray cluster to join: ``auto`` (the one ``ray start`` runs on this machine, or
     RAY_ADDRESS), ``HOST:6379`` (a head node), or ``ray://HOST:10001`` (Ray Client); null =
     start a local Ray on this machine for the run (stopped with it)."""
-    local_cpus: int | None = Field(None, ge=1)
+    local_cpus: int | None = Field(None, ge=1, le=4096)
     """CPUs a local Ray offers (null = the machine's cores). Logical: workers reserve them
     (``worker_cpus``), nothing is pinned."""
-    local_gpus: int | None = Field(None, ge=0)
+    local_gpus: int | None = Field(None, ge=0, le=1024)
     """GPUs a local Ray offers (null = what Ray detects)."""
-    workers: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=1, le=4096)
     """Worker actors to keep running (each one process with one pipeline); null = as many as
     fit node by node: per ``worker_gpus`` GPUs (and ``worker_cpus`` CPUs) when the engine may
     run on CUDA and the cluster has GPUs, else per ``worker_cpus`` CPUs."""
-    worker_cpus: float = Field(2.0, gt=0)
+    worker_cpus: float = Field(2.0, gt=0, le=1024)
     """CPUs each worker reserves on its node (decode threads, detection, publishing)."""
-    worker_gpus: float = Field(1.0, ge=0)
+    worker_gpus: float = Field(1.0, ge=0, le=64)
     """GPUs each worker reserves (the actor's ``num_gpus``) when the engine may run on CUDA
     (1 = one worker per GPU; fractions share a card: 0.5 = two workers per GPU)."""
-    streams_per_worker: int = Field(4, ge=1)
+    streams_per_worker: int = Field(4, ge=1, le=1024)
     """Streams one worker takes (its capacity), unless ``capacity_report`` is set."""
     capacity_report: Annotated[str | None, ConfigPath()] = None
     """A ``streamer bench --sweep ... --json`` report measured on the workers' hardware; a
     worker's capacity is then that report's most real-time streams at ``capacity_faces``."""
-    capacity_faces: int = Field(4, ge=1)
+    capacity_faces: int = Field(4, ge=1, le=1_000_000)
     """The faces-per-frame row of ``capacity_report`` that sets the capacity (one of its
     sweep's face counts)."""
     ingest_endpoint: str = "tcp://*:5560"
@@ -52,30 +52,30 @@ class ClusterSettings(StrictSettings):
     advertise_host: str | None = None
     """The host workers connect to for the ingest endpoint; null = the endpoint's host when it
     names one, else the driver node's address as Ray reports it."""
-    heartbeat_interval_s: float = Field(1.0, gt=0)
+    heartbeat_interval_s: float = Field(1.0, gt=0, le=60)
     """How often the driver asks each worker for its status (its heartbeat and load)."""
-    heartbeat_timeout_s: float = Field(5.0, gt=0)
+    heartbeat_timeout_s: float = Field(5.0, gt=0, le=600)
     """A ready worker that has not answered for this long is lost: its streams are fenced and
     moved. A worker whose process dies is noticed through Ray at once."""
-    start_timeout_s: float = Field(300.0, gt=0)
+    start_timeout_s: float = Field(300.0, gt=0, le=3600)
     """How long a new worker may take to load its engine and connect before it is given up."""
-    lost_kill_s: float = Field(60.0, ge=0)
+    lost_kill_s: float = Field(60.0, ge=0, le=3600)
     """A lost worker that has not answered again after this long is killed (frees its GPU for
     a replacement); one that answers earlier rejoins with no stream. 0 = kill at once."""
     replace_workers: bool = True
     """Start a new worker for each one that died or was killed (Ray places it where resources
     are free; it takes pending and new sources)."""
-    stop_timeout_s: float = Field(30.0, gt=0)
+    stop_timeout_s: float = Field(30.0, gt=0, le=600)
     """On SIGINT/SIGTERM, how long workers get to end their streams before they are killed."""
     rebalance: bool = True
     """When a worker joins (a new or replacement worker ready, a lost one rejoined), move
     streams to it until loads are even within ``rebalance_tolerance``, one move at a time,
     each with the handover of a lost worker's move. ``streamer cluster rebalance`` does it on
     demand either way."""
-    rebalance_tolerance: int = Field(1, ge=1)
+    rebalance_tolerance: int = Field(1, ge=1, le=1024)
     """Loads (in source weight units) may differ by this much between workers before a stream
     is moved to even them."""
-    rebalance_hold_s: float = Field(10.0, ge=0)
+    rebalance_hold_s: float = Field(10.0, ge=0, le=3600)
     """Damping: streams move to a worker that joined only once the set of ready workers has
     not changed for this long (a worker that flaps moves nothing), and the next move waits
     until the previous one resumed (or this long)."""

@@ -78,9 +78,9 @@ class SmoothingSettings(StrictSettings):
     (mean of the last ``window`` projected features, then scored); none = raw scores."""
     ema_alpha: float = Field(0.3, gt=0.0, le=1.0)
     """Weight of the newest probabilities in the exponential moving average."""
-    window: int = Field(16, ge=1)
+    window: int = Field(16, ge=1, le=10_000)
     """Number of most recent projected features averaged (16 = the paper's video protocol)."""
-    max_tracks: int = Field(4096, ge=1)
+    max_tracks: int = Field(4096, ge=1, le=1_000_000)
     """Hard cap on tracks with smoothing state; the least recently updated are evicted."""
 
 
@@ -112,7 +112,7 @@ class EngineSettings(StrictSettings):
     its weights as OpenAI's ``clip.load`` does on CUDA (linear and attention weights in low
     precision, LayerNorms computed in fp32). auto = fp16 on CUDA (what the reference ran), fp32
     on CPU (docs/engine.md)."""
-    max_batch: int = Field(64, ge=1)
+    max_batch: int = Field(64, ge=1, le=4096)
     """Largest batch one backend call takes; bigger inputs are split."""
     cache_dir: Annotated[str, ConfigPath()] = "~/.cache/expstream"
     """Prompt-embedding cache, downloaded heads, exported/compiled engines."""

@@ -38,8 +38,9 @@ class ControlSettings(StrictSettings):
     endpoint: str | None = None
     """Where to bind it, e.g. tcp://127.0.0.1:5558; null = off. While it is on, ``streamer run``
     keeps running when no stream is left (sources can be added), until SIGINT/SIGTERM."""
-    max_request_bytes: int = Field(1 << 20, ge=1024)
-    """Larger requests are refused unread."""
+    max_request_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+    """Larger requests are dropped unread: ZeroMQ disconnects the client as soon as it announces
+    the size (``ZMQ_MAXMSGSIZE``), and no answer comes."""
 
     @field_validator("endpoint")
     @classmethod

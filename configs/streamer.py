@@ -38,16 +38,16 @@ class DetectorSettings(StrictSettings):
     """Detections below this confidence are discarded (SCRFD and RetinaFace; haar scores are 1)."""
     nms_threshold: float = Field(0.4, gt=0.0, le=1.0)
     """IoU above which overlapping SCRFD or RetinaFace boxes are suppressed."""
-    min_face_px: int = Field(20, ge=1)
+    min_face_px: int = Field(20, ge=1, le=4096)
     """Faces whose shorter box side is below this (full-frame pixels) are discarded."""
-    full_frame_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    full_frame_every: Annotated[int, Field(ge=1, le=1000)] | Literal["auto"] = "auto"
     """auto = 1 when the engine runs on a GPU, 10 on a CPU (logged at start). 1 = scan the
     whole frame every frame. N > 1 = whole frame every N-th frame of a stream,
     and in between only regions around live tracks (much cheaper for slow CPU detectors;
     faces entering the view are found at the next full pass)."""
     roi_expand: float = Field(2.0, ge=1.2, le=6.0)
     """Side of a track's search region relative to the longer side of its box."""
-    roi_max_px: int = Field(96, ge=0)
+    roi_max_px: int = Field(96, ge=0, le=4096)
     """Search regions larger than this (detector pixels) are scaled down first; 0 = never."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where SCRFD or RetinaFace runs: cuda when available for auto."""
@@ -55,13 +55,13 @@ class DetectorSettings(StrictSettings):
     """SCRFD or RetinaFace runtime: onnxruntime, or torch (the ONNX converted with onnx2torch,
     all streams of a tick in one batch, decoding on the device: the GPU path where onnxruntime
     has no CUDA provider; needs the gpu-detector extra)."""
-    threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    threads: Annotated[int, Field(ge=0, le=1024)] | Literal["auto"] = "auto"
     """CPU threads of RetinaFace through onnxruntime (intra-op); 0 = onnxruntime's default (one
     per core); auto = half the cores (at least 1), leaving the rest to decoding and the engine
     (docs/BENCHMARKS.md)."""
     haar_scale_factor: float = Field(1.15, gt=1.0, le=2.0)
     """Pyramid step of the Haar cascade (larger = faster, fewer sizes tried)."""
-    haar_min_neighbors: int = Field(5, ge=1)
+    haar_min_neighbors: int = Field(5, ge=1, le=100)
     """Neighbouring hits a Haar detection needs (larger = fewer false faces)."""
 
     @field_validator("model")
@@ -79,7 +79,7 @@ class TrackerSettings(StrictSettings):
     """Which tracker: bytetrack (ByteTrack: two-stage matching, low-score detections keep
     tracks alive), ocsort (OC-SORT: motion from observations, steadier through misses and
     turns) or sort (SORT: one IoU matching, the cheapest)."""
-    lost_track_s: float = Field(1.0, ge=0.0)
+    lost_track_s: float = Field(1.0, ge=0.0, le=60)
     """How long a track survives without a detection before it ends."""
     activation_threshold: float = Field(0.6, ge=0.0, le=1.0)
     """Minimum detection score that starts a new track (ocsort: below it a detection is ignored)."""
@@ -88,15 +88,15 @@ class TrackerSettings(StrictSettings):
     existing tracks."""
     match_iou: float = Field(0.1, gt=0.0, le=1.0)
     """Minimum IoU between a predicted track box and a detection to associate them."""
-    min_consecutive_frames: int = Field(2, ge=1)
+    min_consecutive_frames: int = Field(2, ge=1, le=1000)
     """Frames a new face must be seen in a row before its track is confirmed (gets an id)."""
-    frame_rate: float = Field(30.0, gt=0.0)
+    frame_rate: float = Field(30.0, gt=0.0, le=1000)
     """Nominal frame rate the tracker's motion model assumes."""
-    coast_s: float = Field(0.3, ge=0.0)
+    coast_s: float = Field(0.3, ge=0.0, le=10)
     """A confirmed track the detector misses keeps being published at its predicted box
     (``predicted: true``) for up to this long, instead of vanishing from the faces messages
     (never longer than ``lost_track_s``; 0 = only matched tracks)."""
-    relink_s: float = Field(2.0, ge=0.0)
+    relink_s: float = Field(2.0, ge=0.0, le=60)
     """A new track whose face looks like one that ended less than this long ago continues it
     (``relinked_from``, smoothed state carried over); 0 = never re-link."""
     relink_min_similarity: float = Field(0.9, ge=-1.0, le=1.0)
@@ -115,10 +115,10 @@ class CropSettings(StrictSettings):
 class SchedulerSettings(StrictSettings):
     """Which tracks the engine re-scores, and how often."""
 
-    max_hz: Annotated[float, Field(gt=0.0)] | Literal["auto"] = "auto"
+    max_hz: Annotated[float, Field(gt=0.0, le=1000.0)] | Literal["auto"] = "auto"
     """Each track is re-scored at most this many times per second (new tracks first); auto = 3
     on a CPU, 10 on a GPU (logged at start)."""
-    max_batch: int = Field(64, ge=1)
+    max_batch: int = Field(64, ge=1, le=4096)
     """Most crops sent to the engine in one tick (across all streams)."""
 
 
@@ -136,18 +136,18 @@ class PublisherSettings(StrictSettings):
     """Bind the endpoint (subscribers connect); false = connect to a forwarder/XSUB."""
     encoding: Literal["json", "msgpack"] = "json"
     """Payload encoding of every message."""
-    sndhwm: int = Field(1000, ge=1)
+    sndhwm: int = Field(1000, ge=1, le=1_000_000)
     """ZeroMQ send high-water mark per subscriber; messages beyond it are dropped by ZeroMQ."""
-    queue_size: int = Field(2048, ge=1)
+    queue_size: int = Field(2048, ge=1, le=1_000_000)
     """Messages waiting for the publisher thread; when full, new messages are dropped and counted."""
-    linger_ms: int = Field(1000, ge=0)
+    linger_ms: int = Field(1000, ge=0, le=60_000)
     """How long closing the socket waits to deliver queued messages."""
     publish_empty: bool = True
     """Publish a faces message for frames without faces (subscribers see every processed frame)."""
-    settle_s: float = Field(0.3, ge=0.0)
+    settle_s: float = Field(0.3, ge=0.0, le=600)
     """Pause after binding so subscribers can connect before the first message (ZeroMQ's slow
     joiner); with ``wait_subscribers`` the longest wait for them instead."""
-    wait_subscribers: int = Field(0, ge=0)
+    wait_subscribers: int = Field(0, ge=0, le=10_000)
     """Hold the first message until this many subscriptions have reached the socket (at most
     ``settle_s``); 0 = only pause ``settle_s``. For runs whose subscribers must see every message."""
 
@@ -197,7 +197,8 @@ class SecuritySettings(StrictSettings):
     (then keep endpoints on loopback: a non-loopback one logs a warning)."""
     authorized_clients: Annotated[str | None, ConfigPath()] = None
     """Directory of the public keys (``NAME.key``) of the clients allowed to connect; others
-    receive nothing and are logged. Re-read when it changes (no restart needed)."""
+    receive nothing and are logged. A key file added, replaced in place or removed takes effect
+    at the next connection (no restart needed; docs/operations.md)."""
     allow_any_client: bool = False
     """Encrypt, but accept any client key (no client authentication)."""
     client_secret_key: Annotated[str | None, ConfigPath()] = None
@@ -244,13 +245,13 @@ class PipelineSettings(StrictSettings):
 
     read_timeout_s: float = Field(0.01, gt=0.0, le=1.0)
     """How long the detection thread waits for a frame when no stream has one."""
-    max_streams_per_tick: int = Field(64, ge=1)
+    max_streams_per_tick: int = Field(64, ge=1, le=1024)
     """Most frames (one per stream) detected together in one tick."""
-    torch_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    torch_threads: Annotated[int, Field(ge=0, le=1024)] | Literal["auto"] = "auto"
     """CPU threads of the engine (torch.set_num_threads); 0 = torch's default; auto = half the
     cores (at least 1) when the engine runs on the CPU, leaving the rest to decoding and
     detection, else torch's default (see docs/BENCHMARKS.md)."""
-    opencv_threads: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
+    opencv_threads: Annotated[int, Field(ge=0, le=1024)] | Literal["auto"] = "auto"
     """OpenCV threads (cv2.setNumThreads) for detection and crops; 0 = OpenCV's default; auto =
     1 on 2 cores or fewer (the decode threads and the detector already use them), else 0."""
     frames: Literal["inline", "host", "device"] = "host"
@@ -266,9 +267,9 @@ class PreviewSettings(StrictSettings):
 
     path: Annotated[str | None, ConfigPath()] = None
     """Output .mp4 (one file per stream: ``name.<stream_id>.mp4`` when several streams)."""
-    fps: float = Field(30.0, gt=0.0)
+    fps: float = Field(30.0, gt=0.0, le=1000)
     """Frame rate written into the preview file."""
-    queue_size: int = Field(256, ge=1)
+    queue_size: int = Field(256, ge=1, le=1_000_000)
     """Frames waiting to be drawn; beyond it preview frames are dropped (never the pipeline)."""
     blur_faces: bool = False
     """Blur every face box in the preview (for videos that may be shown to others)."""
@@ -279,7 +280,7 @@ class PreviewSettings(StrictSettings):
 class StatsSettings(StrictSettings):
     """Periodic statistics line."""
 
-    interval_s: float = Field(5.0, gt=0.0)
+    interval_s: float = Field(5.0, gt=0.0, le=3600)
     """Seconds between stats lines (fps per stream, faces/s, drops, queue depths)."""
     enabled: bool = True
     """Log the stats line (``streamer bench`` and tests read the same numbers programmatically)."""

@@ -44,12 +44,12 @@ class TeacherSettings(StrictSettings):
     (their training loop calls ``model.train()``; the vision tower stays in eval), a fresh
     draw per face and epoch, ``draws`` of them stored per face; clean = one dropout-free
     target per face."""
-    draws: int | None = Field(None, ge=1)
+    draws: int | None = Field(None, ge=1, le=1024)
     """Stochastic targets stored per face with ``targets: reference``; null = ``trainer.fit.epochs``
     (the reference drew a new target every epoch; ``trainer fit`` uses draw e in epoch e)."""
     draw_seed: int = 1
     """Seed of the dropout draws (mixed with each batch's content hash and the draw index)."""
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, le=65536)
     """Crops per teacher forward pass."""
     cache_dir: Annotated[str | None, ConfigPath()] = None
     """Hugging Face cache to look in (default: HF_HOME / HF_HUB_CACHE)."""
@@ -61,22 +61,22 @@ class HarvestSettings(StrictSettings):
     """Faces taken from videos before extraction. Detection and cropping are the streamer's
     own, configured by the ``detector`` and ``crops`` sections (``detector.min_face_px`` too)."""
 
-    every_s: float = Field(0.5, gt=0)
+    every_s: float = Field(0.5, gt=0, le=3600)
     """Seconds between sampled frames."""
-    crop_size: int = Field(224, ge=16)
+    crop_size: int = Field(224, ge=16, le=4096)
     """Side of the saved square crops (the CLIP input size)."""
-    max_faces_per_frame: int = Field(16, ge=1)
+    max_faces_per_frame: int = Field(16, ge=1, le=1024)
     """At most this many faces (the detector's first) are kept per sampled frame."""
 
 
 class ExtractSettings(StrictSettings):
     """How features are computed and stored."""
 
-    shard_size: int = Field(1024, ge=1)
+    shard_size: int = Field(1024, ge=1, le=1_000_000)
     """Pairs per shard file; a shard is the unit of resumption."""
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=65536)
     """Images per CLIP + teacher batch."""
-    workers: int = Field(4, ge=0)
+    workers: int = Field(4, ge=0, le=256)
     """Threads decoding images (0 = decode in the main thread)."""
     extensions: list[str] = Field(default_factory=lambda: ["jpg", "jpeg", "png", "webp"])
     """File endings taken as images in input folders."""
@@ -90,9 +90,9 @@ class ExtractSettings(StrictSettings):
 class FitSettings(StrictSettings):
     """The reference objective and optimiser (docs/training.md), all configurable."""
 
-    epochs: int = Field(5, ge=1)
+    epochs: int = Field(5, ge=1, le=100_000)
     """Passes over the stored pairs."""
-    batch_size: int = Field(512, ge=2)
+    batch_size: int = Field(512, ge=2, le=65536)
     """Pairs per step; InfoNCE contrasts each pair with the batch's others."""
     lr: float = Field(1e-3, gt=0)
     """SGD learning rate."""
@@ -113,9 +113,9 @@ class FitSettings(StrictSettings):
 class EvalSettings(StrictSettings):
     """Zero-shot evaluation."""
 
-    num_segments: int = Field(16, ge=1)
+    num_segments: int = Field(16, ge=1, le=1024)
     """Frames per video, at segment centres (the reference's 16)."""
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1, le=65536)
     """Images (or frames) scored per engine call."""
     baseline: bool = True
     """Also evaluate plain CLIP (``engine.head=none``) in the same run."""

@@ -21,7 +21,10 @@ Example (plain text)::
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from configs.core.cli import add_config_args, add_log_level, run_cli, shorthand
@@ -231,8 +234,36 @@ def _cluster(args: argparse.Namespace) -> int:
     return cluster_command(args)
 
 
+class StoppedEarly(BaseException):
+    """SIGTERM reached ``streamer run`` before its service had started (loading settings,
+    models, binding sockets): it unwinds start-up like Ctrl-C does, closing what was opened."""
+
+
+def _stop_early(signum: int, _frame: object) -> None:
+    raise StoppedEarly(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``streamer`` command; returns the exit code."""
+    """Entry point of the ``streamer`` command; returns the exit code. ``streamer run``
+    handles SIGTERM from here on: before its service runs, start-up is abandoned and the
+    exit code is 0 ("stopped before start-up finished"); once it runs, the service stops
+    cleanly (``streamer.cli.run``)."""
+    early = (
+        _command(sys.argv[1:] if argv is None else argv) == "run"
+        and threading.current_thread() is threading.main_thread()
+    )
+    previous = signal.signal(signal.SIGTERM, _stop_early) if early else None
+    try:
+        return _main(argv)
+    except StoppedEarly as e:
+        logging.getLogger("streamer").warning("%s received: stopped before start-up finished", e)
+        return 0
+    finally:
+        if early:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     handlers = {
         "run": _run,
         "analyze": _analyze,

@@ -3,6 +3,9 @@ publish the end events and close the socket.
 
 Exit codes: 0 every stream ended normally (or was stopped); 1 some stream failed; 4 no
 stream could start; 2 and 3 for configuration and model errors (``configs.core.errors.ExitCode``).
+Only the start-up streams (the SOURCE arguments) count: a stream added through the control
+endpoint is answered there and reported in /metrics. SIGTERM before start-up finished: 0,
+"stopped before start-up finished".
 
 Example (plain text)::
 
@@ -17,7 +20,7 @@ import logging
 import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -89,9 +92,20 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def exit_code(snap: StatsSnapshot) -> ExitCode:
-    """0 all streams ended normally; 1 some failed; 4 none could start."""
-    streams = [s.stats for s in snap.streams.values()]
+def exit_code(snap: StatsSnapshot, startup: Collection[str] | None = None) -> ExitCode:
+    """0 all streams ended normally; 1 some failed; 4 none could start. Only the start-up
+    streams (``startup``, the ids given on the command line; None: every stream) count:
+    one added through the control endpoint was answered there, and its failure is in
+    /metrics and the log, not in the exit code.
+
+    Example:
+        >>> from streamer.pipeline.stats import PipelineStats
+        >>> stats = PipelineStats()
+        >>> stats.stream("cam0").started, stats.stream("added").outcome = True, "failed"
+        >>> int(exit_code(stats.snapshot(), ["cam0"])), int(exit_code(stats.snapshot()))
+        (0, 1)
+    """
+    streams = [s.stats for sid, s in snap.streams.items() if startup is None or sid in startup]
     if streams and not any(s.started for s in streams):
         return ExitCode.NO_STREAM
     if any(s.outcome == "failed" for s in streams):
@@ -183,7 +197,7 @@ def run_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with Service(settings, specs) as svc, stop_on_signals(stop):
         snap = svc.run(stop)
-    code = exit_code(snap)
+    code = exit_code(snap, {s.stream_id for s in specs})
     for line in summary(snap, svc.publisher.stats.sent, svc.publisher.stats.dropped):
         log.info("%s", line)
     if code != ExitCode.OK:

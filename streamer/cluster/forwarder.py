@@ -46,6 +46,9 @@ from streamer.net.sockets import Sockets, bound_endpoint
 from streamer.net.wire import decode, encode, new_run_id
 
 log = logging.getLogger(__name__)
+INGEST_MAX_MESSAGE_BYTES = 16 << 20
+"""Largest message frame a worker may publish to the driver (``ZMQ_MAXMSGSIZE``): far above
+any faces message, far below what would hurt the driver."""
 
 T = TypeVar("T")
 
@@ -121,7 +124,13 @@ class Forwarder:
         self._calls: deque[tuple[Callable[[], Any], Future]] = deque()
         self._stop = threading.Event()
         try:
-            self._front = sockets.server(zmq.XSUB, ingest_endpoint, what="cluster.ingest_endpoint", RCVHWM=sndhwm * 4)
+            self._front = sockets.server(
+                zmq.XSUB,
+                ingest_endpoint,
+                what="cluster.ingest_endpoint",
+                max_message_bytes=INGEST_MAX_MESSAGE_BYTES,
+                RCVHWM=sndhwm * 4,
+            )
             try:
                 self._back = sockets.server(
                     zmq.XPUB, publish_endpoint, what="publisher.endpoint", SNDHWM=sndhwm, XPUB_VERBOSE=1

@@ -2,8 +2,11 @@
 thread per endpoint owning a ZeroMQ ROUTER socket, answering each request with one reply.
 Clients use REQ (or DEALER with an empty delimiter frame); requests and replies are JSON.
 
-A request that is not JSON, too large, or raises in its handler gets ``{"ok": false,
-"error": ...}``; the endpoint never dies of a bad request. The socket comes from the
+A request that is not JSON or raises in its handler gets ``{"ok": false, "error": ...}``;
+the endpoint never dies of a bad request. A request larger than ``max_request_bytes`` never
+reaches it over TCP or IPC: the socket's ``ZMQ_MAXMSGSIZE`` makes libzmq disconnect the peer
+as soon as it announces the size, before the bytes are kept (the client gets no reply and
+times out); over ``inproc://`` the size is checked here and refused with a reply. The socket comes from the
 process's ``streamer.net.sockets.Sockets`` (its CurveZMQ server role).
 
 Example (plain text: binds a port)::
@@ -80,7 +83,9 @@ class RequestServer:
 
     def _run(self) -> None:
         try:
-            sock = self._sockets.server(zmq.ROUTER, self.endpoint, what=f"{self.name}.endpoint")
+            sock = self._sockets.server(
+                zmq.ROUTER, self.endpoint, what=f"{self.name}.endpoint", max_message_bytes=self.max_request_bytes
+            )
         except Exception as e:  # handed to the constructor, which raises it
             self._error = e
             self._ready.set()

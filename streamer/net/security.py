@@ -128,12 +128,17 @@ def client_securer(settings: SecuritySettings) -> Callable[[zmq.Socket], None] |
 
 
 class _AllowList:
-    """The public keys in a directory (``*.key``), re-read when the directory changes, so a
-    client added or removed takes effect for its next connection without a restart."""
+    """The public keys in a directory (``*.key``), re-read when any of its files changes, so
+    a client key added, removed or replaced in place (``cp new.key clients/alice.key``) takes
+    effect for the next connection without a restart. Every file is stat-ed on each
+    handshake (inode, size, modification and change times: any write or replacement changes
+    its change time); a changed file is read again and what changed is logged by file name:
+    added, removed or replaced. A file that is not a public key is logged and allows no one."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._stamp: tuple[float, int] | None = None
+        self._stamps: dict[str, tuple[int, int, int, int]] | None = None
+        self._files: dict[str, bytes | None] = {}
         self._keys: set[bytes] = set()
         self._refused: dict[bytes, float] = {}
         self._lock = threading.Lock()
@@ -143,15 +148,53 @@ class _AllowList:
         """The peer address of the request being checked (set by ``_Authenticator``)."""
         self._reload()
 
-    def _reload(self) -> None:
+    def _stat_files(self) -> dict[str, tuple[int, int, int, int]]:
+        stamps = {}
         try:
-            stamp = (self.directory.stat().st_mtime, len(list(self.directory.glob("*.key"))))
+            for path in self.directory.glob("*.key"):
+                try:
+                    st = path.stat()
+                except FileNotFoundError:  # removed while listing
+                    continue
+                stamps[path.name] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         except OSError as e:
             raise ConfigError(f"security.authorized_clients: cannot read {self.directory} ({e})") from e
-        if stamp != self._stamp:
-            self._keys = set(zmq.auth.load_certificates(self.directory))
-            self._stamp = stamp
+        return stamps
+
+    def _read_key(self, name: str) -> bytes | None:
+        try:
+            return zmq.auth.load_certificate(self.directory / name)[0]
+        except (ValueError, OSError) as e:
+            log.error("security: %s is not a readable public key (%s); it allows no client", self.directory / name, e)
+            return None
+
+    def _reload(self) -> None:
+        stamps = self._stat_files()
+        if stamps == self._stamps:
+            return
+        old, first = self._files, self._stamps is None
+        files = {
+            n: (old[n] if n in old and self._stamps.get(n) == stamp else self._read_key(n))
+            for n, stamp in stamps.items()
+        }
+        self._stamps, self._files = stamps, files
+        self._keys = {k for k in files.values() if k is not None}
+        if first:
             log.info("security: %d authorized client key(s) in %s", len(self._keys), self.directory)
+            return
+        for name in sorted(old.keys() | files.keys()):
+            if name not in files:
+                log.warning("security: client key %s removed: %s is no longer allowed", name, _z85(old[name]))
+            elif name not in old:
+                log.info("security: client key %s added: %s is allowed", name, _z85(files[name]))
+            elif old[name] != files[name]:
+                log.warning(
+                    "security: client key %s replaced: %s is no longer allowed, %s is",
+                    name,
+                    _z85(old[name]),
+                    _z85(files[name]),
+                )
+        log.info("security: %d authorized client key(s) in %s", len(self._keys), self.directory)
 
     def callback(self, domain: str, key: bytes) -> bool:
         """ZAP credentials provider (pyzmq calls it on its authenticator thread)."""
@@ -160,7 +203,7 @@ class _AllowList:
                 self._reload()
             except ConfigError as e:
                 log.error("%s; refusing every client until it is readable", e)
-                self._keys = set()
+                self._stamps, self._files, self._keys = None, {}, set()
             if key in self._keys:
                 return True
             self.refusals += 1
@@ -177,6 +220,10 @@ class _AllowList:
                     self.refusals,
                 )
             return False
+
+
+def _z85(key: bytes | None) -> str:
+    return "(no valid key)" if key is None else key.decode()
 
 
 class _Authenticator(ThreadAuthenticator):

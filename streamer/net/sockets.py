@@ -8,6 +8,9 @@ is set) and the sockets come from one object, so they cannot diverge:
 - ``server(kind, endpoint)``: the CurveZMQ server role (``security.server_secret_key``;
   clients authenticated against ``security.authorized_clients``), bound (or connected, for a
   publisher that connects out); a non-loopback endpoint without keys logs a warning.
+- every server socket gets ``ZMQ_MAXMSGSIZE`` (``max_message_bytes``, default
+  ``MAX_MESSAGE_BYTES``): libzmq reads a frame's length first and drops a peer that announces
+  a larger one before keeping its bytes, so an oversized request costs no memory.
 - ``client(kind, endpoint)``: the CurveZMQ client role (``security.client_secret_key`` and
   ``security.server_public_key``: a cluster worker publishing to its driver, ``streamer
   cluster status``), connected. Without those keys, plain TCP.
@@ -34,6 +37,10 @@ import zmq
 
 from configs.streamer import SecuritySettings
 from streamer.net.security import ServerSecurity, client_securer
+
+MAX_MESSAGE_BYTES = 1 << 20
+"""Largest frame a peer may send to a server socket unless its maker says otherwise (the
+publisher's subscriptions, the snapshot's requests); larger ones disconnect the peer."""
 
 
 class Sockets:
@@ -69,11 +76,20 @@ class Sockets:
         return f"CurveZMQ, server key {self.security.public_key}" if self.security.enabled else "not encrypted"
 
     def server(
-        self, kind: int, endpoint: str, *, what: str = "endpoint", bind: bool = True, **options: Any
+        self,
+        kind: int,
+        endpoint: str,
+        *,
+        what: str = "endpoint",
+        bind: bool = True,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        **options: Any,
     ) -> zmq.Socket:
         """A CurveZMQ server socket of ``kind`` (plain without keys) with ``options`` (``zmq``
         option name -> value), bound to ``endpoint`` (``bind=False``: connected). ``what``
-        names the setting in the warning about an exposed, unencrypted endpoint.
+        names the setting in the warning about an exposed, unencrypted endpoint. A peer that
+        sends a frame over ``max_message_bytes`` is disconnected by libzmq before the frame
+        is read (``ZMQ_MAXMSGSIZE``).
 
         Raises:
             zmq.ZMQError: the endpoint cannot be bound or connected.
@@ -81,7 +97,7 @@ class Sockets:
         if not self.serves:
             raise RuntimeError("this process only connects (Sockets(serve=False)): no server socket")
         self.security.warn_if_exposed(what, endpoint)
-        sock = self._socket(kind, self.security.secure, options)
+        sock = self._socket(kind, self.security.secure, {"MAXMSGSIZE": max_message_bytes, **options})
         try:
             if bind:
                 sock.bind(endpoint)

@@ -120,6 +120,8 @@ class Emitter:
         with self._lock:
             self._finished.discard(stream_id)
             self._terminal.pop(stream_id, None)
+        st = self.stats.stream(stream_id)  # counters go on; the state is the new source's
+        st.started, st.outcome, st.last_event, st.reason = False, None, None, None
 
     def faces(self, frame: Frame, tracks: Tracks, results: list[FaceResult | Abstention | None]) -> None:
         now = time.time()

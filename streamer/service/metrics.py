@@ -1,5 +1,6 @@
 """Prometheus metrics and Kubernetes-style health endpoints of ``streamer run``
-(``metrics.enabled``; docs/operations.md lists every series).
+(``metrics.enabled``; docs/operations.md lists every series). Every stream the service has is
+reported, however it came (start-up or ``add_source``, failed or not); removed ones leave.
 
 One HTTP port serves ``/metrics`` (Prometheus text format), ``/healthz`` (200 while the
 process serves) and ``/readyz`` (200 once the engine is loaded and every source has started
@@ -31,7 +32,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from configs.streamer import MetricsSettings
 from streamer.net.security import is_loopback
-from streamer.pipeline.stats import StreamStats
+from streamer.pipeline.stats import StatsSnapshot, StreamStats
 from streamer.service.http import HttpServer, metrics_app
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ NAMESPACE = "expstream"
 STAGE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 STATES = ("starting", "running", "reconnecting", "ended", "failed")
+REMOVED = "removed"
+"""The reason a stream stopped by ``remove_source`` ends with."""
 
 
 def stream_state(st: StreamStats | None) -> str:
@@ -54,6 +57,14 @@ def stream_state(st: StreamStats | None) -> str:
     if st.last_event == "reconnecting":
         return "reconnecting"
     return "running" if st.started else "starting"
+
+
+def service_streams(pipe: Pipeline, snap: StatsSnapshot) -> list[str]:
+    """Every stream the service has, however it came: the start-up ones (before their sources
+    report) and every one seen since (added through the control endpoint, failed or not);
+    a removed stream leaves once it has ended."""
+    ids = {s.stream_id for s in pipe.specs} | set(snap.streams)
+    return sorted(sid for sid in ids if not ((s := snap.streams.get(sid)) and s.stats.reason == REMOVED))
 
 
 class _PipelineCollector:
@@ -68,7 +79,7 @@ class _PipelineCollector:
         if pipe is None:
             return
         snap = pipe.snapshot()
-        ids = [s.stream_id for s in pipe.specs]
+        ids = service_streams(pipe, snap)
 
         def per_stream(name: str, doc: str, value: Callable[[Any], float], kind: type = CounterMetricFamily) -> Metric:
             family = kind(f"{NAMESPACE}_{name}", doc, labels=["stream"])
@@ -163,10 +174,11 @@ class MetricsServer:
         pipe = self.pipeline
         if pipe is None:
             return False, "engine loading"
+        snap = pipe.snapshot()
         waiting = [
-            s.stream_id
-            for s in pipe.specs
-            if (st := pipe.stats.streams.get(s.stream_id)) is None or not (st.started or st.outcome)
+            sid
+            for sid in service_streams(pipe, snap)
+            if (s := snap.streams.get(sid)) is None or not (s.stats.started or s.stats.outcome)
         ]
         if waiting:
             return False, f"waiting for source(s): {', '.join(waiting)}"

@@ -4,7 +4,8 @@ request (a JSON object) into a typed value or raises ConfigError saying what is 
 controller (``streamer.service.control``) and the cluster's (``streamer.cluster.control``)
 both are ``ControlHandler``s, so they accept and refuse the same requests with the same words.
 
-What is checked: the op; stream ids (letters, digits, ``_``, ``.``, ``-``, at most 64, the
+What is checked: the op; a ``prompts`` object that is there and not empty (``null`` would
+silently reset the defaults); stream ids (letters, digits, ``_``, ``.``, ``-``, at most 64, the
 whole string); ``uri`` and ``weight``; prompts against the ``engine.prompts`` schema, their
 relative paths made absolute; a head: a released name, ``none``, ``random``, or a ``.pth``,
 ``.pt`` or ``.safetensors`` file (any case) that is not a directory, made absolute against
@@ -37,6 +38,10 @@ from configs.loader import resolve_paths, validate
 from streamer.net.wire import check_stream_id
 
 OPS = ("status", "set_prompts", "set_head", "add_source", "remove_source")
+PROMPTS_NEEDED = (
+    "set_prompts needs a non-empty 'prompts' object (an engine.prompts section: set, classes, templates, custom); "
+    "to go back to the defaults, send them"
+)
 HEAD_NAME = re.compile(r"[A-Za-z0-9_-]+")
 """A released head's name, ``none`` or ``random`` (the engine knows which exist)."""
 
@@ -103,7 +108,9 @@ def parse_request(req: dict[str, Any]) -> ControlRequest:
     if op == "status":
         return Status()
     if op == "set_prompts":
-        raw = resolve_paths(req.get("prompts"), PromptSettings, Path.cwd())
+        if req.get("prompts") in (None, {}):  # would silently put back the defaults
+            raise ConfigError(f"prompts: got {req.get('prompts')!r}; {PROMPTS_NEEDED}")
+        raw = resolve_paths(req["prompts"], PromptSettings, Path.cwd())
         return SetPrompts(validate(PromptSettings, raw, "prompts"))
     if op == "set_head":
         return SetHead(_head(req.get("head")))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +13,7 @@ from configs.core.errors import ConfigError, ExitCode
 from streamer.cli import main
 from streamer.cli.run import parse_sources
 from streamer.cli.subscribe import format_message
+from tests.streamer.helpers import LIVENESS_S, ROOT
 
 
 def test_parse_sources_names_and_dedupes():
@@ -267,3 +271,34 @@ def test_subscribe_imports_neither_torch_nor_the_engine():
     assert out["rc"] == 0 and out["loaded"] == [], out
     assert "received 0 message(s)" in res.stderr
     print(f"\nstreamer subscribe: peak RSS {out['peak_kb']} kB")
+
+
+EARLY_SIGTERM = """
+import os, signal, sys, threading
+import streamer.service.assembly as assembly
+
+class SlowStart:
+    def __init__(self, settings, specs, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the service is still being built
+        threading.Event().wait(float(sys.argv[1]))
+        raise SystemExit("the SIGTERM was not handled during start-up")
+
+assembly.Service = SlowStart
+from streamer.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("when", ["building the service", "loading the settings"])
+def test_sigterm_during_start_up_exits_0_and_says_so(when, tmp_path):
+    """SIGTERM while ``streamer run`` starts (here: while its service is built, or at once)
+    used to kill it with 143 and nothing logged."""
+    code = EARLY_SIGTERM
+    if when == "loading the settings":
+        code = code.replace("assembly.Service = SlowStart", "import configs\nconfigs.load_settings = SlowStart")
+        code = code.replace("def __init__(self, settings, specs, **kwargs):", "def __init__(self, *args):")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [str(LIVENESS_S), "run", "-c", "offline", str(tmp_path / "clip.mp4")]
+    res = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])
+    assert "SIGTERM received: stopped before start-up finished" in res.stderr, res.stderr[-2000:]

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from configs.engine import EngineSettings
+from configs.sources import SourceSettings
 from streamer.cluster.control import ClusterController
 from streamer.net.endpoints import answer
+from streamer.pipeline.stats import PipelineStats
 from streamer.service.control import Controller
 
 GOOD = None
@@ -31,6 +34,8 @@ class FakePipeline:
 
     def __init__(self) -> None:
         self.engine = _Engine(EngineSettings())
+        self.settings = SimpleNamespace(sources=SourceSettings())
+        self.stats = PipelineStats()
         self.calls: list[tuple[str, Any]] = []
 
     def running_streams(self) -> list[str]:
@@ -38,6 +43,7 @@ class FakePipeline:
 
     def add_source(self, spec: Any) -> None:
         self.calls.append(("add_source", (spec.stream_id, spec.uri)))
+        self.stats.stream(spec.stream_id).started = True  # its source opened
 
     def remove_source(self, sid: str) -> None:
         self.calls.append(("remove_source", sid))
@@ -101,6 +107,11 @@ CASES: list[tuple[str, Any, str | None]] = [
     ("head empty", {"op": "set_head", "head": ""}, HEAD_TYPE),
     ("head missing", {"op": "set_head"}, HEAD_TYPE),
     ("head not a string", {"op": "set_head", "head": ["a.pth"]}, HEAD_TYPE),
+    ("prompts null", {"op": "set_prompts", "prompts": None}, "prompts: got None; set_prompts needs a non-empty"),
+    ("prompts missing", {"op": "set_prompts"}, "prompts: got None; set_prompts needs a non-empty 'prompts' object"),
+    ("prompts empty", {"op": "set_prompts", "prompts": {}}, "prompts: got {}; set_prompts needs a non-empty"),
+    # refused by the engine.prompts schema itself (configs/engine.py: PromptSettings checks class names)
+    ("empty class name", {"op": "set_prompts", "prompts": {"classes": ["calm", ""]}}, "prompts"),
     ("prompts not a mapping", {"op": "set_prompts", "prompts": "calm"}, "invalid configuration (prompts)"),
     ("prompts unknown key", {"op": "set_prompts", "prompts": {"custon": {}}}, "custon: unknown key"),
     ("add without id", {"op": "add_source", "uri": "x.mp4"}, NEEDS_ID_URI),

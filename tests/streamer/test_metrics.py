@@ -14,7 +14,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from configs import load_settings
+from configs.core.errors import ExitCode
+from streamer.cli.run import exit_code
+from streamer.net.endpoints import answer
 from streamer.pipeline import Pipeline, StreamSpec
+from streamer.service.control import Controller
 from streamer.service.metrics import MetricsServer
 from tests.streamer.helpers import LIVENESS_S, OFFLINE, OFFLINE_SETS, UNWATCHED_SETS, start_streamer, wait_for
 from tests.streamer.test_pipeline import ListPublisher
@@ -154,3 +158,54 @@ def test_streamer_run_serves_metrics_and_health(face_clip):
             proc.kill()
     assert proc.returncode == 0, err[-3000:]
     assert f"metrics on http://127.0.0.1:{port}/metrics" in err
+
+
+def test_streams_added_at_run_time_are_answered_honestly_reported_and_leave_when_removed(face_clip, tmp_path):
+    """``add_source`` answers once the source opened or failed, with the reason (hostile
+    sources included); every added stream, failed or not, is in /metrics and /readyz; a
+    removed one leaves; the exit code follows the start-up streams only."""
+    settings = load_settings(
+        OFFLINE,
+        ["detector.name=haar", "stats.enabled=false", "metrics.port=0", "sources.loop=true", "scheduler.max_hz=30"],
+    )
+    (tmp_path / "folder").mkdir()
+    hostile = {
+        "passwd": ("file:///etc/passwd", "Invalid data"),
+        "zero": ("/dev/zero", "Invalid data"),
+        "random": ("/dev/urandom", "Invalid data"),
+        "folder": (str(tmp_path / "folder"), "Is a directory"),
+        "missing": (str(tmp_path / "missing.mp4"), "No such file"),
+    }
+    server = MetricsServer(settings.metrics)
+    pipe = Pipeline(settings, [StreamSpec("cam", str(face_clip))], ListPublisher(), keep_alive=True)
+    server.attach(pipe)
+    control = Controller(pipe)
+    base, stop, report = server.url, threading.Event(), []
+    runner = threading.Thread(target=lambda: report.append(pipe.run(stop)))
+    runner.start()
+    try:
+        wait_for(lambda: pipe.stats.stream("cam").started, LIVENESS_S, "the start-up stream to start")
+        added = answer(control, {"op": "add_source", "id": "extra", "uri": str(face_clip)})
+        assert added == {"ok": True, "stream": "extra", "state": "running", "streams": ["cam", "extra"]}
+        for sid, (uri, why) in hostile.items():
+            reply = answer(control, {"op": "add_source", "id": sid, "uri": uri})
+            assert reply["ok"] is False, reply
+            assert reply["error"].startswith(f"add_source {sid}: the source failed: ") and why in reply["error"], reply
+        samples = scrape(base)
+        for sid in hostile:
+            assert samples[("expstream_stream_state", (("state", "failed"), ("stream", sid)))] == 1, sid
+        assert samples[("expstream_stream_state", (("state", "running"), ("stream", "extra")))] == 1
+        assert get(f"{base}/readyz") == (200, "ready\n")
+        assert answer(control, {"op": "remove_source", "id": "extra"}) == {"ok": True, "removing": "extra"}
+        extra_frames = ("expstream_frames_total", (("stream", "extra"),))
+        wait_for(lambda: extra_frames not in scrape(base), LIVENESS_S, "the removed stream to leave /metrics")
+        assert ("expstream_frames_total", (("stream", "cam"),)) in scrape(base)
+        again = answer(control, {"op": "add_source", "id": "zero", "uri": str(face_clip)})
+        assert again["ok"] and again["state"] == "running", again  # a failed id can be used again
+        assert scrape(base)[("expstream_stream_state", (("state", "running"), ("stream", "zero")))] == 1
+    finally:
+        stop.set()
+        runner.join()
+        server.close()
+    assert exit_code(report[0], {"cam"}) == ExitCode.OK, "failed run-time streams do not fail the run"
+    assert exit_code(report[0]) == ExitCode.STREAM_FAILED

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import threading
 
@@ -111,14 +112,89 @@ def test_only_an_allowed_key_with_the_right_server_key_receives_anything(keys, c
         ctx.term()
 
 
-def test_a_key_added_to_the_directory_is_allowed_without_a_restart(keys):
+def test_a_key_added_to_the_directory_is_allowed_without_a_restart(keys, caplog):
     folder, allowed = keys
+    caplog.set_level(logging.INFO, logger="streamer.net.security")
     with _sockets(keys) as sockets:
         allow_list = sockets.security.allow_list
         mallory = zmq.auth.load_certificate(folder / "mallory.key")[0]
         assert not allow_list.callback("*", mallory)
         (allowed / "mallory.key").write_bytes((folder / "mallory.key").read_bytes())
         assert allow_list.callback("*", mallory)
+        assert f"client key mallory.key added: {mallory.decode()} is allowed" in caplog.text
+
+
+def _public(folder, name: str) -> bytes:
+    return zmq.auth.load_certificate(folder / f"{name}.key")[0]
+
+
+def _look_untouched(path, before: os.stat_result) -> None:
+    """Put back the times a reload by timestamp would look at (``cp -p`` or a restore does)."""
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_key_replaced_in_place_is_read_again(keys, caplog):
+    """``cp mallory.key clients/alice.key``: the folder keeps its count of keys, and here its
+    and the file's modification times too; the old key is refused, the new one allowed."""
+    folder, allowed = keys
+    caplog.set_level(logging.INFO, logger="streamer.net.security")
+    alice, mallory = _public(folder, "alice"), _public(folder, "mallory")
+    with _sockets(keys) as sockets:
+        allow_list = sockets.security.allow_list
+        assert allow_list.callback("*", alice) and not allow_list.callback("*", mallory)
+        folder_stat, file_stat = os.stat(allowed), os.stat(allowed / "alice.key")
+        shutil.copyfile(folder / "mallory.key", allowed / "alice.key")
+        _look_untouched(allowed / "alice.key", file_stat)
+        _look_untouched(allowed, folder_stat)
+        assert allow_list.callback("*", mallory), "the new key in alice.key was not read"
+        assert not allow_list.callback("*", alice), "the replaced key is still allowed"
+        assert f"client key alice.key replaced: {alice.decode()} is no longer allowed, {mallory.decode()} is" in (
+            caplog.text
+        )
+
+
+def test_a_key_removed_from_the_directory_is_refused_at_the_next_handshake(keys, caplog):
+    folder, allowed = keys
+    caplog.set_level(logging.INFO, logger="streamer.net.security")
+    endpoint = free_endpoint()
+    ctx = zmq.Context()
+    with _sockets(keys) as sockets:
+        server = sockets.server(zmq.XPUB, endpoint, what="test.endpoint")
+        try:
+            first, first_mon = _watched_sub(ctx, endpoint, folder / "server.key", folder / "alice.key_secret")
+            _wait_handshake(first_mon)
+            (allowed / "alice.key").unlink()
+            again, again_mon = _watched_sub(ctx, endpoint, folder / "server.key", folder / "alice.key_secret")
+            _wait_refused(again_mon)
+            assert f"client key alice.key removed: {_public(folder, 'alice').decode()} is no longer allowed" in (
+                caplog.text
+            )
+            for sock, mon in ((first, first_mon), (again, again_mon)):
+                sock.disable_monitor()
+                sock.close(linger=0)
+                mon.close(linger=0)
+        finally:
+            server.close(0)
+    ctx.term()
+
+
+def test_a_file_that_is_not_a_key_allows_no_one_and_breaks_nothing(keys, caplog):
+    folder, allowed = keys
+    with _sockets(keys) as sockets:
+        allow_list = sockets.security.allow_list
+        (allowed / "junk.key").write_bytes(b"not a certificate\x00\xff")
+        assert allow_list.callback("*", _public(folder, "alice"))
+        assert not allow_list.callback("*", _public(folder, "mallory"))
+        assert "junk.key is not a readable public key" in caplog.text
+
+
+def _wait_handshake(monitor, timeout_s: float = LIVENESS_S) -> None:
+    while monitor.poll(int(timeout_s * 1000)):
+        event = zmq.utils.monitor.recv_monitor_message(monitor)["event"]
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            return
+        assert event not in REFUSED_HANDSHAKE - {zmq.EVENT_DISCONNECTED}, "an allowed client was refused"
+    raise AssertionError("no handshake seen")
 
 
 def test_allow_any_client_encrypts_without_authenticating(keys):

@@ -24,7 +24,7 @@ from streamer.cluster.front import ClusterOutlets
 from streamer.cluster.plan import worker_settings
 from streamer.net.endpoints import request
 from streamer.net.security import secure_client
-from streamer.net.sockets import Sockets
+from streamer.net.sockets import MAX_MESSAGE_BYTES, Sockets
 from streamer.service import Service
 from tests.streamer.helpers import LIVENESS_S, OFFLINE, REFUSED_HANDSHAKE, ROOT, free_endpoint, wait_for
 
@@ -188,3 +188,77 @@ def test_the_cluster_driver_imports_no_torch():
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["[]"], res.stdout
+
+
+CONTROL_SERVER = """
+import sys
+from configs import load_settings
+from streamer.service.outlets import Outlets
+with Outlets(load_settings(None, [f"control.endpoint={sys.argv[1]}"])) as outlets:
+    outlets.serve_control(lambda req: {"echo": req})
+    print("ready", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (the peak so far) of ``pid``, in MiB (Linux)."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: int(v.split()[0]) / 1024 for k, v in (ln.split(":", 1) for ln in lines) if k in ("VmRSS", "VmHWM")}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_an_oversized_control_request_is_dropped_before_it_is_read(tmp_path):
+    """300 MB to a control endpoint that takes at most 1 MiB (``control.max_request_bytes``):
+    the server process's peak memory stays where it was (libzmq drops the peer as soon as it
+    announces the size, ``ZMQ_MAXMSGSIZE``), and the endpoint goes on answering."""
+    endpoint = free_endpoint()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", CONTROL_SERVER, endpoint],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    ctx = zmq.Context()
+    try:
+        assert server.stdout.readline().strip() == b"ready"
+        assert request(endpoint, {"op": "status"}, LIVENESS_S, ctx)["ok"]
+        before = _memory_mib(server.pid)
+        big = ctx.socket(zmq.DEALER)
+        monitor = big.get_monitor_socket()
+        big.connect(endpoint)
+        big.send_multipart([b"", b'{"op": "status", "pad": "' + b" " * (300 << 20) + b'"}'], copy=False)
+        poller = zmq.Poller()
+        poller.register(big, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        outcome = None
+        while outcome is None:  # dropped (the fix) or read and answered (what it did before)
+            ready = dict(poller.poll(int(LIVENESS_S * 1000)))
+            assert ready, "the oversized request was neither dropped nor answered"
+            if big in ready:
+                outcome = f"answered: {big.recv_multipart()[-1][:200]!r}"
+            elif zmq.utils.monitor.recv_monitor_message(monitor)["event"] == zmq.EVENT_DISCONNECTED:
+                outcome = "dropped"
+        after = _memory_mib(server.pid)
+        assert after["VmHWM"] - before["VmRSS"] < 100, f"{outcome}; memory before {before}, after {after} (MiB)"
+        assert outcome == "dropped"
+        big.disable_monitor()
+        assert request(endpoint, {"op": "status"}, LIVENESS_S, ctx) == {"ok": True, "echo": {"op": "status"}}
+    finally:
+        server.stdin.close()
+        server.wait(LIVENESS_S)
+        ctx.destroy(linger=0)
+
+
+def test_every_server_socket_has_a_largest_frame():
+    """``Sockets.server`` makes every served socket (publisher, endpoints, the cluster's
+    forwarder); each gets ``ZMQ_MAXMSGSIZE``, the default or its maker's limit."""
+    with Sockets() as sockets:
+        plain = sockets.server(zmq.XPUB, "tcp://127.0.0.1:*")
+        limited = sockets.server(zmq.ROUTER, "tcp://127.0.0.1:*", max_message_bytes=4096)
+        assert plain.getsockopt(zmq.MAXMSGSIZE) == MAX_MESSAGE_BYTES
+        assert limited.getsockopt(zmq.MAXMSGSIZE) == 4096
+        plain.close(0)
+        limited.close(0)
