@@ -45,8 +45,8 @@ log = logging.getLogger("streamer")
 
 RESULT_SECTIONS = ("engine", "detector", "tracker", "crops", "scheduler", "abstain", "episodes")
 """The settings that change what an analysis finds (part of its fingerprint and its metadata)."""
-EVERY_FRAME_HZ = 1e6
-"""``--every-frame``: a scoring rate no clip's frame rate reaches."""
+EVERY_FRAME_HZ = 1000.0
+"""``--every-frame``: the largest scoring rate ``scheduler.max_hz`` allows, above any clip's frame rate."""
 
 
 def analysis_settings(settings: Settings, *, every_frame: bool, quiet_stats: bool) -> Settings:
