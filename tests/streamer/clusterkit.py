@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import json
 import os
 import signal
 import subprocess
 import time
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamer.cluster.epochs import split_track_id
 from streamer.net.endpoints import request
-from tests.streamer.helpers import LIVENESS_S, OFFLINE, ROOT, Collector, free_endpoint, sets, streamer_cmd
+from tests.streamer.helpers import LIVENESS_S, OFFLINE, ROOT, Collector, free_endpoint, sets, streamer_cmd, validators
 
 LOOPBACK_SETTINGS = ("cluster.ingest_endpoint=tcp://127.0.0.1:*",)
 
@@ -192,3 +196,28 @@ def listening_count() -> int:
         if (Path("/proc/net") / name).exists()
         for line in (Path("/proc/net") / name).read_text().splitlines()[1:]
     )
+
+
+def assert_in_order(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """What a subscriber received, as (topic, message): each message valid against its schema,
+    and within one run (a restarted driver starts a new one): per topic ``seq`` increasing,
+    per stream epochs never going back, per (stream, epoch) frames increasing, and every
+    face's track id carrying its message's epoch."""
+    v = validators()
+    frames: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    epochs: dict[tuple[str, str], list[int]] = defaultdict(list)
+    seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for topic, m in messages:
+        assert not [e.message for e in v[topic.split(".", 1)[0]].iter_errors(m)], (topic, m)
+        seqs[(m["run"], topic)].append(m["seq"])
+        if "epoch" in m:
+            epochs[(m["run"], m["stream_id"])].append(m["epoch"])
+        if m["type"] == "faces":
+            frames[(m["run"], m["stream_id"], m["epoch"])].append(m["frame_index"])
+            assert all(split_track_id(f["track_id"])[0] == m["epoch"] for f in m["faces"])
+    for key, idx in frames.items():
+        assert all(a < b for a, b in itertools.pairwise(idx)), f"{key}: frames went backwards within one epoch"
+    for sid, es in epochs.items():
+        assert es == sorted(es), f"{sid}: an older epoch after a newer one"
+    for topic, ss in seqs.items():
+        assert all(a < b for a, b in itertools.pairwise(ss)), f"{topic}: seq not increasing"

@@ -17,21 +17,25 @@ driver's status; the pauses are the faults themselves.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streamer.client import Subscriber
-from streamer.cluster.epochs import split_track_id
-from tests.streamer.clusterkit import Cluster, own_network_namespace, sockets_off_loopback, start_cluster, stop_cluster
-from tests.streamer.helpers import LIVENESS_S, validators, wait_for
+from tests.streamer.clusterkit import (
+    Cluster,
+    assert_in_order,
+    own_network_namespace,
+    sockets_off_loopback,
+    start_cluster,
+    stop_cluster,
+)
+from tests.streamer.helpers import LIVENESS_S, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.timeout(1200)]
 
@@ -210,24 +214,7 @@ def test_stop_and_no_message_went_backwards(cluster: Cluster):
     cluster.proc.send_signal(signal.SIGTERM)
     assert cluster.proc.wait(LIVENESS_S) == 0, cluster.tail()
     wait_for(lambda: all(cluster.events(s, "ended") for s in SOURCES), LIVENESS_S, "every stream's end")
-    v = validators()
-    frames: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    epochs: dict[tuple[str, str], list[int]] = defaultdict(list)
-    seqs: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for topic, m in list(cluster.col.messages):  # per run: the driver restarted once
-        assert not [e.message for e in v[topic.split(".", 1)[0]].iter_errors(m)], (topic, m)
-        seqs[(m["run"], topic)].append(m["seq"])
-        if "epoch" in m:
-            epochs[(m["run"], m["stream_id"])].append(m["epoch"])
-        if m["type"] == "faces":
-            frames[(m["run"], m["stream_id"], m["epoch"])].append(m["frame_index"])
-            assert all(split_track_id(f["track_id"])[0] == m["epoch"] for f in m["faces"])
-    for key, idx in frames.items():
-        assert all(a < b for a, b in itertools.pairwise(idx)), f"{key}: frames went backwards within one epoch"
-    for sid, es in epochs.items():
-        assert es == sorted(es), f"{sid}: an older epoch after a newer one"
-    for topic, ss in seqs.items():
-        assert all(a < b for a, b in itertools.pairwise(ss)), f"{topic}: seq not increasing"
+    assert_in_order(list(cluster.col.messages))
     for sid in SOURCES:
         ends = [m for m in stream_events(cluster, sid) if m["kind"] in ("ended", "failed")]
         assert [(m["kind"], m["reason"]) for m in ends] == [("ended", "stopped")], "ended only by the stop"

@@ -10,18 +10,16 @@ final stop. The gap of each rebalancing move is printed (docs/deployment.md)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streamer.cli import main
-from tests.streamer.clusterkit import Cluster, start_cluster, stop_cluster
-from tests.streamer.helpers import LIVENESS_S, validators, wait_for
+from tests.streamer.clusterkit import Cluster, assert_in_order, start_cluster, stop_cluster
+from tests.streamer.helpers import LIVENESS_S, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.timeout(1200)]
 
@@ -106,23 +104,7 @@ def test_stop_and_no_message_went_backwards(cluster: Cluster):
     cluster.proc.send_signal(signal.SIGTERM)
     assert cluster.proc.wait(LIVENESS_S) == 0, cluster.tail()
     wait_for(lambda: all(cluster.events(s, "ended") for s in SOURCES), LIVENESS_S, "every stream's end")
-    v = validators()
-    frames: dict[tuple[str, int], list[int]] = defaultdict(list)
-    epochs: dict[str, list[int]] = defaultdict(list)
-    seqs: dict[str, list[int]] = defaultdict(list)
-    for topic, m in list(cluster.col.messages):
-        assert not [e.message for e in v[topic.split(".", 1)[0]].iter_errors(m)], (topic, m)
-        seqs[topic].append(m["seq"])
-        if "epoch" in m:
-            epochs[m["stream_id"]].append(m["epoch"])
-        if m["type"] == "faces":
-            frames[(m["stream_id"], m["epoch"])].append(m["frame_index"])
-    for key, idx in frames.items():
-        assert all(a < b for a, b in itertools.pairwise(idx)), f"{key}: frames went backwards within one epoch"
-    for sid, es in epochs.items():
-        assert es == sorted(es), f"{sid}: an older epoch after a newer one"
-    for topic, ss in seqs.items():
-        assert all(a < b for a, b in itertools.pairwise(ss)), f"{topic}: seq not increasing"
+    assert_in_order(list(cluster.col.messages))
     for sid in SOURCES:
         ends = [m for m in cluster.events(sid, "ended") + cluster.events(sid, "failed")]
         assert [(m["kind"], m["reason"]) for m in ends] == [("ended", "stopped")], "ended only by the stop"
