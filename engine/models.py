@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import open_clip
 import torch
 
 from configs.core.errors import ModelLoadError
 from configs.engine import ModelSettings
+from engine.openclip import enable_towers
+from engine.openclip import open_clip as _open_clip
+
+open_clip = _open_clip()  # without transformers and timm until a model's towers need them
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,7 @@ def load_clip(settings: ModelSettings, device: torch.device | str = "cpu") -> Lo
         )
     pretrained = settings.pretrained
     try:
+        enable_towers(None if name.startswith(("hf-hub:", "local-dir:")) else open_clip.get_model_config(name))
         if pretrained is None:
             torch.manual_seed(settings.seed)
             model = open_clip.create_model(name, pretrained=None, device="cpu")

@@ -28,13 +28,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from open_clip.model import convert_weights_to_lp
-from open_clip.transformer import LayerNorm, LayerNormFp32
 
 import configs
 from configs.core.errors import ConfigError
 from configs.engine import PromptSettings
 from configs.loader import read_yaml
+from engine.openclip import open_clip
+
+_oc = open_clip()  # first, so that open_clip comes without transformers and timm (engine.openclip)
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +131,10 @@ def text_tower(clip_model: torch.nn.Module, dtype: torch.dtype = torch.float32) 
     visual = getattr(clip_model, "visual", None)
     memo = {id(visual): None} if visual is not None else {}
     text = copy.deepcopy(clip_model, memo)  # the image tower maps to None: never copied
-    convert_weights_to_lp(text, dtype)
+    _oc.model.convert_weights_to_lp(text, dtype)
     for m in text.modules():
-        if type(m) is LayerNorm:
-            m.__class__ = LayerNormFp32
+        if type(m) is _oc.transformer.LayerNorm:
+            m.__class__ = _oc.transformer.LayerNormFp32
     return text.eval().requires_grad_(False)
 
 

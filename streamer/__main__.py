@@ -1,8 +1,6 @@
 """``python -m streamer``: the ``streamer`` command."""
 
-import sys
-
-from streamer.cli import main
+from streamer.cli import console
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
