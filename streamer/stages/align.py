@@ -13,25 +13,34 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 
 from streamer.frames import FrameImage
 
 _TEMPLATE_SIZE = 112
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]], np.float64
+)
+"""insightface's ArcFace 5-point template (eyes, nose tip, mouth corners) in a 112 x 112 crop
+(``insightface.utils.face_align.arcface_dst``)."""
 
 
 def similarity_transform(kps: np.ndarray, size: int) -> np.ndarray:
-    """2x3 matrix mapping frame pixels to a ``size`` x ``size`` aligned crop (insightface's
-    ArcFace template, scaled)."""
-    from insightface.utils.face_align import estimate_norm  # ~2 s with onnxruntime: box crops never need it
+    """2x3 matrix mapping frame pixels to a ``size`` x ``size`` aligned crop: insightface's
+    ``estimate_norm`` (scikit-image's least-squares similarity from the 5 keypoints to the
+    ArcFace template), scaled. Called through scikit-image directly: importing insightface
+    costs ~1 s (it imports onnx) and box crops never need it; a test checks both agree."""
+    from skimage.transform import SimilarityTransform
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # scikit-image deprecation inside insightface
-        m = np.asarray(estimate_norm(np.asarray(kps, np.float32), _TEMPLATE_SIZE), np.float64)
-    return m * (size / _TEMPLATE_SIZE)
+    src = np.asarray(kps, np.float64)
+    if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26
+        m = SimilarityTransform.from_estimate(src, ARCFACE_TEMPLATE).params[:2]
+    else:
+        t = SimilarityTransform()
+        t.estimate(src, ARCFACE_TEMPLATE)
+        m = t.params[:2]
+    return np.asarray(m, np.float64) * (size / _TEMPLATE_SIZE)
 
 
 def source_box(m: np.ndarray, size: int) -> tuple[int, int, int, int]:

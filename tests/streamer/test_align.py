@@ -47,6 +47,24 @@ def test_template_scales_insightface_norm_crop():
     assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_alignment_is_insightface_estimate_norm_for_any_face():
+    """Our template and solver (scikit-image, without importing insightface) give insightface's
+    matrix for faces anywhere, at any scale and rotation."""
+    from insightface.utils.face_align import arcface_dst, estimate_norm
+
+    from streamer.stages.align import ARCFACE_TEMPLATE
+
+    np.testing.assert_array_equal(ARCFACE_TEMPLATE.astype(np.float32), arcface_dst)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        angle, scale = rng.uniform(-1.2, 1.2), rng.uniform(0.2, 6)
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        kps = (arcface_dst @ rot.T * scale + rng.uniform(-50, 1900, 2) + rng.normal(0, 2, (5, 2))).astype(np.float32)
+        ours, theirs = similarity_transform(kps, 112), estimate_norm(kps, 112)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-3 * max(1.0, np.abs(theirs).max()))
+
+
 def test_source_box_covers_the_crop():
     m = similarity_transform(KPS, 224)
     x0, y0, x1, y1 = source_box(m, 224)

@@ -215,7 +215,11 @@ def test_the_report_opens_from_disk_in_a_real_browser_with_every_image_and_no_er
             sizes = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.src.slice(0, 5)])"
             )
-            assert sizes and all(done and width > 0 and src == "data:" for done, width, src in sizes), sizes
+            assert all(done and width > 0 and src == "data:" for done, width, src in sizes), sizes
+            charts = driver.execute_script(  # inline SVG: each chart laid out, with a visible size
+                "return Array.from(document.querySelectorAll('svg')).map(s => s.getBoundingClientRect().width)"
+            )
+            assert charts and all(w > 100 for w in charts), charts
             severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
             assert not severe, severe
             shot = tmp_path / f"{page.parent.name}.png"
@@ -227,6 +231,11 @@ def test_the_report_opens_from_disk_in_a_real_browser_with_every_image_and_no_er
         tracks = len(read_tables(out / "a_faces").tracks)
         thumbs = driver.execute_script("return document.querySelectorAll('.thumb img').length")
         assert thumbs == tracks  # a clearest face per track
+        lines = driver.execute_script(  # every timeline draws its classes: lines with a drawn length
+            "return Array.from(document.querySelectorAll('.track svg')).map("
+            "s => Array.from(s.querySelectorAll('polyline.series')).filter(p => p.getBBox().width > 0).length)"
+        )
+        assert len(lines) == tracks and all(n >= 1 for n in lines), lines
     finally:
         driver.quit()
 

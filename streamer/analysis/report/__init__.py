@@ -1,5 +1,6 @@
 """The offline HTML report of ``streamer analyze``: a page per video and an index
-(``pages``), charts drawn with matplotlib (``charts``). Nothing is fetched when a page opens.
+(``pages``) with inline SVG charts (``svg``). Nothing is fetched when a page opens.
+``charts`` draws the same timeline with matplotlib, for notebooks (``AnalysisResult.plot_track``).
 
 Example (plain text: needs an analysis folder)::
 

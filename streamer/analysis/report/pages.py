@@ -1,5 +1,5 @@
 """The report's HTML: one page per video (``DIR/<video>/report.html``) and an index
-(``DIR/index.html``). Everything is inline (CSS, PNG data URIs): the pages open from disk in a
+(``DIR/index.html``). Everything is inline (CSS, SVG charts, PNG thumbnails as data URIs): the pages open from disk in a
 browser with no network, and no script runs.
 
 Example:
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from streamer.analysis.report.charts import class_colors, distribution_figure, png_uri, timeline_figure
+from streamer.analysis.report.svg import class_colors, distribution_svg, timeline_svg
 from streamer.analysis.tables import VideoTables
 
 MAX_TRACKS = 60
@@ -36,6 +36,7 @@ table { border-collapse: collapse; } td, th { padding: 3px 10px; border-bottom: 
 .thumb img { max-width: 128px; max-height: 128px; }
 .bar { display: flex; height: 14px; width: 260px; background: #eee; margin: 4px 0; }
 .bar span { display: block; height: 100%; }
+figure { margin: 6px 0; } svg { max-width: 100%; height: auto; }
 .muted { color: #666; } .failed { color: #b00; } pre { background: #f6f6f6; padding: 8px; overflow-x: auto; }
 """
 
@@ -79,13 +80,13 @@ def _track_card(tables: VideoTables, row: Any, colors: dict[str, str], thumb: np
     episodes = tables.episodes[tables.episodes["track_id"] == tid]
     img = f"<img src='{thumb_uri(thumb)}' alt='track {tid}'>" if thumb is not None else "<span>no thumbnail</span>"
     dominant = html.escape(str(row.dominant)) if isinstance(row.dominant, str) else "-"
-    chart = png_uri(timeline_figure(faces, episodes, classes, colors))
+    chart = timeline_svg(faces, episodes, classes, colors)
     return (
         f"<div class='track' id='track-{tid}'><div class='thumb'>{img}</div><div>"
         f"<b>track {tid}</b> <span class='muted'>{row.first_s:.2f} s - {row.last_s:.2f} s, "
         f"{row.frames_seen} frames, scored {row.scores} times, {row.episodes} episode(s)</span><br>"
         f"dominant: <b>{dominant}</b>{share_bar(label_counts(faces, classes), colors)}"
-        f"<img src='{chart}' alt='timeline of track {tid}'></div></div>"
+        f"<figure aria-label='timeline of track {tid}'>{chart}</figure></div></div>"
     )
 
 
@@ -109,8 +110,8 @@ def video_page(tables: VideoTables, thumbs: Mapping[int, tuple[float, int, np.nd
     ]
     counts = label_counts(tables.faces, classes)
     if sum(counts.values()):
-        chart = png_uri(distribution_figure(counts, colors, "all tracks"))
-        parts.append(f"<h2>Class distribution</h2><img src='{chart}' alt='class distribution'>")
+        chart = distribution_svg(counts, colors, "all tracks")
+        parts.append(f"<h2>Class distribution</h2><figure aria-label='class distribution'>{chart}</figure>")
     tracks = tables.tracks.sort_values(["frames_seen", "track_id"], ascending=[False, True]).head(MAX_TRACKS)
     parts.append(f"<h2>Tracks ({len(tables.tracks)})</h2>")
     if len(tables.tracks) > MAX_TRACKS:
@@ -146,6 +147,7 @@ def index_page(rows: list[dict[str, Any]], overall: dict[str, int], classes: lis
         )
     lines.append("</table>")
     if sum(overall.values()):
-        chart = png_uri(distribution_figure(overall, colors, "every video"))
-        lines.append(f"<h2>Class distribution</h2><img src='{chart}' alt='class distribution, every video'>")
+        chart = distribution_svg(overall, colors, "every video")
+        figure = f"<figure aria-label='class distribution, every video'>{chart}</figure>"
+        lines.append(f"<h2>Class distribution</h2>{figure}")
     return _page("Expression analysis", "\n".join(lines))
