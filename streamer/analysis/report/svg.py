@@ -39,7 +39,7 @@ TAB20 = (
 """matplotlib's ``tab10`` and ``tab20`` palettes, so the report and ``plot_track`` agree."""
 
 WIDTH, HEIGHT = 900, 250
-PLOT_X0, PLOT_X1, PLOT_Y0, PLOT_Y1 = 52, 750, 12, 172
+PLOT_X0, PLOT_X1, PLOT_Y0, PLOT_Y1 = 66, 750, 12, 172
 """The probability panel; the episode band lies under it, the legend to its right."""
 BAND_Y0, BAND_Y1 = 182, 200
 FONT = "font-family='system-ui, sans-serif' font-size='11'"
@@ -128,6 +128,10 @@ def timeline_svg(faces: pd.DataFrame, episodes: pd.DataFrame, classes: Sequence[
         out.append(f"<line {key} stroke='{color}' stroke-width='3'/>")
         out.append(f"<text x='{PLOT_X1 + 36}' y='{y + 4}'>{_esc(c)}</text>")
     out.append(f"<text x='{PLOT_X0 - 6}' y='{BAND_Y1 - 5}' text-anchor='end' fill='#666'>episodes</text>")
+    out.append(
+        f"<rect x='{PLOT_X0}' y='{BAND_Y0}' width='{PLOT_X1 - PLOT_X0}' height='{BAND_Y1 - BAND_Y0}' "
+        "fill='#f4f4f4' stroke='#ccc'/>"
+    )
     for e in episodes.itertuples(index=False):
         start, end = float(e.onset_s), float(e.offset_s)
         x0, x1 = xpos(start), xpos(max(end, start + 1e-3))
