@@ -14,7 +14,7 @@ no affinity and waits for room anywhere (a node that joins later takes it).
 A node where one of the driver's workers was lost or died is suspect for ``SUSPECT_S``: new
 workers go elsewhere meanwhile (or, if no other node has a free slot, wherever Ray finds
 room). A killed node's raylet stays in Ray's list of alive nodes until Ray's own health
-check gives up on it (about 11 s measured, docs/deployment.md); a replacement pinned there
+check gives up on it (16.4 s after the kill in the multi-node test); a replacement pinned there
 in that time would wait on a node that is gone and die with it.
 
 A node's slots count only what the driver's workers reserve (``num_cpus``, ``num_gpus``):
