@@ -124,14 +124,15 @@ def status_text(reply: dict[str, Any]) -> str:
     """The status reply as a few readable lines."""
     workers = reply.get("workers", [])
     lines = [f"endpoint {reply.get('endpoint')}  engine {reply.get('engine')}  capacity {reply.get('capacity')}/worker"]
-    lines.append(f"{'worker':8} {'state':10} {'node':16} {'pid':>7} {'load':>6} {'cpu%':>6}  streams (fps)")
+    lines.append(f"{'worker':8} {'state':10} {'node (ip/id)':25} {'pid':>7} {'load':>6} {'cpu%':>6}  streams (fps)")
     for w in workers:
+        node = (w.get("node_ip") or "-") + (f"/{w['node_id'][:8]}" if w.get("node_id") else "")
         fps = w.get("fps", {})
         streams = ", ".join(f"{s} ({fps[s]:.1f})" if s in fps else s for s in w.get("streams", [])) or "-"
         cpu = w.get("cpu_percent")
         stale = w.get("stale", [])
         lines.append(
-            f"{w['id']:8} {w['state']:10} {w.get('node_ip') or '-':16} {w.get('pid') or '-':>7} "
+            f"{w['id']:8} {w['state']:10} {node:25} {w.get('pid') or '-':>7} "
             f"{w.get('load', 0)}/{w.get('capacity', 0):<4} {'-' if cpu is None else f'{cpu:.0f}':>6}  {streams}"
             + (f"  (stopping {', '.join(stale)})" if stale else "")
             + (f"  [{w['cause']}]" if w.get("cause") else "")

@@ -84,9 +84,10 @@ class Placement:
         ref = self.workers[wid].actor.assign.remote(sid, src.uri, epoch)
         self.calls[ref] = ("assign", sid, epoch, wid)
 
-    def move_away(self, worker: str, cause: str, *, replace: bool = True) -> None:
-        """Fence and close ``worker``'s streams; with ``replace``, place them elsewhere (one
-        with no room yet waits, and a ``moved`` event with no ``to`` says so)."""
+    def move_away(self, worker: str, cause: str, *, replace: bool = True, avoid: tuple[str, ...] = ()) -> None:
+        """Fence and close ``worker``'s streams; with ``replace``, place them elsewhere,
+        on a worker not in ``avoid`` while one has room (one with no room yet waits, and a
+        ``moved`` event with no ``to`` says so)."""
         moved, removed = self.assignment.drop_worker(worker, cause)
         for sid in removed:
             self.close(sid, self.assignment.sources[sid].epoch, "removed", terminal="removed")
@@ -99,7 +100,9 @@ class Placement:
             self._record(sid, worker, cause)
             if not replace:
                 continue
-            self.place(sid)
+            self.place(sid, exclude=avoid)
+            if avoid and src.state == SourceState.PENDING:  # none outside ``avoid`` has room
+                self.place(sid)
             if src.displaced:  # no worker has room: say so, it waits
                 self.publish([moved_event(sid, self._engine_of(sid), worker, None, None, cause)])
                 src.displaced = f"{cause} (waited for a worker with room)"

@@ -29,6 +29,7 @@ from configs import Settings
 from configs.core.errors import ConfigError, ExpStreamError
 from configs.engine import EngineSettings
 from streamer.cluster.assignment import Assignment
+from streamer.cluster.nodes import Suspects, affinity, next_node
 from streamer.cluster.placement import Placement
 from streamer.cluster.plan import worker_settings
 from streamer.cluster.workers import WorkerSlot, WorkerState, error_text
@@ -67,6 +68,8 @@ class Supervisor:
         self._ingest = ""
         self._worker_settings: dict[str, Any] = {}
         self._checked_s: float | None = None
+        self.suspects = Suspects()
+        """Nodes where a worker was lost or died lately: new workers go elsewhere meanwhile."""
 
     @property
     def _placement(self) -> Placement:
@@ -83,10 +86,15 @@ class Supervisor:
         return worker_settings(settings, self._ingest, self.cs.start_timeout_s).model_dump(mode="json")
 
     def _start_worker(self) -> WorkerSlot:
+        """One more worker, on the node with the most free worker slots (``nodes.py``)."""
         wid = f"w{next(self._ids)}"
-        slot = WorkerSlot.start(wid, self._worker_settings, self._resources, self.log_level)
+        avoid = self.suspects.now(time.monotonic())
+        node, rooms = next_node((w.node_id for w in self.alive()), self._resources, avoid)
+        slot = WorkerSlot.start(wid, self._worker_settings, {**self._resources, **affinity(node)}, self.log_level)
+        slot.node = node
         self.workers[wid] = slot
-        log.info("worker %s starting", wid)
+        where = next((f"node {r.node_id[:8]} ({r.address})" for r in rooms if r.node_id == node), None)
+        log.info("worker %s starting on %s", wid, where or "the first node with room (no other node has a free slot)")
         return slot
 
     def refs(self) -> list[Any]:
@@ -199,18 +207,29 @@ class Supervisor:
 
     def _lost(self, w: WorkerSlot, cause: str) -> None:
         w.state, w.lost_s, w.cause = WorkerState.LOST, time.monotonic(), cause
+        self.suspects.mark(w.node_id, w.lost_s)
         log.warning("worker %s lost: %s", w.id, cause)
-        self._placement.move_away(w.id, f"worker {w.id} lost: {cause}", replace=not self.stopping)
+        cause = f"worker {w.id} lost: {cause}"
+        self._placement.move_away(w.id, cause, replace=not self.stopping, avoid=self._on_suspect_nodes())
 
     def _died(self, w: WorkerSlot, cause: str) -> None:
         if not w.alive:
             return
         w.state, w.cause = WorkerState.DEAD, cause
+        self.suspects.mark(w.node_id, time.monotonic())
         log.warning("worker %s gone: %s", w.id, cause)
         w.kill()
-        self._placement.move_away(w.id, f"worker {w.id} gone: {cause}", replace=not self.stopping)
+        cause = f"worker {w.id} gone: {cause}"
+        self._placement.move_away(w.id, cause, replace=not self.stopping, avoid=self._on_suspect_nodes())
         if w.was_ready and self.cs.replace_workers and not self.stopping:
             self._start_worker()
+
+    def _on_suspect_nodes(self) -> tuple[str, ...]:
+        """Live workers on a node where a worker was just lost or died: a lost worker's
+        streams go elsewhere while another worker has room (Ray reports a dead node's
+        workers one by one: its other workers may be next)."""
+        suspect = self.suspects.now(time.monotonic())
+        return tuple(w.id for w in self.alive() if w.node_id in suspect)
 
     # ---- engine changes (a control request's thread)
 

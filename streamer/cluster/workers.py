@@ -58,6 +58,8 @@ class WorkerSlot:
     status: dict[str, Any] = field(default_factory=dict)
     cause: str | None = None
     was_ready: bool = False
+    node: str | None = None
+    """The node the driver chose for it (``nodes.py``); None: wherever Ray finds room."""
 
     @classmethod
     def start(cls, worker_id: str, settings: dict[str, Any], resources: dict[str, Any], log_level: str) -> WorkerSlot:
@@ -74,6 +76,11 @@ class WorkerSlot:
     @property
     def alive(self) -> bool:
         return self.state != WorkerState.DEAD
+
+    @property
+    def node_id(self) -> str | None:
+        """Its node: where it reported running from, else the node chosen for it."""
+        return self.status.get("node_id") or self.node
 
     def ping(self) -> Any:
         """Ask for the worker's status (its heartbeat) unless a request is outstanding."""
@@ -99,6 +106,7 @@ class WorkerSlot:
             "id": self.id,
             "state": str(self.state),
             "node_ip": st.get("node_ip"),
+            "node_id": st.get("node_id") or self.node,
             "pid": st.get("pid"),
             "gpus": st.get("gpus", []),
             "engine": st.get("engine"),

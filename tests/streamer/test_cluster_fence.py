@@ -45,7 +45,7 @@ class Moves:
     def __init__(self) -> None:
         self.away: list[str] = []
 
-    def move_away(self, worker: str, cause: str, *, replace: bool = True) -> None:
+    def move_away(self, worker: str, cause: str, *, replace: bool = True, avoid: tuple[str, ...] = ()) -> None:
         self.away.append(worker)
 
 
