@@ -90,10 +90,18 @@ class Cluster:
         self.paused.discard(pid)
 
 
-def start_cluster(d: Path, sources: list[str], clip: Path, *settings: str, again: Cluster | None = None) -> Cluster:
+def start_cluster(
+    d: Path,
+    sources: list[str],
+    clip: Path,
+    *settings: str,
+    again: Cluster | None = None,
+    env: dict | None = None,
+) -> Cluster:
     """A driver serving ``sources`` (each the looping realtime ``clip``), with a subscriber
     connected before the sources start (``publisher.wait_subscribers``). ``again``: a driver
-    that restarts on that cluster's endpoints, its subscriber kept."""
+    that restarts on that cluster's endpoints, its subscriber kept. ``env``: the driver's
+    environment (default this process's; ``RayNodes.env`` to join a ``RayNodes`` Ray)."""
     listing = d / "sources.yaml"
     listing.write_text("sources:\n" + "".join(f"  {s}: {clip}\n" for s in sources))
     if again is None:
@@ -121,7 +129,7 @@ def start_cluster(d: Path, sources: list[str], clip: Path, *settings: str, again
         proc = subprocess.Popen(
             streamer_cmd("cluster", "-c", OFFLINE, "--sources", str(listing), *args),
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: Ray's processes with it
