@@ -81,8 +81,9 @@ class ClusterDriver:
 
         self._local_ray = connect_ray(self.cs)
         self.memory = DriverMemory.open(self.cs.state_key, self._local_ray)  # what a killed driver left
+        self.memory.restore(self.assignment)
         self.front = front = ClusterOutlets(self.settings, self.memory.seqs())
-        self.memory.restore(self.assignment, front.forwarder.run)
+        self.memory.run = front.forwarder.run
         node_ip = ray.util.get_node_ip_address()
         self.ingest = worker_ingest(front.forwarder.ingest_endpoint, self.cs.advertise_host, node_ip)
         self.placement = self.supervisor.placement = Placement(

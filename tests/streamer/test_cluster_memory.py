@@ -1,7 +1,9 @@
 """The driver's state that survives it, without Ray: the ``seq`` lease never lets a ``seq``
 out that a restarted driver could send again (also while the store is slow or failing), a
 restarted driver's epochs go on above the saved ones (for a source added later too), each
-epoch is saved before its worker is told, and the forwarder numbers from the lease.
+epoch is saved before its worker is told, the forwarder numbers from the lease, and a driver
+waits for the previous driver of its key to be gone (and refuses to share the key with one
+that runs).
 End to end on a Ray that outlives the driver: ``test_cluster_restart_e2e.py``."""
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from streamer.cluster import numbering
+from configs.core.errors import ConfigError
+from streamer.cluster import memory, numbering
 from streamer.cluster.assignment import Assignment, SourceState
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.memory import DictKV, DriverMemory
@@ -77,7 +80,8 @@ def test_a_restarted_driver_goes_on_above_every_saved_epoch_and_seq():
     a.add_worker("w0", 4)
     for sid in ("cam0", "cam1"):
         a.add_source(sid, f"rtsp://h/{sid}")
-    first.restore(a, "run-one")
+    first.restore(a)
+    first.run = "run-one"
     seqs = first.seqs(block=10)
     for sid in ("cam0", "cam1", "cam0"):  # cam0 assigned twice (a move)
         src = a.sources[sid]
@@ -93,7 +97,7 @@ def test_a_restarted_driver_goes_on_above_every_saved_epoch_and_seq():
     b = Assignment()
     b.add_worker("w0", 4)
     b.add_source("cam1", "rtsp://h/cam1")  # cam0 is no longer in the sources file
-    again.restore(b, "run-two")
+    again.restore(b)
     assert b.place("cam1") == ("w0", 2)
     assert b.sources["cam0"].state == SourceState.REMOVED and not b.pending()
     b.add_source("cam0", "rtsp://h/cam0")  # added back later by a control request
@@ -102,11 +106,37 @@ def test_a_restarted_driver_goes_on_above_every_saved_epoch_and_seq():
     assert again.seqs(block=10).take("events.new") >= int(kv_after["site/seq"]), "a new topic: above every seq too"
 
 
+def test_a_driver_waits_for_the_previous_one_of_its_key_to_be_gone(monkeypatch: pytest.MonkeyPatch):
+    kv = DictKV()
+    prev = DriverMemory(kv, "site", job="01000000")
+    prev.restore(Assignment())
+    answers = iter([True, True, False])  # Ray counts the killed driver's job gone a moment later
+
+    def running(job: str) -> bool:
+        alive = job == "01000000" and next(answers)
+        if alive:  # it hands out epochs until it is gone
+            prev.epoch_taken("cam0", 5, "w0")
+        return alive
+
+    again = DriverMemory(kv, "site", job="02000000", running=running)
+    b = Assignment()
+    b.add_worker("w0", 1)
+    b.add_source("cam0", "x")
+    again.restore(b)
+    assert b.place("cam0") == ("w0", 6), "above what it handed out while this driver waited"
+    assert again.previous["job"] == "01000000" and DriverMemory(kv, "site").previous["job"] == "02000000"
+    monkeypatch.setattr(memory, "TAKEOVER_S", 0.0)
+    twin = DriverMemory(kv, "site", job="03000000", running=lambda job: True)  # the other driver still runs
+    with pytest.raises(ConfigError, match=r"02000000 .* still runs under that key"):
+        twin.restore(Assignment())
+    assert DriverMemory(kv, "site").previous["job"] == "02000000", "the refused driver wrote nothing"
+
+
 def test_nothing_is_kept_with_a_local_ray():
     mem = DriverMemory.open("expstream", local_ray=True)
     a = Assignment()
     a.add_source("cam0", "x")
-    mem.restore(a, "run")
+    mem.restore(a)
     mem.epoch_taken("cam0", 1, "w0")
     assert not mem.kept and type(mem.seqs()) is TopicSeqs and mem.seqs().take("faces.cam0") == 0
 

@@ -8,7 +8,8 @@ The driver keeps its state in Ray's GCS key-value store (``streamer.cluster.memo
 after each restart: every stream is served again, under a new ``run``, each stream's epochs
 above any before and each topic's ``seq`` above any before (no ``(topic, seq)`` repeats, even
 ignoring the run), no ``(stream, epoch, frame_index)`` repeats, the client counts one restart
-per kill and no duplicate, and the old driver's workers were ended by Ray with their driver.
+per kill and no duplicate, and the old driver's workers were ended by Ray with their driver;
+a second driver started on the same key while the first runs refuses to start.
 The subscriber's gap per stream (its last faces message before the kill to its first after)
 is printed; docs/deployment.md has the figures. Every wait is on messages or on the driver's
 status.
@@ -60,7 +61,7 @@ def milestones(log: Path, since: float) -> list[str]:
     """The restarted driver's first line and its steps to serving, timed from the kill
     (``since``: wall-clock seconds), from its log's timestamps."""
     lines = log.read_text(errors="replace").splitlines()
-    steps = re.compile(r"previous driver|worker w\d+ (starting|ready)|cluster: \d+ worker|resumed|: no message")
+    steps = re.compile(r"previous driver|worker w\d+ (starting|ready)|cluster: \d+ worker|resumed|: no message|waited")
     out = []
     for i, line in enumerate(lines):
         try:
@@ -103,6 +104,15 @@ def test_a_killed_driver_goes_on_with_its_epochs_and_seq(tmp_path: Path, face_cl
         reader.start()
         try:
             wait_for(lambda: faces_of_every_stream(c, 10), START_S, "faces of every source")
+            # A second driver on the same Ray and key (a sharding mistake, or a supervisor that
+            # did not wait) would hand out the same epochs: it refuses to start.
+            (tmp_path / "twin").mkdir()
+            twin = start_cluster(tmp_path / "twin", SOURCES, face_clip, *settings, env=ray_nodes.env)
+            try:
+                assert twin.proc.wait(LIVENESS_S) == 2, twin.tail()
+                assert "still runs under that key" in twin.tail(), twin.tail()
+            finally:
+                stop_cluster(twin)
             for n in range(1, RESTARTS + 1):
                 assert c.proc.poll() is None, c.tail()
                 statuses.append(c.status())
