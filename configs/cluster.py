@@ -79,6 +79,12 @@ class ClusterSettings(StrictSettings):
     """Damping: streams move to a worker that joined only once the set of ready workers has
     not changed for this long (a worker that flaps moves nothing), and the next move waits
     until the previous one resumed (or this long)."""
+    state_key: str | None = Field("expstream", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """When the driver joins a Ray (``address`` set), the name its state is kept under in that
+    Ray's key-value store (each stream's highest epoch, the placement, the ``seq`` lease), so
+    that a restarted driver goes on with epochs and ``seq`` above any before; one name per
+    driver sharing a Ray. null = kept nowhere (epochs and ``seq`` start again after a restart,
+    as with a local Ray, which nothing outlives)."""
 
     @field_validator("ingest_endpoint")
     @classmethod

@@ -35,6 +35,7 @@ from configs.engine import EngineSettings
 from streamer.cluster.assignment import Assignment, SourceState
 from streamer.cluster.control import ClusterController
 from streamer.cluster.front import ClusterOutlets
+from streamer.cluster.memory import DriverMemory
 from streamer.cluster.placement import Placement
 from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest
 from streamer.cluster.rebalance import Rebalancer
@@ -79,12 +80,16 @@ class ClusterDriver:
         import ray
 
         self._local_ray = connect_ray(self.cs)
-        self.front = front = ClusterOutlets(self.settings)
+        self.memory = DriverMemory.open(self.cs.state_key, self._local_ray)  # what a killed driver left
+        self.memory.restore(self.assignment)
+        self.front = front = ClusterOutlets(self.settings, self.memory.seqs())
+        self.memory.run = front.forwarder.run
         node_ip = ray.util.get_node_ip_address()
         self.ingest = worker_ingest(front.forwarder.ingest_endpoint, self.cs.advertise_host, node_ip)
         self.placement = self.supervisor.placement = Placement(
             self.assignment, front.forwarder, front.board, self.supervisor.workers
         )
+        self.placement.on_epoch = self.memory.epoch_taken
         self.rebalancer = Rebalancer(self.assignment, self.placement, self.cs)
         front.serve_control(ClusterController(self))
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -149,6 +154,7 @@ class ClusterDriver:
         for w in alive:
             w.kill()
         if self.front is not None:
+            self.front.forwarder.seqs.close()
             self.front.close()
         if self._local_ray and ray.is_initialized():
             ray.shutdown()

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 import zmq
 
 from streamer.cluster.epochs import is_terminal
+from streamer.cluster.numbering import TopicSeqs
 from streamer.net.sockets import Sockets, bound_endpoint
 from streamer.net.wire import decode, encode, new_run_id
 
@@ -109,6 +110,7 @@ class Forwarder:
         *,
         observer: Callable[[str, dict[str, Any]], None] | None = None,
         sndhwm: int = 1000,
+        seqs: TopicSeqs | None = None,
     ) -> None:
         self.stats = ForwarderStats()
         self.notices: queue.Queue[Notice] = queue.Queue()
@@ -117,7 +119,8 @@ class Forwarder:
         if sockets is None:
             sockets = self._own = Sockets()
         self._streams: dict[str, _Stream] = {}
-        self._out_seq: dict[str, int] = {}
+        self.seqs = seqs or TopicSeqs()
+        """One ``seq`` per topic (leased in the Ray cluster when the driver's state is kept)."""
         self.run = new_run_id()
         """The driver's run, stamped on every message it forwards (workers' runs are theirs)."""
         self._encoding = "json"
@@ -271,9 +274,7 @@ class Forwarder:
             self.notices.put(Notice("ended", sid, epoch, now, kind=msg["kind"], reason=msg.get("reason")))
 
     def _send(self, topic: str, msg: dict[str, Any], gap: int) -> None:
-        seq = self._out_seq.get(topic, -1) + 1 + gap
-        self._out_seq[topic] = seq
-        msg["seq"] = seq
+        msg["seq"] = self.seqs.take(topic, gap)
         msg["run"] = self.run
         try:
             payload = encode(msg, self._encoding)

@@ -24,6 +24,7 @@ import zmq
 from configs import Settings
 from configs.core.errors import ConfigError
 from streamer.cluster.forwarder import Forwarder
+from streamer.cluster.numbering import TopicSeqs
 from streamer.service.outlets import Outlets
 
 if TYPE_CHECKING:
@@ -33,12 +34,14 @@ if TYPE_CHECKING:
 class ClusterOutlets(Outlets):
     """The driver's sockets, state board, forwarder and request endpoints."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, seqs: TopicSeqs | None = None) -> None:
         super().__init__(settings)
         pub, ingest = settings.publisher, settings.cluster.ingest_endpoint
         try:
             try:
-                self.forwarder = Forwarder(ingest, pub.endpoint, self.sockets, observer=self.observe, sndhwm=pub.sndhwm)
+                self.forwarder = Forwarder(
+                    ingest, pub.endpoint, self.sockets, observer=self.observe, sndhwm=pub.sndhwm, seqs=seqs
+                )
             except zmq.ZMQError as e:
                 where = f"publisher.endpoint {pub.endpoint} / cluster.ingest_endpoint"
                 raise ConfigError(f"{where}: cannot bind ({e})") from e

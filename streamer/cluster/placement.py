@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from streamer.cluster.assignment import Assignment, SourceState
@@ -50,6 +51,9 @@ class Placement:
         self.moves: list[dict[str, Any]] = []
         self.calls: dict[Any, tuple[str, str, int, str]] = {}
         """Outstanding ``assign``/``remove`` calls: ref -> (op, stream, epoch, worker)."""
+        self.on_epoch: Callable[[str, int, str], None] | None = None
+        """Told ``(stream, epoch, worker)`` of each epoch handed out, before anyone hears of it
+        (``streamer.cluster.memory`` keeps it, so a restarted driver never hands it out again)."""
 
     # ---- placing
 
@@ -64,6 +68,8 @@ class Placement:
         if placed is None:
             return
         wid, epoch = placed
+        if self.on_epoch is not None:
+            self.on_epoch(sid, epoch, wid)
         msgs = []
         if src.displaced:
             msgs.append(moved_event(sid, self._engine_of(sid), src.previous, wid, epoch, src.displaced))

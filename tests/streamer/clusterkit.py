@@ -91,12 +91,17 @@ class Cluster:
 
 
 def start_cluster(
-    d: Path, sources: list[str], clip: Path, *settings: str, again: Cluster | None = None, env: dict | None = None
+    d: Path,
+    sources: list[str],
+    clip: Path,
+    *settings: str,
+    again: Cluster | None = None,
+    env: dict | None = None,
 ) -> Cluster:
     """A driver serving ``sources`` (each the looping realtime ``clip``), with a subscriber
     connected before the sources start (``publisher.wait_subscribers``). ``again``: a driver
     that restarts on that cluster's endpoints, its subscriber kept. ``env``: the driver's
-    environment (default this process's; ``RayNodes.env`` to join that Ray)."""
+    environment (default this process's; ``RayNodes.env`` to join a ``RayNodes`` Ray)."""
     listing = d / "sources.yaml"
     listing.write_text("sources:\n" + "".join(f"  {s}: {clip}\n" for s in sources))
     if again is None:

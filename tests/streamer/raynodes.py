@@ -103,7 +103,13 @@ class RayNodes:
         """Every process this object started (``ray start`` leaves its daemons behind)."""
         # A token left in ~/.ray by `ray get-auth-token --generate` makes a joining node
         # present a token the head never asked for; the nodes here use an empty home of their own.
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(tmp / "ray-home")}
+        # Workers at nice 0, as docs/deployment.md tells real sites to start Ray (real-time streams).
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "HOME": str(tmp / "ray-home"),
+            "RAY_worker_niceness": "0",
+        }
         (tmp / "ray-home").mkdir(exist_ok=True)
 
     def _raylets(self) -> set[int]:
