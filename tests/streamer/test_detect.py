@@ -206,14 +206,14 @@ class CountingDetector(FaceDetector):
 
 
 def test_detect_frames_full_regions_and_empty_scene():
-    """Full pictures go to one batched call, region pictures are searched around their boxes,
+    """Full pictures go to one batched call, a picture's regions around its boxes to another,
     and a picture with no boxes to look around (empty scene between full passes) costs nothing."""
     det = CountingDetector()
     images = [FrameImage.from_bgr(np.zeros((720, 1280, 3), np.uint8)) for _ in range(4)]
     track = np.array([[600, 300, 680, 420]], np.float32)
     empty = np.zeros((0, 4), np.float32)
     found = detect_frames(det, images, DetectorSettings(), [None, track, empty, None])
-    assert det.batches == 1
+    assert det.batches == 2  # the full pictures together; the one region picture's
     assert det.sizes.count((640, 360)) == 2  # the two full pictures, scaled to fit 640x640
     assert len(det.sizes) == 3  # plus one region; nothing for the empty scene
     assert [len(f) for f in found] == [1, 1, 0, 1]
@@ -222,6 +222,17 @@ def test_detect_frames_full_regions_and_empty_scene():
     # the region's face lies inside the searched square, in frame pixels
     x0, y0, x1, y1 = found[1].bbox_xyxy[0]
     assert 500 <= x0 < x1 <= 780 and 240 <= y0 < y1 <= 480
+
+
+def test_every_region_of_a_picture_goes_to_one_batched_call():
+    det = CountingDetector()
+    tracks = np.array([[100, 100, 160, 180], [600, 300, 680, 420], [1000, 200, 1040, 250]], np.float32)
+    found = detect_in_regions(det, np.zeros((720, 1280, 3), np.uint8), tracks, expand=2.0, max_side_px=96)
+    assert det.batches == 1 and len(det.sizes) == 3
+    assert all(max(wh) <= 96 for wh in det.sizes)  # scaled down to roi_max_px
+    # each region's face comes back inside its own square, in frame pixels
+    centres = (found.bbox_xyxy[:, :2] + found.bbox_xyxy[:, 2:]) / 2
+    np.testing.assert_allclose(sorted(centres[:, 0]), [130, 640, 1020], atol=2)
 
 
 def test_empty_scene_keeps_the_full_frame_cadence():
