@@ -1,9 +1,9 @@
 """The driver's control endpoint: the same requests as one process's (``streamer.service.control``),
 for the whole cluster.
 
-- ``{"op": "status"}``: ``streams``, ``engine``, ``classes`` as one process, plus ``workers``
-  (state, node, pid, streams, load), ``sources`` (state, worker, epoch), ``moves`` and the
-  forwarder's counters.
+- ``{"op": "status"}``: ``streams``, ``engine``, ``classes`` as one process, plus
+  ``engine_version``, ``workers`` (state, node, pid, streams, load, engine version),
+  ``sources`` (state, worker, epoch), ``moves`` and the forwarder's counters.
 - ``{"op": "add_source", "id": ..., "uri": ..., "weight": 1}``: placed on the least-filled
   worker with room (or pending until one has room).
 - ``{"op": "remove_source", "id": ...}``: its worker stops it (``ended``, reason ``removed``).
@@ -11,9 +11,13 @@ for the whole cluster.
   the workers' loads are even within ``cluster.rebalance_tolerance``; the reply lists the
   moves planned (``streamer cluster rebalance``).
 - ``{"op": "set_prompts", ...}``, ``{"op": "set_head", ...}``: checked here (a head file's
-  path made absolute: every node must find it there), tried on one worker (a failure there
-  changes nothing), then applied on every other worker; a worker that cannot follow is
-  retired (its streams move), and new workers start with the change.
+  path made absolute: every node must find it there), then the next version of the
+  cluster's engine (``streamer.cluster.engines``): tried on one worker (a refusal there
+  changes nothing), committed (new workers and every assignment, moves included, start on
+  it), applied on every other worker (one that cannot follow is retired: its streams move);
+  the reply (``engine``, ``classes``, ``engine_version``, ``workers_failed``) comes once every
+  worker runs it, and from then on no faces message of the old engine reaches a subscriber;
+  per stream the engine never goes back. Other control requests wait behind a change.
 
 Every request is checked by ``streamer.service.requests``, as one process's are: both
 controllers accept and refuse the same requests with the same words.

@@ -85,6 +85,8 @@ class ClusterDriver:
         self.placement = self.supervisor.placement = Placement(
             self.assignment, front.forwarder, front.board, self.supervisor.workers
         )
+        self.placement.engines = engines = self.supervisor.engines
+        engines.fence = lambda fn: front.forwarder.call(lambda: fn(front.forwarder.engines))
         self.rebalancer = Rebalancer(self.assignment, self.placement, self.cs)
         front.serve_control(ClusterController(self))
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -177,7 +179,7 @@ class ClusterDriver:
             self._placement.check_calls(ready)
             if self._gate_open():
                 self._placement.place_pending()
-                if self.rebalancer is not None:
+                if self.rebalancer is not None and not self.supervisor.engines.changing:
                     self.rebalancer.step()
             if not self.supervisor.alive():
                 causes = "; ".join(f"{w.id}: {w.cause}" for w in self.workers.values())
@@ -226,6 +228,7 @@ class ClusterDriver:
                 "streams": a.running(),
                 "engine": sup.engine,
                 "classes": sup.classes,
+                "engine_version": sup.engines.current.version,
                 "capacity": self.capacity,
                 "endpoint": fwd.publish_endpoint,
                 "ingest": self.ingest,
