@@ -5,7 +5,13 @@ for the whole cluster.
   ``engine_version``, ``workers`` (state, node, pid, streams, load, engine version),
   ``sources`` (state, worker, epoch), ``moves`` and the forwarder's counters.
 - ``{"op": "add_source", "id": ..., "uri": ..., "weight": 1}``: placed on the least-filled
-  worker with room (or pending until one has room).
+  worker with room, and answered as one process answers: once the worker's instance opened
+  (``"state": "running"``) or failed (``ok: false``, ``add_source ID: the source failed:
+  <reason>``: a missing file, a bad URI), waiting at most ``sources.open_timeout_s`` + 5 s
+  (then ``"starting"`` or ``"reconnecting"``); ``"state": "pending"`` at once when no worker
+  has room (it starts when one has). The driver's lock is not held while waiting, so its
+  loop and the snapshot endpoint go on; other control requests wait behind it, as with one
+  process (``streamer.cluster.adding``).
 - ``{"op": "remove_source", "id": ...}``: its worker stops it (``ended``, reason ``removed``).
 - ``{"op": "rebalance"}`` (the cluster's only own request): move streams, one at a time, until
   the workers' loads are even within ``cluster.rebalance_tolerance``; the reply lists the

@@ -32,6 +32,7 @@ from typing import Any
 from configs import Settings
 from configs.core.errors import ExitCode, ModelError
 from configs.engine import EngineSettings
+from streamer.cluster.adding import OPEN_MARGIN_S, await_open
 from streamer.cluster.assignment import Assignment, SourceState
 from streamer.cluster.control import ClusterController
 from streamer.cluster.front import ClusterOutlets
@@ -56,6 +57,8 @@ class ClusterDriver:
         self.cs = settings.cluster
         self.capacity = worker_capacity(self.cs)
         self.assignment = Assignment()
+        self.startup = {src.stream_id for src in sources}
+        """Sources of the sources file: only they decide the exit code (as one process's)."""
         for src in sources:
             self.assignment.add_source(src.stream_id, src.uri, src.weight)
         self.lock = threading.RLock()
@@ -110,7 +113,8 @@ class ClusterDriver:
 
     def run(self, stop: threading.Event) -> int:
         """Serve (after ``start``) until ``stop`` is set or, without a control endpoint, every
-        source is done; then shut down. The exit code: 0, or 1 when some source failed."""
+        source is done; then shut down. The exit code: 0, or 1 when a source of the sources
+        file failed (one added through the control endpoint was answered: it does not count)."""
         try:
             while not stop.is_set():
                 self.tick()
@@ -122,6 +126,7 @@ class ClusterDriver:
         failed = [s for s in self.assignment.sources.values() if s.state == SourceState.FAILED]
         for s in failed:
             log.error("stream %s failed: %s", s.stream_id, s.reason)
+        failed = [s for s in failed if s.stream_id in self.startup]  # one added later was answered
         return int(ExitCode.STREAM_FAILED if failed else ExitCode.OK)
 
     def shutdown(self) -> None:
@@ -249,11 +254,24 @@ class ClusterDriver:
             }
 
     def add_source(self, stream_id: str, uri: str, weight: int = 1) -> dict[str, Any]:
+        """Place the source; answer once it opened or failed on its worker, or at once when it
+        waits for room (``pending``). The lock is not held while waiting (``adding``)."""
         with self.lock:
             src = self.assignment.add_source(stream_id, uri, weight)
+            self.startup.discard(stream_id)
             if self._gate_open():
                 self._placement.place(stream_id)
-            return {"streams": self.running(), "worker": src.worker, "epoch": src.epoch if src.worker else None}
+            if src.worker is None:
+                return {
+                    "stream": stream_id,
+                    "state": "pending",
+                    "worker": None,
+                    "epoch": None,
+                    "streams": self.running(),
+                }
+            slot, epoch = self.workers[src.worker], src.epoch
+        wait_s = self.settings.sources.open_timeout_s + OPEN_MARGIN_S
+        return {**await_open(slot, stream_id, epoch, wait_s), "streams": self.running()}
 
     def remove_source(self, stream_id: str) -> dict[str, Any]:
         with self.lock:

@@ -12,9 +12,10 @@ The driver calls (as Ray actor methods, several at once: a threaded actor): ``ru
 for the worker's life), ``status`` (the heartbeat: streams, epochs, load), ``assign`` (start
 a stream under an epoch: a pipeline instance of its own, named ``cam0@2``), ``remove`` (stop
 it, its ``ended`` published), ``revoke`` (stop publishing it now: it moved), ``sync`` (keep
-only these epochs and wait until the others stopped: a lost worker rejoining),
-``set_engine`` (bring the engine up to a version of the cluster's engine settings:
-``streamer.cluster.engines``; ``assign`` does it first when it carries a newer one) and ``stop``.
+only these epochs and wait until the others stopped: a lost worker rejoining), ``opened``
+(wait until an instance opened or failed: ``add_source``), ``set_engine`` (bring the engine
+up to a version of the cluster's engine settings: ``streamer.cluster.engines``; ``assign``
+does it first when it carries a newer one) and ``stop``.
 
 Example (plain text: loads an engine, and waits for the forwarder's subscription)::
 
@@ -169,6 +170,15 @@ class StreamWorker:
                     with contextlib.suppress(ConfigError):  # it ended on its own meanwhile
                         self.pipeline.remove_source(key)
         return found
+
+    def opened(self, stream_id: str, epoch: int, wait_s: float) -> dict[str, Any]:
+        """Wait (at most ``wait_s``) until the instance of ``epoch`` of ``stream_id`` opened or
+        failed, as one process's ``add_source`` does: its ``state`` (``running``, ``failed``,
+        ``reconnecting``, ``starting`` when the wait ran out) and the failure's ``reason``.
+        The driver asks it for a source added through its control endpoint."""
+        key = instance_key(stream_id, epoch)
+        state, reason = self.controller.opened(key, time.monotonic() + wait_s)
+        return {"stream": stream_id, "epoch": epoch, "state": state, "reason": reason}
 
     def set_engine(self, version: int, engine: dict[str, Any]) -> dict[str, Any]:
         """Run version ``version`` of the cluster's engine settings (``engine``: the engine
