@@ -23,8 +23,8 @@ Example:
     >>> faces = lambda e: {"type": "faces", "stream_id": "cam0", "engine": e * 12}
     >>> fence.admit("cam0", faces("a")), fence.admit("cam0", faces("b")), fence.admit("cam0", faces("a"))
     (True, True, False)
-    >>> fence.raise_floor(2); fence.admit("cam1", faces("a")), fence.fingerprint()
-    (False, 'bbbbbbbbbbbb')
+    >>> fence.raise_floor(2), fence.admit("cam1", faces("a")), fence.fingerprint()
+    ({}, False, 'bbbbbbbbbbbb')
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class EngineFence:
     """Engine versions by fingerprint, the floor every faces message must reach, and per
     stream the newest version passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, seq: dict[str, int] | None = None) -> None:
+        self._seq = {} if seq is None else seq
+        """The forwarder's last ``seq`` per topic (its own dict, read on its thread)."""
         self.versions: dict[str, int] = {}
         """Fingerprint -> its newest version."""
         self.floor = 0
@@ -51,9 +53,11 @@ class EngineFence:
         if self._newest is None or version >= self._newest[0]:
             self._newest = (version, fingerprint)
 
-    def raise_floor(self, version: int) -> None:
-        """From now on no faces message of an engine older than ``version`` passes."""
+    def raise_floor(self, version: int) -> dict[str, int]:
+        """From now on no faces message of an engine older than ``version`` passes; the last
+        ``seq`` per topic before that (every later faces message is of ``version`` or newer)."""
         self.floor = max(self.floor, version)
+        return dict(self._seq)
 
     def admit(self, stream_id: str, msg: dict[str, Any]) -> bool:
         """Whether ``msg`` (of ``stream_id``, its epoch already checked) may pass."""

@@ -14,7 +14,8 @@ instance of any stream starts on an older version than the driver's.
   version is the driver's: new workers start with it, assignments carry it), then applied on
   every other ready worker; a worker that cannot follow is retired (its streams move, onto
   the new version). Then the forwarder's engine fence (``enginefence``) takes the new version
-  as the floor: from the reply on, no faces message of the old engine reaches a subscriber.
+  as the floor: from the reply on (precisely: after the reply's ``seq``, per topic the last
+  message before the floor), no faces message of the old engine reaches a subscriber.
   Automatic rebalancing waits while a change runs (a stream moved off the worker trying the
   new engine would go back to the old one). One change at a time; the driver's lock is held
   only around bookkeeping, never while engines are built.
@@ -90,7 +91,7 @@ class EngineChanger:
         self.current = EngineVersion(1, settings)
         self.changing = False
         """A change is running (rebalancing waits)."""
-        self.fence: Callable[[Callable[[EngineFence], None]], None] = lambda fn: None
+        self.fence: Callable[[Callable[[EngineFence], Any]], Any] = lambda fn: None
         """Runs a function on the forwarder's engine fence, on the forwarder's thread (the driver sets it)."""
         self._one = threading.Lock()
 
@@ -129,7 +130,7 @@ class EngineChanger:
                 with host.lock:
                     for wid, err in failed.items():
                         host.retire(wid, f"engine change failed: {err}")
-                self.fence(lambda f: f.raise_floor(version.version))
+                seq = self.fence(lambda f: f.raise_floor(version.version)) or {}
             finally:
                 self.changing = False
         log.info(
@@ -143,6 +144,7 @@ class EngineChanger:
             "classes": version.classes,
             "engine_version": version.version,
             "workers_failed": failed,
+            "seq": seq,
         }
 
     def _try(self, order: Order, host: Host) -> tuple[str, dict[str, Any]]:

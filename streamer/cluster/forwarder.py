@@ -121,8 +121,8 @@ class Forwarder:
         if sockets is None:
             sockets = self._own = Sockets()
         self._streams: dict[str, _Stream] = {}
-        self.engines = EngineFence()
         self._out_seq: dict[str, int] = {}
+        self.engines = EngineFence(self._out_seq)
         self.run = new_run_id()
         """The driver's run, stamped on every message it forwards (workers' runs are theirs)."""
         self._encoding = "json"

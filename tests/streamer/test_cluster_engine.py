@@ -47,7 +47,8 @@ def test_the_forwarder_drops_faces_of_an_older_engine_and_passes_events(forwarde
         send("cam0", OLD, 3)  # cam0 has had version 2: an older one is stale
         send("cam1", OLD, 0)  # cam1's worker has not switched yet: passes
         wait_for(lambda: len(col.of("faces.cam1")) == 1, LIVENESS_S, "cam1's old-engine message")
-        forwarder.call(lambda: fence.raise_floor(2))  # the change is done everywhere
+        seq = forwarder.call(lambda: fence.raise_floor(2))  # the change is done everywhere
+        assert seq["faces.cam1"] == 0 and seq["faces.cam0"] == 2, "the last seq per topic before the floor"
         send("cam1", OLD, 1)  # on its way when the change was answered: dropped
         late = event("cam1@1", "track", "ended", track_id=1, frame_index=1, track_age=1)
         a.send("events.cam1@1", late)  # events always pass

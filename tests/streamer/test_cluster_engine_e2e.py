@@ -5,10 +5,11 @@ workers, three streams (2 + 1). The worker with two streams is SIGKILLed and new
 the change is in flight; the replacement joins and a stream moves to it (rebalancing).
 
 What must hold (docs/deployment.md, "Engine changes"): the reply names the new engine; every
-faces message that arrives after the reply carries the new fingerprint and classes; per
-stream, no message of the old engine follows one of the new (the fingerprint never goes
-back), whichever worker served it; every stream is served on the new engine, the
-replacement's included; and the usual order (``assert_in_order``)."""
+faces message sent after the reply's ``seq`` (per topic: the forwarder's last message before
+the change was done everywhere) carries the new fingerprint and classes; per stream, no
+message of the old engine follows one of the new (the fingerprint never goes back),
+whichever worker served it; every stream is served on the new engine, the replacement's
+included; and the usual order (``assert_in_order``)."""
 
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ def test_an_engine_change_during_a_move_reaches_every_stream_and_never_goes_back
     timed = list(cluster.col.timed)
     messages = [(t, m) for _, t, m in timed]
 
-    after = [(t, m) for at, t, m in timed if at > reply["at"] and m["type"] == "faces"]
+    # After the reply: what the forwarder sent after the floor (the reply's seq per topic).
+    after = [(t, m) for t, m in messages if m["type"] == "faces" and m["seq"] > reply["seq"].get(t, -1)]
     stale = [
         (t, m["seq"], m["engine"], m["classes"])
         for t, m in after
