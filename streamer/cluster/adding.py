@@ -6,9 +6,9 @@ bad URI), waiting at most ``sources.open_timeout_s`` + 5 s (then ``"state"`` is
 with ``"state": "pending"``: it starts as soon as one has.
 
 The wait is the worker's (``StreamWorker.opened``, a Ray call); the driver waits for that
-call without its lock, so its loop (heartbeats, moves, placing) and the snapshot endpoint go
-on meanwhile. The control endpoint itself answers one request at a time, as one process's
-does: other control requests wait behind an ``add_source`` (at most the wait above).
+call without its lock, on a thread of its own (``streamer.net.endpoints.Later``), so its
+loop (heartbeats, moves, placing), the snapshot endpoint and other control requests go on
+meanwhile.
 
 Example (plain text: needs a worker actor)::
 

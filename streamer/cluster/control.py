@@ -9,9 +9,9 @@ for the whole cluster.
   (``"state": "running"``) or failed (``ok: false``, ``add_source ID: the source failed:
   <reason>``: a missing file, a bad URI), waiting at most ``sources.open_timeout_s`` + 5 s
   (then ``"starting"`` or ``"reconnecting"``); ``"state": "pending"`` at once when no worker
-  has room (it starts when one has). The driver's lock is not held while waiting, so its
-  loop and the snapshot endpoint go on; other control requests wait behind it, as with one
-  process (``streamer.cluster.adding``).
+  has room (it starts when one has). The wait runs on a thread of its own
+  (``streamer.net.endpoints.Later``): the endpoint answers other requests meanwhile, and the
+  driver's lock is not held (``streamer.cluster.adding``).
 - ``{"op": "remove_source", "id": ...}``: its worker stops it (``ended``, reason ``removed``).
 - ``{"op": "rebalance"}`` (the cluster's only own request): move streams, one at a time, until
   the workers' loads are even within ``cluster.rebalance_tolerance``; the reply lists the
@@ -21,9 +21,11 @@ for the whole cluster.
   cluster's engine (``streamer.cluster.engines``): tried on one worker (a refusal there
   changes nothing), committed (new workers and every assignment, moves included, start on
   it), applied on every other worker (one that cannot follow is retired: its streams move);
-  the reply (``engine``, ``classes``, ``engine_version``, ``workers_failed``) comes once every
+  the reply (``engine``, ``classes``, ``engine_version``, ``workers_failed``, ``seq``: per
+  topic the forwarder's last message before the new engine's floor) comes once every
   worker runs it, and from then on no faces message of the old engine reaches a subscriber;
-  per stream the engine never goes back. Other control requests wait behind a change.
+  per stream the engine never goes back. The change runs on a thread of its own (``Later``):
+  other requests are answered meanwhile; a second change waits for the first.
 
 Every request is checked by ``streamer.service.requests``, as one process's are: both
 controllers accept and refuse the same requests with the same words.
@@ -37,10 +39,12 @@ Example (plain text: needs a running cluster)::
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Protocol
 
 from configs.core.errors import ConfigError
 from configs.engine import EngineSettings
+from streamer.net.endpoints import Later
 from streamer.service.requests import AddSource, ControlHandler, EngineRequest, RemoveSource, new_engine
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,9 @@ class Cluster(Protocol):
         """The status reply: streams, engine, classes, workers, sources, moves, forwarder."""
         ...
 
-    def add_source(self, stream_id: str, uri: str, weight: int) -> dict[str, Any]: ...
+    def add_source(self, stream_id: str, uri: str, weight: int) -> dict[str, Any] | Later:
+        """Place the source: the reply, or ``Later`` the wait until it opened or failed."""
+        ...
 
     def remove_source(self, stream_id: str) -> dict[str, Any]: ...
 
@@ -77,6 +83,7 @@ class ClusterController(ControlHandler):
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        self._changes = threading.Lock()
 
     def __call__(self, req: dict[str, Any]) -> dict[str, Any]:
         if isinstance(req, dict) and req.get("op") == "rebalance":  # the cluster's own request
@@ -88,10 +95,18 @@ class ClusterController(ControlHandler):
     def status(self) -> dict[str, Any]:
         return self.cluster.status()
 
-    def change_engine(self, req: EngineRequest) -> dict[str, Any]:
-        return self.cluster.change_engine(req.body(), new_engine(self.cluster.engine_settings, req))
+    def change_engine(self, req: EngineRequest) -> Later:  # type: ignore[override]
+        """Checked now; rolled out on a thread of its own (the endpoint answers meanwhile),
+        one change after the other, each made from the settings the previous one left."""
+        new_engine(self.cluster.engine_settings, req)  # refused now, with the same words
 
-    def add_source(self, req: AddSource) -> dict[str, Any]:
+        def change() -> dict[str, Any]:
+            with self._changes:
+                return self.cluster.change_engine(req.body(), new_engine(self.cluster.engine_settings, req))
+
+        return Later(change)
+
+    def add_source(self, req: AddSource) -> dict[str, Any] | Later:  # type: ignore[override]
         return self.cluster.add_source(req.stream_id, req.uri, req.weight)
 
     def remove_source(self, req: RemoveSource) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from streamer.cluster.rebalance import Rebalancer
 from streamer.cluster.sourcelist import ClusterSource
 from streamer.cluster.supervisor import Supervisor
 from streamer.cluster.workers import WorkerSlot, WorkerState
+from streamer.net.endpoints import Later
 
 log = logging.getLogger("streamer.cluster")
 
@@ -253,9 +254,9 @@ class ClusterDriver:
                 "forwarder": asdict(fwd.stats),
             }
 
-    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> dict[str, Any]:
-        """Place the source; answer once it opened or failed on its worker, or at once when it
-        waits for room (``pending``). The lock is not held while waiting (``adding``)."""
+    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> dict[str, Any] | Later:
+        """Place the source; answer at once when it waits for room (``pending``), else
+        ``Later``: once it opened or failed on its worker (``adding``; no lock held)."""
         with self.lock:
             src = self.assignment.add_source(stream_id, uri, weight)
             self.startup.discard(stream_id)
@@ -271,7 +272,7 @@ class ClusterDriver:
                 }
             slot, epoch = self.workers[src.worker], src.epoch
         wait_s = self.settings.sources.open_timeout_s + OPEN_MARGIN_S
-        return {**await_open(slot, stream_id, epoch, wait_s), "streams": self.running()}
+        return Later(lambda: {**await_open(slot, stream_id, epoch, wait_s), "streams": self.running()})
 
     def remove_source(self, stream_id: str) -> dict[str, Any]:
         with self.lock:
