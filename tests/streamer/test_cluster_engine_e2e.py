@@ -1,8 +1,10 @@
 """An engine change while streams move, end to end on a local Ray (offline engine, Haar
 detector, looped realtime clips), in a network namespace of its own (``netns.py``): two
-workers, three streams (2 + 1). The worker with two streams is SIGKILLed and new prompts
-(new classes) are sent at once, so its streams move, and a replacement worker starts, while
-the change is in flight; the replacement joins and a stream moves to it (rebalancing).
+workers, three streams (2 + 1). The worker with two streams is SIGKILLed and, as soon as its
+replacement is starting (on the settings of before), new prompts (new classes) are sent: the
+change runs while the victim's streams resume on the survivor and the replacement loads its
+engine; the replacement must be brought up to the new engine before it joins, and then a
+stream moves to it (rebalancing).
 
 What must hold (docs/deployment.md, "Engine changes"): the reply names the new engine; every
 faces message sent after the reply's ``seq`` (per topic: the forwarder's last message before
@@ -83,8 +85,13 @@ def test_an_engine_change_during_a_move_reaches_every_stream_and_never_goes_back
         reply["at"] = time.monotonic()
 
     os.kill(victim["pid"], signal.SIGKILL)
+
+    def replacement_starting() -> bool:
+        return any(w["state"] == "starting" for w in cluster.status()["workers"])
+
+    wait_for(replacement_starting, LIVENESS_S, "the victim's replacement starting (on the old settings)")
     changer = threading.Thread(target=change, daemon=True)
-    changer.start()  # while the victim's streams move and its replacement starts
+    changer.start()  # while the victim's streams resume on the survivor and its replacement loads
     changer.join(LIVENESS_S * 3)
     assert "at" in reply, "no reply to set_prompts"
     assert reply["ok"], (reply, cluster.tail())
@@ -126,6 +133,9 @@ def test_an_engine_change_during_a_move_reaches_every_stream_and_never_goes_back
     assert not back, f"the old engine after the new one: {back[:5]}"
     assert_in_order(messages)
     assert {w["engine"] for w in cluster.ready()} == {new}, "every worker's heartbeat: the new engine"
+    assert f"worker {joiner['id']}: engine version 1, bringing it to 2" in cluster.log.read_text(), (
+        "the replacement, started before the change, was brought up to date before it took a stream"
+    )
     st = cluster.status()
     assert st["engine"] == new and st["classes"] == ["calm", "tense"] and st["engine_version"] == 2, st
     with capsys.disabled():
