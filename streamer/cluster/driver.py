@@ -32,6 +32,7 @@ from typing import Any
 from configs import Settings
 from configs.core.errors import ExitCode, ModelError
 from configs.engine import EngineSettings
+from streamer.cluster.adding import OPEN_MARGIN_S, await_open
 from streamer.cluster.assignment import Assignment, SourceState
 from streamer.cluster.control import ClusterController
 from streamer.cluster.front import ClusterOutlets
@@ -42,6 +43,7 @@ from streamer.cluster.rebalance import Rebalancer
 from streamer.cluster.sourcelist import ClusterSource
 from streamer.cluster.supervisor import Supervisor
 from streamer.cluster.workers import WorkerSlot, WorkerState
+from streamer.net.endpoints import Later
 
 log = logging.getLogger("streamer.cluster")
 
@@ -57,6 +59,8 @@ class ClusterDriver:
         self.cs = settings.cluster
         self.capacity = worker_capacity(self.cs)
         self.assignment = Assignment()
+        self.startup = {src.stream_id for src in sources}
+        """Sources of the sources file: only they decide the exit code (as one process's)."""
         for src in sources:
             self.assignment.add_source(src.stream_id, src.uri, src.weight)
         self.lock = threading.RLock()
@@ -90,6 +94,8 @@ class ClusterDriver:
             self.assignment, front.forwarder, front.board, self.supervisor.workers
         )
         self.placement.on_epoch = self.memory.epoch_taken
+        self.placement.engines = engines = self.supervisor.engines
+        engines.fence = lambda fn: front.forwarder.call(lambda: fn(front.forwarder.engines))
         self.rebalancer = Rebalancer(self.assignment, self.placement, self.cs)
         front.serve_control(ClusterController(self))
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -113,7 +119,8 @@ class ClusterDriver:
 
     def run(self, stop: threading.Event) -> int:
         """Serve (after ``start``) until ``stop`` is set or, without a control endpoint, every
-        source is done; then shut down. The exit code: 0, or 1 when some source failed."""
+        source is done; then shut down. The exit code: 0, or 1 when a source of the sources
+        file failed (one added through the control endpoint was answered: it does not count)."""
         try:
             while not stop.is_set():
                 self.tick()
@@ -125,6 +132,7 @@ class ClusterDriver:
         failed = [s for s in self.assignment.sources.values() if s.state == SourceState.FAILED]
         for s in failed:
             log.error("stream %s failed: %s", s.stream_id, s.reason)
+        failed = [s for s in failed if s.stream_id in self.startup]  # one added later was answered
         return int(ExitCode.STREAM_FAILED if failed else ExitCode.OK)
 
     def shutdown(self) -> None:
@@ -183,7 +191,7 @@ class ClusterDriver:
             self._placement.check_calls(ready)
             if self._gate_open():
                 self._placement.place_pending()
-                if self.rebalancer is not None:
+                if self.rebalancer is not None and not self.supervisor.engines.changing:
                     self.rebalancer.step()
             if not self.supervisor.alive():
                 causes = "; ".join(f"{w.id}: {w.cause}" for w in self.workers.values())
@@ -232,6 +240,7 @@ class ClusterDriver:
                 "streams": a.running(),
                 "engine": sup.engine,
                 "classes": sup.classes,
+                "engine_version": sup.engines.current.version,
                 "capacity": self.capacity,
                 "endpoint": fwd.publish_endpoint,
                 "ingest": self.ingest,
@@ -251,12 +260,25 @@ class ClusterDriver:
                 "forwarder": asdict(fwd.stats),
             }
 
-    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> dict[str, Any]:
+    def add_source(self, stream_id: str, uri: str, weight: int = 1) -> dict[str, Any] | Later:
+        """Place the source; answer at once when it waits for room (``pending``), else
+        ``Later``: once it opened or failed on its worker (``adding``; no lock held)."""
         with self.lock:
             src = self.assignment.add_source(stream_id, uri, weight)
+            self.startup.discard(stream_id)
             if self._gate_open():
                 self._placement.place(stream_id)
-            return {"streams": self.running(), "worker": src.worker, "epoch": src.epoch if src.worker else None}
+            if src.worker is None:
+                return {
+                    "stream": stream_id,
+                    "state": "pending",
+                    "worker": None,
+                    "epoch": None,
+                    "streams": self.running(),
+                }
+            slot, epoch = self.workers[src.worker], src.epoch
+        wait_s = self.settings.sources.open_timeout_s + OPEN_MARGIN_S
+        return Later(lambda: {**await_open(slot, stream_id, epoch, wait_s), "streams": self.running()})
 
     def remove_source(self, stream_id: str) -> dict[str, Any]:
         with self.lock:

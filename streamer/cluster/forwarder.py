@@ -5,7 +5,8 @@ reads each message, because three things need it:
 - **Fencing.** A message passes only when its ``epoch`` is the one the driver gave its
   stream (``set_epoch``); a worker that was declared lost and comes back, or that has not
   yet heard it lost a stream, is dropped here (``stats.fenced``), so subscribers never see
-  a stream served twice.
+  a stream served twice. A faces message of an older engine than its stream's, or one still
+  on its way when an engine change was answered, is dropped too (``engines``, ``enginefence``).
 - **One ``seq`` per topic.** Each worker numbers its own messages; a moved stream would
   restart at 0. The forwarder renumbers per topic, so ``seq`` counts on across moves, and a
   gap in a worker's numbering (a drop between worker and forwarder) stays a gap.
@@ -41,6 +42,7 @@ from typing import Any, TypeVar
 
 import zmq
 
+from streamer.cluster.enginefence import EngineFence
 from streamer.cluster.epochs import is_terminal
 from streamer.cluster.numbering import TopicSeqs
 from streamer.net.sockets import Sockets, bound_endpoint
@@ -70,6 +72,8 @@ class ForwarderStats:
     """Messages the XPUB would not take without blocking."""
     subscriptions: int = 0
     """Subscriptions that reached the XPUB."""
+    stale_engine: int = 0
+    """Faces messages dropped: an engine older than the stream's (``enginefence``)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class Forwarder:
         self._streams: dict[str, _Stream] = {}
         self.seqs = seqs or TopicSeqs()
         """One ``seq`` per topic (leased in the Ray cluster when the driver's state is kept)."""
+        self.engines = EngineFence(self.seqs.last)
         self.run = new_run_id()
         """The driver's run, stamped on every message it forwards (workers' runs are theirs)."""
         self._encoding = "json"
@@ -248,6 +253,9 @@ class Forwarder:
         st = self._streams.get(sid)
         if st is None or st.epoch is None or epoch != st.epoch:
             self.stats.fenced += 1
+            return
+        if not self.engines.admit(sid, msg):
+            self.stats.stale_engine += 1
             return
         self._encoding = "json" if payload[:1] == b"{" else "msgpack"
         gap = 0

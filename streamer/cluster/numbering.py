@@ -53,6 +53,10 @@ class TopicSeqs:
         self._next[topic] = seq + 1
         return seq
 
+    def last(self) -> dict[str, int]:
+        """The last ``seq`` taken per topic."""
+        return {topic: n - 1 for topic, n in self._next.items()}
+
     def close(self) -> None:
         """Nothing to release."""
 

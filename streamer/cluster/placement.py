@@ -7,7 +7,8 @@ held; it talks to the workers through Ray and to subscribers through the forward
 A move, in order: the old epoch is fenced at the forwarder and its open episodes and tracks
 end (``close``); the stream is placed on the least-filled live worker with room, a ``moved``
 event names it and the new epoch, the new epoch opens at the forwarder, and only then is the
-worker told to start the stream (``place``). Every step that publishes runs on the
+worker told to start the stream (``place``), on the cluster's current engine version
+(``engines``: the worker brings its engine up to it first). Every step that publishes runs on the
 forwarder's thread (``Forwarder.call``), so it is atomic with the traffic.
 
 Example (plain text: needs Ray and workers)::
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamer.cluster.assignment import Assignment, SourceState
+from streamer.cluster.engines import EngineChanger
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.handover import close_tracks, ended_event, moved_event
 from streamer.cluster.workers import WorkerSlot, error_text
@@ -46,8 +48,8 @@ class Placement:
         self.forwarder = forwarder
         self.board = board
         self.workers = workers
-        self.engine: str | None = None
-        """The workers' engine fingerprint (from their heartbeats), for the driver's messages."""
+        self.engines: EngineChanger | None = None
+        """The cluster's engine version: assignments carry it, the driver's messages its fingerprint."""
         self.moves: list[dict[str, Any]] = []
         self.calls: dict[Any, tuple[str, str, int, str]] = {}
         """Outstanding ``assign``/``remove`` calls: ref -> (op, stream, epoch, worker)."""
@@ -87,7 +89,8 @@ class Placement:
                 fwd.publish(topic, msg)
 
         fwd.call(open_epoch)
-        ref = self.workers[wid].actor.assign.remote(sid, src.uri, epoch)
+        order = self.engines.current.order() if self.engines is not None else (0, None)
+        ref = self.workers[wid].actor.assign.remote(sid, src.uri, epoch, *order)
         self.calls[ref] = ("assign", sid, epoch, wid)
 
     def move_away(self, worker: str, cause: str, *, replace: bool = True, avoid: tuple[str, ...] = ()) -> None:
@@ -188,9 +191,11 @@ class Placement:
         fwd.call(lambda: [fwd.publish(t, m) for t, m in msgs])
 
     def _engine_of(self, sid: str, stream: dict[str, Any] | None = None) -> str:
-        """The fingerprint to put on the driver's messages about ``sid``."""
+        """The fingerprint to put on the driver's messages about ``sid``: the cluster's current
+        engine (no stream has a newer one: its fingerprint never goes back)."""
         started = (stream or {}).get("started") or {}
-        return started.get("engine") or self.engine or "0" * 12
+        current = self.engines.current.fingerprint if self.engines is not None else None
+        return current or started.get("engine") or "0" * 12
 
     # ---- what came back
 

@@ -1,8 +1,10 @@
 """The driver's watch over its worker actors: it starts them, reads their heartbeats, and
 acts when one stops answering (``lost``: its streams move; if it answers again it stops its
 stale pipeline instances, then rejoins with none) or its process is gone (``dead``: its
-streams move and, for a worker that was ever ready, a replacement starts). Engine changes
-are rolled out to every ready worker from here, and new workers start with the change.
+streams move and, for a worker that was ever ready, a replacement starts). The cluster's
+engine is one versioned setting (``engines.EngineChanger``): new workers start with the
+current version, and a worker that answers with an older one (started before a change, or
+rejoining after one) is brought up to date before it becomes ready and takes any stream.
 
 The driver's loop calls ``check`` with its lock held; ``change_engine`` (a control request,
 another thread) takes the lock only around its bookkeeping, never while workers build their
@@ -26,9 +28,9 @@ import time
 from typing import Any
 
 from configs import Settings
-from configs.core.errors import ConfigError, ExpStreamError
 from configs.engine import EngineSettings
 from streamer.cluster.assignment import Assignment
+from streamer.cluster.engines import EngineChanger, EngineVersion, behind
 from streamer.cluster.nodes import Suspects, affinity, next_node
 from streamer.cluster.placement import Placement
 from streamer.cluster.plan import worker_settings
@@ -39,8 +41,6 @@ log = logging.getLogger("streamer.cluster")
 PAUSE_S = 1.0
 """A gap between two checks longer than this is the driver not looking (the loop runs every
 0.2 s): it does not count against the workers' heartbeats."""
-CHANGE_TIMEOUT_S = 300.0
-"""How long one worker may take to build and swap in a new engine."""
 
 
 class Supervisor:
@@ -57,9 +57,7 @@ class Supervisor:
         self.lock = lock
         self.log_level = log_level
         self.workers: dict[str, WorkerSlot] = {}
-        self.engine: str | None = None
-        """The workers' engine fingerprint and classes, from their heartbeats."""
-        self.classes: list[str] | None = None
+        self.engines = EngineChanger(settings.engine)
         self.placement: Placement | None = None
         self.stopping = False
         """Shutting down: lost and dead workers' streams are closed, not moved or replaced."""
@@ -70,6 +68,15 @@ class Supervisor:
         self._checked_s: float | None = None
         self.suspects = Suspects()
         """Nodes where a worker was lost or died lately: new workers go elsewhere meanwhile."""
+
+    @property
+    def engine(self) -> str | None:
+        """The cluster's engine fingerprint now (None until a worker built it)."""
+        return self.engines.current.fingerprint
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.engines.current.classes
 
     @property
     def _placement(self) -> Placement:
@@ -90,7 +97,8 @@ class Supervisor:
         wid = f"w{next(self._ids)}"
         avoid = self.suspects.now(time.monotonic())
         node, rooms = next_node((w.node_id for w in self.alive()), self._resources, avoid)
-        slot = WorkerSlot.start(wid, self._worker_settings, {**self._resources, **affinity(node)}, self.log_level)
+        resources = {**self._resources, **affinity(node)}
+        slot = WorkerSlot.start(wid, self._worker_settings, resources, self.log_level, self.engines.current.version)
         slot.node = node
         self.workers[wid] = slot
         where = next((f"node {r.node_id[:8]} ({r.address})" for r in rooms if r.node_id == node), None)
@@ -131,6 +139,8 @@ class Supervisor:
                 self._answered(w)
             if w.sync_ref is not None and w.sync_ref in ready:
                 self._synced(w)
+            if w.engine_ref is not None and w.engine_ref in ready:
+                self._caught_up(w)
             if not w.alive:
                 continue
             now = time.monotonic()
@@ -175,13 +185,11 @@ class Supervisor:
         w.last_seen_s = time.monotonic()
         if status:
             w.status = status
-            self.engine, self.classes = status.get("engine"), status.get("classes")
-            self._placement.engine = self.engine
-        if w.state == WorkerState.STARTING:
-            w.state, w.was_ready = WorkerState.READY, True
-            self.assignment.add_worker(w.id, self.capacity)
+            self.engines.heard(status)
+        if w.state == WorkerState.STARTING and w.engine_ref is None:
             st = w.status
-            log.info("worker %s ready: pid %s on %s, engine %s", w.id, st.get("pid"), st.get("node_ip"), self.engine)
+            log.info("worker %s up: pid %s on %s, engine %s", w.id, st.get("pid"), st.get("node_ip"), st.get("engine"))
+            self._ready(w, st)
         elif w.state == WorkerState.LOST:
             w.state = WorkerState.REJOINING
             void = {sid: src.epoch for sid, src in self.assignment.sources.items() if src.epoch}
@@ -201,9 +209,32 @@ class Supervisor:
         if res.get("stopping"):
             self._died(w, f"could not rejoin: its stale instances {', '.join(res['stopping'])} would not stop")
             return
-        w.state, w.cause = WorkerState.READY, None
+        log.info("worker %s rejoins with no stream (stopped %s)", w.id, ", ".join(res.get("revoked", [])) or "none")
+        self._ready(w, res)
+
+    def _ready(self, w: WorkerSlot, answer: dict[str, Any]) -> None:
+        """A starting or rejoining worker takes streams from now on, once its engine is the
+        driver's version (``answer``: what it said last); else it is brought up to it first."""
+        cur = self.engines.current
+        if behind(answer, cur):
+            log.info("worker %s: engine version %s, bringing it to %d", w.id, answer.get("engine_version"), cur.version)
+            w.engine_ref = w.actor.set_engine.remote(*cur.order())
+            return
+        w.state, w.cause, w.was_ready = WorkerState.READY, None, True
         self.assignment.add_worker(w.id, self.capacity)
-        log.info("worker %s rejoined with no stream (stopped %s)", w.id, ", ".join(res.get("revoked", [])) or "none")
+        log.info("worker %s ready, engine version %d", w.id, cur.version)
+
+    def _caught_up(self, w: WorkerSlot) -> None:
+        import ray
+
+        ref, w.engine_ref = w.engine_ref, None
+        try:
+            res = ray.get(ref)
+        except ray.exceptions.RayError as e:
+            self._died(w, f"could not take the engine of version {self.engines.current.version}: {error_text(e)}")
+            return
+        if w.state in (WorkerState.STARTING, WorkerState.REJOINING):
+            self._ready(w, res)
 
     def _lost(self, w: WorkerSlot, cause: str) -> None:
         w.state, w.lost_s, w.cause = WorkerState.LOST, time.monotonic(), cause
@@ -231,36 +262,16 @@ class Supervisor:
         suspect = self.suspects.now(time.monotonic())
         return tuple(w.id for w in self.alive() if w.node_id in suspect)
 
-    # ---- engine changes (a control request's thread)
+    # ---- engine changes (a control request's thread; ``engines.EngineChanger`` calls back)
 
     def change_engine(self, body: dict[str, Any], engine: EngineSettings) -> dict[str, Any]:
-        """Try ``body`` on one ready worker (a refusal there changes nothing), then on every
-        other; a worker that cannot follow is retired (its streams move); new workers start
-        with ``engine``."""
-        import ray
+        """Make ``engine`` the cluster's next engine version and roll it out (``engines``)."""
+        return self.engines.change(engine, self)
 
-        workers = self.ready_workers()
-        if not workers:
-            raise ConfigError("no worker is ready to change its engine")
-        try:
-            first = ray.get(workers[0].actor.control.remote(body), timeout=CHANGE_TIMEOUT_S)
-        except ExpStreamError as e:  # the worker refused: nothing changed anywhere
-            raise ConfigError(error_text(e)) from e
-        except ray.exceptions.RayError as e:
-            raise ConfigError(f"worker {workers[0].id}: {error_text(e)}") from e
-        refs = {w.id: w.actor.control.remote(body) for w in workers[1:]}
-        failed: dict[str, str] = {}
-        for wid, ref in refs.items():
-            try:
-                got = ray.get(ref, timeout=CHANGE_TIMEOUT_S)
-                if got.get("engine") != first.get("engine"):
-                    failed[wid] = f"engine {got.get('engine')} instead of {first.get('engine')}"
-            except (ExpStreamError, ray.exceptions.RayError) as e:
-                failed[wid] = error_text(e)
-        with self.lock:
-            self.settings = self.settings.replace(engine=engine)
-            self._worker_settings = self._settings_for_workers(self.settings)
-            for wid, err in failed.items():
-                self._died(self.workers[wid], f"engine change failed: {err}")
-        log.info("cluster: engine now %s on %d worker(s)", first.get("engine"), len(workers) - len(failed))
-        return {"engine": first.get("engine"), "classes": first.get("classes"), "workers_failed": failed}
+    def committed(self, version: EngineVersion) -> None:
+        """New workers start with ``version``; the driver's own messages carry it."""
+        self.settings = self.settings.replace(engine=version.settings)
+        self._worker_settings = self._settings_for_workers(self.settings)
+
+    def retire(self, worker_id: str, cause: str) -> None:
+        self._died(self.workers[worker_id], cause)

@@ -12,8 +12,10 @@ The driver calls (as Ray actor methods, several at once: a threaded actor): ``ru
 for the worker's life), ``status`` (the heartbeat: streams, epochs, load), ``assign`` (start
 a stream under an epoch: a pipeline instance of its own, named ``cam0@2``), ``remove`` (stop
 it, its ``ended`` published), ``revoke`` (stop publishing it now: it moved), ``sync`` (keep
-only these epochs and wait until the others stopped: a lost worker rejoining),
-``control`` (an engine change, as ``streamer.service.control.Controller``) and ``stop``.
+only these epochs and wait until the others stopped: a lost worker rejoining), ``opened``
+(wait until an instance opened or failed: ``add_source``), ``set_engine`` (bring the engine
+up to a version of the cluster's engine settings: ``streamer.cluster.engines``; ``assign``
+does it first when it carries a newer one) and ``stop``.
 
 Example (plain text: loads an engine, and waits for the forwarder's subscription)::
 
@@ -47,7 +49,9 @@ log = logging.getLogger(__name__)
 class StreamWorker:
     """One pipeline with no stream at first; streams come and go by the driver's calls."""
 
-    def __init__(self, settings: dict[str, Any], worker_id: str, log_level: str = "INFO") -> None:
+    def __init__(
+        self, settings: dict[str, Any], worker_id: str, log_level: str = "INFO", engine_version: int = 1
+    ) -> None:
         configure_logging(log_level, once=True)  # reaches the driver's stderr through Ray
         _normal_priority()
         from streamer.cluster.fencing import FencedPublisher
@@ -65,6 +69,10 @@ class StreamWorker:
         self._stop = threading.Event()
         self._orders = threading.Lock()
         """Serialises assign/remove/revoke (Ray runs a threaded actor's calls concurrently)."""
+        self.engine_version = engine_version
+        """The version of the cluster's engine settings this pipeline runs (those it started with)."""
+        self._engine = threading.Lock()
+        """One engine change at a time (``set_engine``)."""
         self._cancelled: dict[str, int] = {}
         """Per stream, the newest epoch removed or revoked here: a late ``assign`` of it is void."""
         self._meter = RateMeter()
@@ -84,14 +92,20 @@ class StreamWorker:
         """End every stream (each publishes ``ended``, reason ``stopped``) and return from ``run``."""
         self._stop.set()
 
-    def assign(self, stream_id: str, uri: str, epoch: int) -> dict[str, Any]:
+    def assign(
+        self, stream_id: str, uri: str, epoch: int, engine_version: int = 0, engine: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Serve ``stream_id`` under ``epoch``, as a pipeline instance of its own
         (``instance_key``), unless that epoch was already removed or revoked here, or it or
         a newer one is held (calls may arrive out of order). An older instance of the stream
         still here is revoked first; it may still be stopping while the new one starts: its
-        messages can no longer pass as the new one's."""
+        messages can no longer pass as the new one's. The engine is first brought up to
+        ``engine_version`` (``engine``: its settings), so that no instance starts on an
+        engine older than the driver's; one that cannot be built refuses the assignment."""
         from streamer.pipeline import StreamSpec
 
+        if engine is not None:
+            self.set_engine(engine_version, engine)
         with self._orders:
             if self._cancelled.get(stream_id, 0) >= epoch or self.publisher.epochs().get(stream_id, 0) >= epoch:
                 return {"stream": stream_id, "epoch": epoch, "started": False}
@@ -137,7 +151,7 @@ class StreamWorker:
             deadline = time.monotonic() + wait_s
             while (left := set(stale) & set(self.pipeline.running_streams())) and time.monotonic() < deadline:
                 time.sleep(0.05)
-        return {"revoked": sorted(stale), "stopping": sorted(left)}
+        return {"revoked": sorted(stale), "stopping": sorted(left), "engine_version": self.engine_version}
 
     def _cancel(self, stream_id: str, epoch: int) -> None:
         self._cancelled[stream_id] = max(epoch, self._cancelled.get(stream_id, 0))
@@ -157,9 +171,29 @@ class StreamWorker:
                         self.pipeline.remove_source(key)
         return found
 
-    def control(self, request: dict[str, Any]) -> dict[str, Any]:
-        """An engine change (``set_prompts``, ``set_head``) as the control endpoint does it."""
-        return self.controller(request)
+    def opened(self, stream_id: str, epoch: int, wait_s: float) -> dict[str, Any]:
+        """Wait (at most ``wait_s``) until the instance of ``epoch`` of ``stream_id`` opened or
+        failed, as one process's ``add_source`` does: its ``state`` (``running``, ``failed``,
+        ``reconnecting``, ``starting`` when the wait ran out) and the failure's ``reason``.
+        The driver asks it for a source added through its control endpoint."""
+        key = instance_key(stream_id, epoch)
+        state, reason = self.controller.opened(key, time.monotonic() + wait_s)
+        return {"stream": stream_id, "epoch": epoch, "state": state, "reason": reason}
+
+    def set_engine(self, version: int, engine: dict[str, Any]) -> dict[str, Any]:
+        """Run version ``version`` of the cluster's engine settings (``engine``: the engine
+        section) unless this pipeline runs it or a newer one: the new engine is built and
+        swapped in as one process's ``set_prompts``/``set_head`` does (every stream's later
+        messages carry it). A failure to build raises and changes nothing."""
+        from configs.engine import EngineSettings
+
+        with self._engine:
+            if version > self.engine_version:
+                self.pipeline.change_engine(EngineSettings.model_validate(engine))
+                self.engine_version = version
+                log.info("worker %s: engine version %d (%s)", self.worker_id, version, self.pipeline.engine.fingerprint)
+            eng = self.pipeline.engine
+            return {"engine": eng.fingerprint, "classes": eng.classes, "engine_version": self.engine_version}
 
     @ray.method(concurrency_group="heartbeat")
     def status(self) -> dict[str, Any]:
@@ -185,6 +219,7 @@ class StreamWorker:
             "gpus": [str(g) for g in ray.get_gpu_ids()],
             "engine": self.pipeline.engine.fingerprint,
             "classes": self.pipeline.engine.classes,
+            "engine_version": self.engine_version,
             "streams": sorted(held[key][0] for key in running if key in held),
             "stale": sorted(key for key in running if key not in held),
             "epochs": self.publisher.epochs(),

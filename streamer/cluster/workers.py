@@ -55,6 +55,8 @@ class WorkerSlot:
     ping_ref: Any = None
     ping_sent_s: float = 0.0
     sync_ref: Any = None
+    engine_ref: Any = None
+    """An outstanding ``set_engine``: the worker is brought up to the driver's engine version."""
     status: dict[str, Any] = field(default_factory=dict)
     cause: str | None = None
     was_ready: bool = False
@@ -62,12 +64,20 @@ class WorkerSlot:
     """The node the driver chose for it (``nodes.py``); None: wherever Ray finds room."""
 
     @classmethod
-    def start(cls, worker_id: str, settings: dict[str, Any], resources: dict[str, Any], log_level: str) -> WorkerSlot:
-        """Create the actor (Ray places it where ``resources`` are free) and start its pipeline."""
+    def start(
+        cls,
+        worker_id: str,
+        settings: dict[str, Any],
+        resources: dict[str, Any],
+        log_level: str,
+        engine_version: int = 1,
+    ) -> WorkerSlot:
+        """Create the actor (Ray places it where ``resources`` are free) and start its pipeline
+        (its engine: version ``engine_version`` of the cluster's, as in ``settings``)."""
         actor = (
             _actor_class()
             .options(max_concurrency=MAX_CONCURRENCY, max_restarts=0, **resources)
-            .remote(settings, worker_id, log_level)
+            .remote(settings, worker_id, log_level, engine_version)
         )
         slot = cls(worker_id, actor, actor.run.remote())
         slot.ping()
@@ -91,7 +101,8 @@ class WorkerSlot:
 
     def refs(self) -> list[Any]:
         """What the driver waits on for this worker."""
-        return [r for r in (self.run_ref, self.ping_ref, self.sync_ref) if r is not None] if self.alive else []
+        refs = (self.run_ref, self.ping_ref, self.sync_ref, self.engine_ref)
+        return [r for r in refs if r is not None] if self.alive else []
 
     def kill(self) -> None:
         import ray
@@ -110,6 +121,7 @@ class WorkerSlot:
             "pid": st.get("pid"),
             "gpus": st.get("gpus", []),
             "engine": st.get("engine"),
+            "engine_version": st.get("engine_version"),
             "streams": streams,
             "running": st.get("streams", []),
             "stale": st.get("stale", []),
@@ -124,7 +136,7 @@ class WorkerSlot:
         }
 
 
-LASTING = ("pid", "node_ip", "node_id", "gpus", "engine", "fenced")
+LASTING = ("pid", "node_ip", "node_id", "gpus", "engine", "engine_version", "fenced")
 """What a dead worker's line keeps of its last status (who and where it was); its load,
 streams and rates are gone with it."""
 

@@ -3,11 +3,14 @@ thread per endpoint owning a ZeroMQ ROUTER socket, answering each request with o
 Clients use REQ (or DEALER with an empty delimiter frame); requests and replies are JSON.
 
 A request that is not JSON or raises in its handler gets ``{"ok": false, "error": ...}``;
-the endpoint never dies of a bad request. A request larger than ``max_request_bytes`` never
-reaches it over TCP or IPC: the socket's ``ZMQ_MAXMSGSIZE`` makes libzmq disconnect the peer
-as soon as it announces the size, before the bytes are kept (the client gets no reply and
-times out); over ``inproc://`` the size is checked here and refused with a reply. The socket comes from the
-process's ``streamer.net.sockets.Sockets`` (its CurveZMQ server role).
+the endpoint never dies of a bad request. A handler that needs a while (the cluster's
+``add_source`` and engine changes) returns ``Later(work)``: ``work`` runs on a thread of its
+own, its result is the reply, and the endpoint answers other requests meanwhile. A request
+larger than ``max_request_bytes`` never reaches it over TCP or IPC: the socket's
+``ZMQ_MAXMSGSIZE`` makes libzmq disconnect the peer as soon as it announces the size, before
+the bytes are kept (the client gets no reply and times out); over ``inproc://`` the size is
+checked here and refused with a reply. The socket comes from the process's
+``streamer.net.sockets.Sockets`` (its CurveZMQ server role).
 
 Example (plain text: binds a port)::
 
@@ -22,6 +25,8 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,14 +39,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
-"""A parsed request -> the reply (raise ExpStreamError for a refusal with a reason)."""
+
+@dataclass(frozen=True)
+class Later:
+    """A handler's reply that takes a while: ``work()`` is run on a thread of its own and what
+    it returns (or raises) is the reply, as ``answer`` makes one."""
+
+    work: Callable[[], dict[str, Any]]
+
+
+Handler = Callable[[dict[str, Any]], "dict[str, Any] | Later"]
+"""A parsed request -> the reply (raise ExpStreamError for a refusal with a reason), or
+``Later`` for one that takes a while."""
 
 
 def answer(handler: Handler, request: Any, name: str = "endpoint") -> dict[str, Any]:
     """The reply to one parsed request: ``{"ok": true, ...}`` with what ``handler`` returns,
     or ``{"ok": false, "error": ...}`` when the request is not an object, is refused
-    (ExpStreamError: its message) or the handler fails (an internal error, logged).
+    (ExpStreamError: its message) or the handler fails (an internal error, logged). A
+    ``Later`` is waited for here (``RequestServer`` runs it on a thread instead).
 
     Example:
         >>> answer(lambda req: {"echo": req["x"]}, {"x": 1}), answer(lambda req: {}, [1])
@@ -50,7 +66,8 @@ def answer(handler: Handler, request: Any, name: str = "endpoint") -> dict[str, 
     try:
         if not isinstance(request, dict):
             raise ConfigError("request must be a JSON object")
-        return {"ok": True, **handler(request)}
+        reply = handler(request)
+        return {"ok": True, **(reply.work() if isinstance(reply, Later) else reply)}
     except ExpStreamError as e:
         log.warning("%s: request refused: %s", name, e)
         return {"ok": False, "error": str(e)}
@@ -91,16 +108,24 @@ class RequestServer:
             self._ready.set()
             return
         self._ready.set()
+        later: dict[Future, bytes] = {}
+        """Replies being worked on (``Later``) -> who asked."""
         try:
             while not self._stop.is_set():
-                if sock.poll(100):
+                if sock.poll(10 if later else 100):
                     frames = sock.recv_multipart()
                     ident, body = frames[0], frames[-1]
-                    sock.send_multipart([ident, b"", self._answer(body)])
+                    reply = self._answer(body)
+                    if isinstance(reply, Future):
+                        later[reply] = ident
+                    else:
+                        sock.send_multipart([ident, b"", reply])
+                for done in [f for f in later if f.done()]:
+                    sock.send_multipart([later.pop(done), b"", done.result()])
         finally:
             sock.close(0)
 
-    def _answer(self, body: bytes) -> bytes:
+    def _answer(self, body: bytes) -> bytes | Future:
         self.requests += 1
         try:
             if len(body) > self.max_request_bytes:
@@ -113,7 +138,37 @@ class RequestServer:
             log.warning("%s: request refused: %s", self.name, e)
             reply: dict[str, Any] = {"ok": False, "error": str(e)}
         else:
-            reply = answer(self.handler, request, self.name)
+            got = self._handle(request)
+            if isinstance(got, Later):
+                return self._later(got, request)
+            reply = got
+        return self._encode(reply)
+
+    def _handle(self, request: Any) -> dict[str, Any] | Later:
+        """``answer``, except that a ``Later`` comes back as it is."""
+        held: list[Later] = []
+
+        def handler(req: dict[str, Any]) -> dict[str, Any]:
+            reply = self.handler(req)
+            if isinstance(reply, Later):
+                held.append(reply)
+                return {}
+            return reply
+
+        reply = answer(handler, request, self.name)
+        return held[0] if held else reply
+
+    def _later(self, later: Later, request: Any) -> Future:
+        """Run ``later`` on a thread of its own; its encoded reply, when done."""
+        done: Future = Future()
+
+        def work() -> None:
+            done.set_result(self._encode(answer(lambda req: later.work(), request, self.name)))
+
+        threading.Thread(target=work, name=f"{self.name}-later", daemon=True).start()
+        return done
+
+    def _encode(self, reply: dict[str, Any]) -> bytes:
         if not reply["ok"]:
             self.errors += 1
         return json.dumps(reply, allow_nan=False).encode()

@@ -64,12 +64,15 @@ class Controller(ControlHandler):
         is answered with its state ("reconnecting", or "starting" when the wait ran out)."""
         self.pipeline.add_source(StreamSpec(req.stream_id, req.uri))
         wait_s = self.pipeline.settings.sources.open_timeout_s + OPEN_MARGIN_S
-        state, reason = self._opened(req.stream_id, time.monotonic() + wait_s)
+        state, reason = self.opened(req.stream_id, time.monotonic() + wait_s)
         if state == "failed":
             raise SourceError(f"add_source {req.stream_id}: the source failed: {reason}")
         return {"stream": req.stream_id, "state": state, "streams": self.pipeline.running_streams()}
 
-    def _opened(self, stream_id: str, deadline: float) -> tuple[str, str | None]:
+    def opened(self, stream_id: str, deadline: float) -> tuple[str, str | None]:
+        """Wait until ``stream_id`` opened (``running``), failed (``failed``, its reason) or is
+        reconnecting, or ``deadline`` (monotonic) passed (``starting``). A cluster worker asks
+        it for the instance it started (``StreamWorker.opened``)."""
         while True:
             st = self.pipeline.stats.streams.get(stream_id)
             if st is not None and st.outcome is not None:

@@ -2,7 +2,8 @@
 looped realtime clips): 2 workers, 5 sources, one subscriber on the forwarder.
 
 The tests run in order on ONE cluster (a module fixture): every source served exactly once;
-a source added and removed through the driver; new prompts through the driver on every
+a source added (answered once it opened) and removed through the driver, a missing file
+added (refused with the reason); new prompts through the driver on every
 worker; one worker SIGSTOPped past the heartbeat
 timeout, then resumed (it is fenced, its streams move, it rejoins empty); the other worker
 SIGKILLed (its streams move to the rejoined one; the gap per moved stream is measured and
@@ -113,7 +114,14 @@ def test_every_source_served_once_through_one_endpoint(cluster: Cluster, capsys)
 def test_add_and_remove_a_source_through_the_driver(cluster: Cluster):
     added = cluster.request({"op": "add_source", "id": "cam5", "uri": str(cluster.clip)})
     assert added["ok"] and added["worker"] and added["epoch"] == 1, added
+    assert added["state"] == "running", "answered once its worker opened it"
     assert "cam5" in added["streams"]
+    missing = cluster.request({"op": "add_source", "id": "nofile", "uri": str(cluster.clip.with_name("none.mp4"))})
+    assert not missing["ok"] and missing["error"].startswith("add_source nofile: the source failed: "), missing
+    assert "No such file" in missing["error"], "the reason says why"
+    wait_for(lambda: cluster.events("nofile", "failed"), LIVENESS_S, "the missing file's failed event")
+    wait_for(lambda: cluster.status()["sources"]["nofile"]["state"] == "failed", LIVENESS_S, "the driver's view")
+    assert "nofile" not in cluster.status()["streams"]
     again = cluster.request({"op": "add_source", "id": "cam5", "uri": str(cluster.clip)})
     assert not again["ok"] and "in use" in again["error"]
     wait_for(lambda: len(cluster.faces("cam5")) >= 5, LIVENESS_S, "faces of the added source")

@@ -83,7 +83,7 @@ HEAD, B = "a" * 56, "b" * 56
 def test_the_supervisor_pins_each_new_worker_to_the_chosen_node(monkeypatch):
     started: list[dict[str, Any]] = []
 
-    def start(wid: str, settings: dict, resources: dict, log_level: str) -> WorkerSlot:
+    def start(wid: str, settings: dict, resources: dict, log_level: str, engine_version: int = 1) -> WorkerSlot:
         started.append(resources)
         return WorkerSlot(wid, FakeActor(), object())
 
