@@ -85,7 +85,9 @@ def load_clip(settings: ModelSettings, device: torch.device | str = "cpu") -> Lo
         )
     pretrained = settings.pretrained
     try:
-        enable_towers(None if name.startswith(("hf-hub:", "local-dir:")) else open_clip.get_model_config(name))
+        hub_model = name.startswith(("hf-hub:", "local-dir:"))
+        download = pretrained is not None and not Path(pretrained).expanduser().is_file()
+        enable_towers(None if hub_model else open_clip.get_model_config(name), download)
         if pretrained is None:
             torch.manual_seed(settings.seed)
             model = open_clip.create_model(name, pretrained=None, device="cpu")

@@ -127,7 +127,8 @@ class Analyzer:
         ``detector``: ready ones instead of those the settings describe (tests, benchmarks)."""
         self.progress_enabled = progress
         quiet = progress if progress is not None else sys.stderr.isatty()  # bars, not stats lines
-        self.settings = fit_and_log(analysis_settings(settings, every_frame=every_frame, quiet_stats=bool(quiet)))
+        analysis = analysis_settings(settings, every_frame=every_frame, quiet_stats=bool(quiet))
+        self.settings = fit_and_log(analysis, lockstep=True)  # detection and scoring take turns
         self.out = out
         self.thumbnails = thumbnails and out is not None and report
         self.report = report and out is not None

@@ -4,8 +4,9 @@ frame arrives. A value the user set is never changed.
 
 On a CPU the detector scans whole frames every 10th frame (regions around tracks in
 between), the engine re-scores each track at most 3 times a second and onnxruntime, torch
-and OpenCV share the cores instead of each taking all of them; on a GPU whole frames are
-scanned every frame and tracks re-scored up to 10 times a second. docs/BENCHMARKS.md has
+and OpenCV share the cores instead of each taking all of them (in lockstep, ``streamer
+analyze``, detection and scoring take turns, so each takes every core); on a GPU whole frames
+are scanned every frame and tracks re-scored up to 10 times a second. docs/BENCHMARKS.md has
 the measurements behind these choices.
 
 Example:
@@ -15,6 +16,9 @@ Example:
     (10, 3.0, 1)
     >>> chosen["detector.full_frame_every"]
     10
+    >>> fitted, _ = fit_to_machine(load_settings("offline"), Machine(cores=2, gpu=False), lockstep=True)
+    >>> fitted.detector.threads, fitted.pipeline.torch_threads  # streamer analyze: they take turns
+    (2, 2)
     >>> fitted, _ = fit_to_machine(load_settings("offline", ["scheduler.max_hz=5"]), Machine(8, gpu=True))
     >>> fitted.detector.full_frame_every, fitted.scheduler.max_hz, fitted.pipeline.torch_threads
     (1, 5.0, 0)
@@ -59,23 +63,25 @@ class Machine:
         )
 
 
-def machine_values(machine: Machine) -> dict[str, Any]:
-    """What each ``auto`` setting becomes on ``machine`` (dotted key -> value)."""
-    half = max(1, machine.cores // 2)
+def machine_values(machine: Machine, lockstep: bool = False) -> dict[str, Any]:
+    """What each ``auto`` setting becomes on ``machine`` (dotted key -> value). ``lockstep``
+    (``streamer analyze``): detection waits while the engine scores, so the two never run at
+    once and each may take every core; otherwise they run side by side and share them."""
+    share = machine.cores if lockstep else max(1, machine.cores // 2)
     return {
         "detector.full_frame_every": 1 if machine.gpu else 10,
-        "detector.threads": half,
+        "detector.threads": share,
         "scheduler.max_hz": 10.0 if machine.gpu else 3.0,
-        "pipeline.torch_threads": 0 if machine.gpu else half,
+        "pipeline.torch_threads": 0 if machine.gpu else share,
         "pipeline.opencv_threads": 1 if machine.cores <= 2 else 0,
     }
 
 
-def fit_to_machine(settings: Settings, machine: Machine) -> tuple[Settings, dict[str, Any]]:
+def fit_to_machine(settings: Settings, machine: Machine, lockstep: bool = False) -> tuple[Settings, dict[str, Any]]:
     """``settings`` with every ``auto`` of ``machine_values`` replaced; and what was chosen."""
     chosen: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {}
-    for key, value in machine_values(machine).items():
+    for key, value in machine_values(machine, lockstep).items():
         section, field = key.split(".")
         if getattr(getattr(settings, section), field) == "auto":
             sections.setdefault(section, {})[field] = value
@@ -85,10 +91,10 @@ def fit_to_machine(settings: Settings, machine: Machine) -> tuple[Settings, dict
     return settings, chosen
 
 
-def fit_and_log(settings: Settings) -> Settings:
+def fit_and_log(settings: Settings, lockstep: bool = False) -> Settings:
     """``fit_to_machine`` for this machine, logging once what ``auto`` became."""
     machine = Machine.here(settings.engine.device)
-    fitted, chosen = fit_to_machine(settings, machine)
+    fitted, chosen = fit_to_machine(settings, machine, lockstep)
     if chosen:
         values = ", ".join(f"{k}={v}" for k, v in chosen.items())
         log.info("automatic settings for %s: %s (set any of them to override)", machine.describe(), values)

@@ -4,6 +4,7 @@ Each check runs in a fresh interpreter: what is imported depends on what came be
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ TIMM_TOWER = {
 
 
 def _run(code: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # a download fails at once, with or without network
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -29,7 +31,7 @@ def test_the_offline_engine_imports_neither_transformers_nor_timm() -> None:
         "from configs import load_settings\n"
         "from engine.models import load_clip\n"
         "clip = load_clip(load_settings('offline').engine.model)\n"
-        "mods = sorted(m for m in ('transformers', 'timm') if m in sys.modules)\n"
+        "mods = sorted(m for m in ('transformers', 'timm', 'huggingface_hub') if m in sys.modules)\n"
         "print(json.dumps({'dim': clip.embed_dim, 'mods': mods}))"
     )
     assert out["mods"] == []
@@ -50,6 +52,26 @@ def test_a_timm_tower_still_builds(tmp_path: Path) -> None:
         " 'visual': type(clip.model.visual).__name__}))"
     )
     assert out == {"before": False, "after": True, "shape": [1, 32], "visual": "TimmModel"}
+
+
+def test_a_pretrained_tag_gets_the_hub_back_before_it_downloads() -> None:
+    out = _run(
+        "import json, sys\n"
+        "from configs.core.errors import ModelLoadError\n"
+        "from configs.engine import ModelSettings\n"
+        "from engine.models import load_clip\n"
+        "import open_clip.pretrained as p\n"
+        "before = p._has_hf_hub\n"
+        "try:\n"
+        "    load_clip(ModelSettings(name='ViT-B-32', pretrained='openai', cache_dir='/nonexistent/cache'))\n"
+        "    error = ''\n"
+        "except ModelLoadError as e:\n"
+        "    error = str(e)\n"
+        "print(json.dumps({'before': before, 'after': p._has_hf_hub, 'hub': 'huggingface_hub' in sys.modules,"
+        " 'hf_missing': 'huggingface_hub' in error and 'not installed' in error}))"
+    )
+    # the hub was there for the download (its error is not "package not installed")
+    assert out == {"before": False, "after": True, "hub": True, "hf_missing": False}
 
 
 def test_a_hugging_face_text_tower_gets_transformers_back() -> None:
