@@ -1,22 +1,25 @@
-"""The fence under an operator's faults, end to end on a local Ray (offline engine, Haar
-detector, looped realtime clips), in a network namespace of its own (``netns.py``): two
-workers, placed by GPU capacity (half of one logical GPU each), one stream each (capacity 1:
-a lost worker's stream has nowhere to go but back to it), one subscriber on the forwarder.
+"""The fence under an operator's faults, end to end (offline engine, Haar detector, looped
+realtime clips), in a network namespace of its own (``netns.py``), twice: on a local Ray the
+driver starts, and on two Ray nodes started with ``ray start`` (``raynodes.py``) that the
+driver joins. Two workers, placed by GPU capacity (half of one logical GPU each on the local
+Ray; one per node, each node declaring one), one stream each (capacity 1: a lost worker's
+stream has nowhere to go but back to it), one subscriber on the forwarder.
 
 In order, on ONE cluster: everything on loopback; the driver SIGSTOPped for two heartbeat
 timeouts, then resumed: no healthy stream is moved or ended; one worker SIGSTOPped until the
 driver declares it lost, then resumed: it stops its stale pipeline instance before it takes
 its stream back (``moved w0 -> w0``), and nothing of the old instance is published under the
 new epoch (no old frame, no old track's end, no old ``ended``); the driver killed (with its
-local Ray) and restarted on the same endpoints: the subscriber client sees a new run and no
-duplicate; then SIGTERM, and checks over every message, per run: frames never go backwards
-within an epoch, epochs never go back, one ``seq`` per topic, no stream ended but by the
-stop. Every wait is on messages or on the
-driver's status; the pauses are the faults themselves.
+local Ray; on the nodes, the driver alone) and restarted on the same endpoints: the
+subscriber client sees a new run and no duplicate (on the nodes, the epochs go on); then
+SIGTERM, and checks over every message, per run: frames never go backwards within an epoch,
+epochs never go back, one ``seq`` per topic, no stream ended but by the stop. Every wait is
+on messages or on the driver's status; the pauses are the faults themselves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -36,6 +39,7 @@ from tests.streamer.clusterkit import (
     stop_cluster,
 )
 from tests.streamer.helpers import LIVENESS_S, wait_for
+from tests.streamer.raynodes import RayNodes
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.timeout(1200)]
 
@@ -47,13 +51,8 @@ PAUSE_S = 2 * HEARTBEAT_TIMEOUT_S
 START_S = 3 * LIVENESS_S
 
 
-SETTINGS = (
-    # Two workers from GPU capacity (logical GPUs: the engine stays on the CPU): one GPU at
-    # half a GPU each, though the three CPUs would hold three.
+COMMON = (
     "engine.device=auto",
-    "cluster.local_cpus=3",
-    "cluster.local_gpus=1",
-    "cluster.worker_gpus=0.5",
     "cluster.worker_cpus=1",
     "cluster.streams_per_worker=1",
     "cluster.heartbeat_interval_s=1",
@@ -61,15 +60,33 @@ SETTINGS = (
     "cluster.lost_kill_s=1000",
     "cluster.replace_workers=false",
 )
+SETTINGS = (
+    # Two workers from GPU capacity (logical GPUs: the engine stays on the CPU): one GPU at
+    # half a GPU each, though the three CPUs would hold three.
+    *COMMON,
+    "cluster.local_cpus=3",
+    "cluster.local_gpus=1",
+    "cluster.worker_gpus=0.5",
+)
+NODES = ("local", "two nodes")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
-    c = start_cluster(tmp_path_factory.mktemp("fence"), SOURCES, face_clip, *SETTINGS)
-    try:
-        yield c
-    finally:
-        stop_cluster(c)
+@pytest.fixture(scope="module", params=NODES)
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, face_clip: Path):
+    d = tmp_path_factory.mktemp("fence")
+    with contextlib.ExitStack() as stack:
+        settings, env = SETTINGS, None
+        if request.param == "two nodes":  # a GPU each, so one worker each
+            ray_nodes = stack.enter_context(RayNodes(d))
+            address = ray_nodes.start_head(cpus=2, gpus=1)
+            ray_nodes.add_node("b", cpus=2, gpus=1)
+            settings, env = (*COMMON, "cluster.worker_gpus=1", f"cluster.address={address}"), ray_nodes.env
+        c = start_cluster(d, SOURCES, face_clip, *settings, env=env)
+        c.settings, c.env, c.nodes = settings, env, request.param  # type: ignore[attr-defined]
+        try:
+            yield c
+        finally:
+            stop_cluster(c)
 
 
 def flowing(cluster: Cluster, n: int = 10) -> None:
@@ -163,10 +180,10 @@ def test_a_lost_worker_gets_its_stream_back_cleanly(cluster: Cluster):
 
 
 def test_a_restarted_driver_serves_again_under_a_new_run(cluster: Cluster, tmp_path: Path, face_clip: Path):
-    """kill -9 of the driver (and its local Ray), then a restart on the same endpoints: the
+    """kill -9 of the driver (and its local Ray, if it started one), then a restart on the same endpoints: the
     subscriber client (connected throughout) counts one restart and no duplicate; every
     message is known by its ``(run, topic, seq)``, every frame by its ``(run, epoch,
-    frame_index)``: none repeats, though ``seq`` and epochs begin again."""
+    frame_index)``: none repeats (on a local Ray ``seq`` and epochs begin again)."""
     got: list[tuple[str, dict[str, Any]]] = []
     stop = threading.Event()
     sub = Subscriber(cluster.endpoint)
@@ -184,7 +201,7 @@ def test_a_restarted_driver_serves_again_under_a_new_run(cluster: Cluster, tmp_p
         os.killpg(cluster.proc.pid, signal.SIGKILL)  # the driver and its local Ray, at once
         cluster.proc.wait()
         cluster.earlier.append(cluster.proc)
-        again = start_cluster(tmp_path, SOURCES, face_clip, *SETTINGS, again=cluster)
+        again = start_cluster(tmp_path, SOURCES, face_clip, *cluster.settings, again=cluster, env=cluster.env)
         cluster.proc, cluster.log = again.proc, again.log
 
         def served_again() -> bool:
@@ -204,7 +221,14 @@ def test_a_restarted_driver_serves_again_under_a_new_run(cluster: Cluster, tmp_p
     known = [(m["run"], t, m["seq"]) for t, m in got]
     frames = [(m["run"], m["stream_id"], m["epoch"], m["frame_index"]) for t, m in got if m["type"] == "faces"]
     assert len(set(known)) == len(known) and len(set(frames)) == len(frames)
-    assert min(m["epoch"] for m in [m for _, m in got][first_new:] if "epoch" in m) == 1, "epochs begin again"
+    before = [m for _, m in got][:first_new]
+    after = [m for _, m in got][first_new:]
+    if cluster.nodes == "local":  # nothing outlived the local Ray
+        assert min(m["epoch"] for m in after if "epoch" in m) == 1, "epochs begin again"
+    else:  # the driver's state was kept in the Ray it joined: epochs go on, per stream
+        for sid in SOURCES:
+            old = max(m["epoch"] for m in before if m.get("stream_id") == sid and "epoch" in m)
+            assert min(m["epoch"] for m in after if m.get("stream_id") == sid and "epoch" in m) > old
     timed = [(t, m["run"]) for t, topic, m in list(cluster.col.timed) if topic.startswith("faces.")]
     gap = min(t for t, r in timed if r != first_run) - max(t for t, r in timed if r == first_run)
     print(f"driver killed and restarted: the subscriber saw no faces for {gap:.2f} s")
