@@ -188,7 +188,9 @@ class RayNodes:
     def alive_nodes(self, timeout_s: float = 30.0) -> list[dict]:
         """``ray.nodes()`` as the head's GCS reports them (in a subprocess: this test process
         stays out of Ray)."""
-        code = "import json, ray; ray.init(address=%r, logging_level='ERROR'); print(json.dumps(ray.nodes()))"
+        code = (
+            "import json, ray; ray.init(address=%r, logging_level='ERROR'); print('NODES ' + json.dumps(ray.nodes()))"
+        )
         done = subprocess.run(
             [sys.executable, "-c", code % self.address],
             env=self.env,
@@ -198,7 +200,9 @@ class RayNodes:
         )
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-3000:])
-        return [n for n in json.loads(done.stdout.strip().splitlines()[-1]) if n["Alive"]]
+        # Ray may print warnings of its own ("raylet has lagging heartbeats ...") around ours
+        line = next(ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("NODES "))
+        return [n for n in json.loads(line.removeprefix("NODES ")) if n["Alive"]]
 
     def stop(self) -> None:
         """Kill every process of this cluster: each node's tree, then anything still naming

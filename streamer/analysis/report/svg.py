@@ -52,14 +52,16 @@ def class_colors(classes: Sequence[str]) -> dict[str, str]:
 
 
 def nice_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
-    """Round tick values (1, 2 or 5 times a power of ten apart) in [lo, hi], at most ``most``."""
+    """Round tick values (1, 2 or 5 times a power of ten apart) in [lo, hi]: the finest such
+    spacing that gives at most ``most`` of them and at least one."""
     span = max(hi - lo, 1e-9)
-    raw = span / max(1, most - 1)
-    base = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    count = math.floor((hi - first) / step + 1e-9) + 1
-    return [round(first + i * step, 10) for i in range(count)]
+    exp = math.floor(math.log10(span / max(1, most - 1)))
+    for step in sorted(m * 10.0**e for e in range(exp - 1, exp + 3) for m in (1, 2, 5)):
+        first = math.ceil(lo / step - 1e-9) * step
+        count = math.floor((hi - first) / step + 1e-9) + 1
+        if 1 <= count <= most:
+            return [round(first + i * step, 10) for i in range(count)]
+    return [lo]
 
 
 def _esc(text: str) -> str:
