@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict
 from typing import Any
 
 from configs import Settings
@@ -41,6 +40,7 @@ from streamer.cluster.placement import Placement
 from streamer.cluster.plan import connect_ray, plan_workers, worker_capacity, worker_ingest
 from streamer.cluster.rebalance import Rebalancer
 from streamer.cluster.sourcelist import ClusterSource
+from streamer.cluster.status import status_reply
 from streamer.cluster.supervisor import Supervisor
 from streamer.cluster.workers import WorkerSlot, WorkerState
 from streamer.net.endpoints import Later
@@ -230,35 +230,10 @@ class ClusterDriver:
     def status(self) -> dict[str, Any]:
         """One process's ``streams``, ``engine``, ``classes``, and the cluster's workers,
         sources, moves and forwarder counters (``streamer cluster status``)."""
-        from streamer.sources.uri import redact_uri
-
         assert self.front is not None, "start() first"
-        fwd = self.front.forwarder
+        fwd, moves = self.front.forwarder, self._placement.moves
         with self.lock:
-            a, sup = self.assignment, self.supervisor
-            return {
-                "streams": a.running(),
-                "engine": sup.engine,
-                "classes": sup.classes,
-                "engine_version": sup.engines.current.version,
-                "capacity": self.capacity,
-                "endpoint": fwd.publish_endpoint,
-                "ingest": self.ingest,
-                "workers": [w.describe(self.capacity, a.load(w.id), a.streams_of(w.id)) for w in self.workers.values()],
-                "sources": {
-                    s.stream_id: {
-                        "uri": redact_uri(s.uri),
-                        "weight": s.weight,
-                        "state": str(s.state),
-                        "worker": s.worker,
-                        "epoch": s.epoch,
-                        "reason": s.reason,
-                    }
-                    for s in a.sources.values()
-                },
-                "moves": [dict(m) for m in self._placement.moves],
-                "forwarder": asdict(fwd.stats),
-            }
+            return status_reply(self.assignment, self.supervisor, self.capacity, fwd, self.ingest, moves)
 
     def add_source(self, stream_id: str, uri: str, weight: int = 1) -> dict[str, Any] | Later:
         """Place the source; answer at once when it waits for room (``pending``), else
