@@ -12,7 +12,6 @@ from typing import Any
 from streamer.cluster.assignment import Assignment
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.supervisor import Supervisor
-from streamer.sources.uri import redact_uri
 
 
 def status_reply(
@@ -24,6 +23,8 @@ def status_reply(
     moves: Iterable[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The reply (source URIs with their passwords redacted)."""
+    from streamer.sources.uri import redact_uri  # streamer.sources imports numpy: the driver stays light
+
     a, sup = assignment, supervisor
     return {
         "streams": a.running(),
