@@ -135,7 +135,9 @@ def test_the_page_in_a_browser_against_a_real_run(face_clip, tmp_path, browser):
             return later is not None and (int(later) - int(first_frame)) % n != 0
 
         wait_for(moved_on, LIVENESS_S, "a picture of another frame of a")
-        assert picture.screenshot_as_png != first
+        # the page names the new frame before the browser has decoded and drawn its JPEG (on a
+        # busy machine, a while): wait for the drawn picture to change
+        wait_for(lambda: picture.screenshot_as_png != first, LIVENESS_S, "another frame drawn in a's tile")
 
         def labelled_moment() -> dict | None:
             t = tiles()["a"]
