@@ -47,6 +47,19 @@ def faces_message(i: int, sid: str, faces: int) -> dict:
     }
 
 
+def subscribed(fwd: Forwarder) -> tuple[zmq.Context, zmq.Socket]:
+    """A subscriber to everything ``fwd`` publishes (no receive limit), once its
+    subscription has reached the forwarder."""
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(fwd.publish_endpoint)
+    while fwd.stats.subscriptions < 1:
+        time.sleep(0.01)
+    return ctx, sub
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--messages", type=int, default=20000)
@@ -56,13 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     n = args.messages
     fwd = Forwarder("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", observer=StateBoard().apply, sndhwm=n + 10)
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(fwd.publish_endpoint)
-    while fwd.stats.subscriptions < 1:
-        time.sleep(0.01)
+    ctx, sub = subscribed(fwd)
     settings = PublisherSettings(
         endpoint=fwd.ingest_endpoint,
         bind=False,

@@ -18,10 +18,8 @@ import argparse
 import time
 from typing import Any
 
-import zmq
-
 from configs.streamer import PublisherSettings
-from streamer.benchmark.forwarder import faces_message
+from streamer.benchmark.forwarder import faces_message, subscribed
 from streamer.cluster.forwarder import Forwarder
 from streamer.cluster.plan import worker_ingest
 from streamer.output.state import StateBoard
@@ -74,13 +72,7 @@ def main() -> None:
     n, hwm = args.messages, args.messages + 10
     fwd = Forwarder(args.ingest, "tcp://127.0.0.1:*", observer=StateBoard().apply, sndhwm=hwm * len(nodes))
     ingest = worker_ingest(fwd.ingest_endpoint, None, ray.util.get_node_ip_address())
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.RCVHWM, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(fwd.publish_endpoint)
-    while fwd.stats.subscriptions < 1:
-        time.sleep(0.01)
+    ctx, sub = subscribed(fwd)
     actor = ray.remote(num_cpus=0)(NodePublisher)
     pubs = []
     for k, node in enumerate(nodes):
