@@ -224,8 +224,18 @@ def test_a_node_that_joins_hosts_the_replacements(cluster: Cluster, site: Site):
 
     wait_for(even, START_S, "the replacements ready on node c and the loads even")
     assert cluster.proc.poll() is None, cluster.tail()
-    st = cluster.status()
-    rebalanced = [m for m in st["moves"] if m["cause"].startswith("rebalance")]
+
+    def rebalanced_moves() -> list[dict]:
+        return [m for m in cluster.status()["moves"] if m["cause"].startswith("rebalance")]
+
+    # A move's gap is measured when the new worker's first message arrives, which can come
+    # after the loads look even.
+    wait_for(
+        lambda: all(m["gap_s"] is not None for m in rebalanced_moves()) or cluster.proc.poll() is not None,
+        LIVENESS_S,
+        "the first message of each rebalanced stream from its new worker",
+    )
+    rebalanced = rebalanced_moves()
     assert len(rebalanced) >= 2 and all(m["gap_s"] is not None for m in rebalanced), rebalanced
     print("after node c joined:", [(m["stream"], m["from"], m["to"], m["gap_s"]) for m in rebalanced])
     counts = {s: len(cluster.faces(s)) for s in SOURCES}
