@@ -18,6 +18,8 @@ from typing import Any
 _EXPORTS = {
     "EngineOutput": "engine.output",
     "ExpressionEngine": "engine.engine",
+    "OnnxScorer": "engine.onnx_scorer",
+    "open_scorer": "engine.onnx_scorer",
     "ProjectionHead": "engine.head",
     "ConfigError": "configs.core.errors",
     "ExpStreamError": "configs.core.errors",

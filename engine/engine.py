@@ -15,6 +15,7 @@ Example (plain text: builds a model)::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from configs.engine import EngineSettings
 from configs.loader import ConfigSource
 from configs.settings import load_settings
 from engine.backends import Backend, BackendContext, create_backend
+from engine.bundle import save_bundle, warm_key
 from engine.fingerprint import fingerprint, identity, prompt_cache_key
 from engine.head import HeadInfo, ProjectionHead, load_head
 from engine.models import LoadedClip, load_clip
@@ -85,6 +87,8 @@ class ExpressionEngine:
             precision=settings.precision,
         )
         self.backend: Backend = create_backend(self.backend_name, self.scoring_model, ctx)
+        if self.backend.name == "onnxruntime" and self.device.type == "cpu":
+            self._save_bundle()
         log.info(
             "engine ready: %s (%s), head %s, %d classes, preprocess %s, backend %s on %s/%s, fingerprint %s",
             self._clip.name,
@@ -97,6 +101,26 @@ class ExpressionEngine:
             str(self.dtype).removeprefix("torch."),
             self.fingerprint,
         )
+
+    def _save_bundle(self) -> None:
+        """What a torch-free start needs (``engine.bundle``): the exported graph is this
+        engine's whole scoring; a failure to write costs only the next start's speed."""
+        key = warm_key(self.settings)
+        path = getattr(self.backend, "path", None)
+        if key is None or path is None:
+            return
+        manifest = {
+            "fingerprint": self.fingerprint,
+            "classes": self.classes,
+            "describe": self.describe(),
+            "onnx": str(Path(path).relative_to(self.cache_dir)),
+            "logit_scale": self.logit_scale,
+            "preprocess": dataclasses.asdict(self.preprocess_spec),
+        }
+        try:
+            save_bundle(self.cache_dir, key, manifest, self.class_embeddings.float().cpu().numpy())
+        except (OSError, ValueError) as e:
+            log.warning("could not save the compiled engine for a faster start: %s", e)
 
     # ------------------------------------------------------------ construction
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,10 @@ class EngineOutput:
     """float32 [N, C]: softmax of the logits."""
     labels: list[str]
     """Top class of each crop."""
-    projected: torch.Tensor
+    projected: torch.Tensor | np.ndarray
     """float32 [N, F]: the head's output BEFORE L2 normalisation, on the engine's device (what
-    the paper's video protocol averages over frames before normalising)."""
+    the paper's video protocol averages over frames before normalising); a numpy array from
+    the torch-free scorer (``engine.onnx_scorer``)."""
 
     def __post_init__(self) -> None:
         n = self.logits.shape[0]
@@ -48,17 +52,30 @@ class EngineOutput:
     @classmethod
     def from_tensors(cls, logits: torch.Tensor, projected: torch.Tensor, classes: Sequence[str]) -> EngineOutput:
         """Softmax and labels from device tensors; only [N, C] values are copied to the host."""
+        import torch  # the caller holds torch tensors: torch is loaded
+
         probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         logits_np = logits.float().cpu().numpy()
         labels = [classes[i] for i in logits_np.argmax(axis=1)] if len(logits_np) else []
         return cls(logits_np, probs, labels, projected)
+
+    @classmethod
+    def from_arrays(cls, logits: np.ndarray, projected: np.ndarray, classes: Sequence[str]) -> EngineOutput:
+        """The same from host arrays (float32 softmax, as ``from_tensors`` computes it)."""
+        logits = np.asarray(logits, np.float32)
+        shifted = logits - logits.max(axis=1, keepdims=True) if len(logits) else logits
+        e = np.exp(shifted)
+        probs = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        labels = [classes[i] for i in logits.argmax(axis=1)] if len(logits) else []
+        return cls(logits, probs, labels, projected)
 
     def __len__(self) -> int:
         return self.logits.shape[0]
 
     @cached_property
     def _projected_host(self) -> np.ndarray:
-        return self.projected.float().cpu().numpy()
+        p: Any = self.projected
+        return p.astype(np.float32, copy=False) if isinstance(p, np.ndarray) else p.float().cpu().numpy()
 
     def projected_features(self) -> np.ndarray:
         """float32 [N, F] on the host: the head's output before normalisation (copied once)."""

@@ -16,49 +16,12 @@ resampling by at most a few 8-bit levels on natural images (docs/engine.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-PreprocessMode = Literal["expclip", "clip"]
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    """What the image tower expects."""
-
-    mode: PreprocessMode
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("expclip", "clip"):
-            raise ValueError(f"preprocess mode must be 'expclip' or 'clip', got {self.mode!r}")
-
-
-def _check_crop(crop: np.ndarray, i: int) -> None:
-    if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
-        got = f"{type(crop).__name__} {getattr(crop, 'dtype', '')} {getattr(crop, 'shape', '')}"
-        raise ValueError(f"crop {i}: expected a uint8 RGB array [H, W, 3], got {got}")
-    if crop.shape[0] < 2 or crop.shape[1] < 2:
-        raise ValueError(f"crop {i}: too small ({crop.shape[0]}x{crop.shape[1]})")
-
-
-def _groups(crops: np.ndarray | Sequence[np.ndarray]) -> list[tuple[list[int], np.ndarray]]:
-    """Group crops by shape so each group is one [n, H, W, 3] array."""
-    if isinstance(crops, np.ndarray):
-        if crops.ndim != 4 or crops.shape[-1] != 3 or crops.dtype != np.uint8:
-            raise ValueError(f"crops: expected uint8 [N, H, W, 3], got {crops.dtype} {crops.shape}")
-        return [(list(range(len(crops))), crops)]
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, c in enumerate(crops):
-        _check_crop(c, i)
-        by_shape.setdefault(c.shape, []).append(i)
-    return [(idx, np.stack([crops[i] for i in idx])) for idx in by_shape.values()]
+from engine.crops import PreprocessSpec, crop_groups
 
 
 def _transform(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
@@ -95,7 +58,7 @@ def preprocess(
             raise ValueError(f"crops: expected uint8 [N, H, W, 3], got {crops.dtype} {tuple(crops.shape)}")
         x = crops.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
         return _transform(x, spec).to(dtype)
-    groups = _groups(crops)
+    groups = crop_groups(crops)
     n = sum(len(idx) for idx, _ in groups)
     s = spec.image_size
     out = torch.empty((n, 3, s, s), device=device, dtype=dtype)

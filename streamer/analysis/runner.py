@@ -133,9 +133,9 @@ class Analyzer:
         self.thumbnails = thumbnails and out is not None and report
         self.report = report and out is not None
         if engine is None:
-            from engine import ExpressionEngine  # torch and open_clip load here
+            from engine import open_scorer  # torch and open_clip load here, unless a compiled engine serves
 
-            engine = ExpressionEngine(self.settings.engine)
+            engine = open_scorer(self.settings.engine, self.settings.pipeline.torch_threads)
         if detector is None:
             from streamer.detect import create_detector
 

@@ -14,6 +14,7 @@ Example (plain text)::
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -96,13 +97,13 @@ class Pipeline:
         self.specs = streams
         self.publisher = publisher
         self.stats = PipelineStats()
-        apply_thread_limits(settings.pipeline)
         if engine is None:
-            from engine import ExpressionEngine  # torch and open_clip load only when no engine is given
+            from engine import open_scorer  # torch and open_clip load only for a full engine
 
-            engine = ExpressionEngine(settings.engine)
+            engine = open_scorer(settings.engine, settings.pipeline.torch_threads)
         self.engine = engine
         self.detector = detector if detector is not None else create_detector(settings.detector)
+        apply_thread_limits(settings.pipeline)
         self.frame_path = frame_path_for(settings.pipeline.frames, settings.engine.device, self.detector)
         path = settings.preview.path
         self.preview = PreviewWriter(path, settings.preview, len(streams) > 1 or keep_alive) if path else None
@@ -288,8 +289,8 @@ class Pipeline:
 def apply_thread_limits(settings: PipelineSettings) -> None:
     """``pipeline.torch_threads`` / ``pipeline.opencv_threads`` (0 = leave the default;
     ``fit_to_machine`` has resolved ``auto``)."""
-    if settings.torch_threads:
-        import torch  # keeps `import streamer.pipeline` free of torch (the engine loads it when built)
+    if settings.torch_threads and "torch" in sys.modules:  # a torch-free engine has its own threads
+        import torch
 
         torch.set_num_threads(settings.torch_threads)
     if settings.opencv_threads:

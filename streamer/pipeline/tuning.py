@@ -52,9 +52,13 @@ class Machine:
     @classmethod
     def here(cls, engine_device: str) -> Machine:
         """This process's cores and the engine's device (``engine.device``, ``auto`` resolved)."""
-        from engine.runtime import resolve_device  # torch: loaded with the engine anyway
+        from engine.bundle import surely_cpu
 
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if surely_cpu(engine_device):  # no torch needed to know (a CPU engine may start without it)
+            return cls(cores=max(1, cores), gpu=False)
+        from engine.runtime import resolve_device  # torch: loaded with the engine anyway
+
         return cls(cores=max(1, cores), gpu=resolve_device(engine_device).type == "cuda")
 
     def describe(self) -> str:

@@ -6,6 +6,7 @@ ground truth of a synthetic workload (every frame once, one track per face, time
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -90,6 +91,20 @@ def test_the_python_api_returns_what_the_command_wrote(analyzed, clips):
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == len(res.classes) == 7
     with pytest.raises(ValueError, match="no track"):
         res.plot_track(10_000)
+
+
+def test_a_start_from_the_compiled_engine_writes_the_same_tables(clips, tmp_path, caplog):
+    """The first analysis builds the engine (torch, open_clip) and leaves its compiled bundle;
+    the second starts from that bundle without torch and must give the same tables."""
+    caplog.set_level(logging.INFO, logger="engine.onnx_scorer")
+    over = [f"engine.cache_dir={tmp_path}"]
+    first = analyze(clips[0], config=OFFLINE, overrides=over, report=False)
+    assert "from its compiled bundle" not in caplog.text and list((tmp_path / "engines").glob("*.json"))
+    second = analyze(clips[0], config=OFFLINE, overrides=over, report=False)
+    assert "from its compiled bundle" in caplog.text
+    assert len(first.faces) > 0
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(second, name), getattr(first, name))
 
 
 def test_zero_shot_classes_name_the_columns_and_change_the_fingerprint(analyzed, clips, tmp_path):
