@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,13 @@ class Bundle:
     """mode, image_size, mean, std: what ``engine.crops.PreprocessSpec`` holds."""
 
 
+def temp_beside(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process or call uses: processes that
+    build the same cached file at once (a cluster's workers on one machine) each write their
+    own, and ``replace`` makes one of them the file."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
 def _paths(cache_dir: str | Path, key: str) -> tuple[Path, Path]:
     root = Path(cache_dir).expanduser() / "engines"
     return root / f"{key}.json", root / f"{key}.npy"
@@ -146,8 +154,9 @@ def save_bundle(cache_dir: str | Path, key: str, manifest: dict[str, Any], class
     path, matrix = _paths(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     emb = np.ascontiguousarray(class_embeddings, np.float32)
-    tmp = matrix.with_suffix(".tmp.npy")
-    np.save(tmp, emb)
+    tmp = temp_beside(matrix)
+    with open(tmp, "wb") as f:
+        np.save(f, emb)
     tmp.replace(matrix)
     onnx = Path(cache_dir).expanduser() / manifest["onnx"]
     full = {
@@ -157,7 +166,7 @@ def save_bundle(cache_dir: str | Path, key: str, manifest: dict[str, Any], class
         "onnx_bytes": onnx.stat().st_size,
         "feature_dim": int(emb.shape[1]),
     }
-    tmp = path.with_suffix(".tmp")
+    tmp = temp_beside(path)
     tmp.write_text(json.dumps(full, indent=1, sort_keys=True))
     tmp.replace(path)
     return path

@@ -33,6 +33,7 @@ import configs
 from configs.core.errors import ConfigError
 from configs.engine import PromptSettings
 from configs.loader import read_yaml
+from engine.bundle import temp_beside
 from engine.openclip import open_clip
 
 _oc = open_clip()  # first, so that open_clip comes without transformers and timm (engine.openclip)
@@ -209,7 +210,7 @@ class PromptCache:
     def store(self, key: str, emb: torch.Tensor) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         p = self.path(key)
-        tmp = p.with_suffix(".tmp")
+        tmp = temp_beside(p)
         torch.save(emb.detach().to("cpu", torch.float32), tmp)
         tmp.replace(p)
         return p

@@ -15,6 +15,7 @@ import torch
 
 from configs.core.errors import BackendError
 from engine.backends.base import Backend
+from engine.bundle import temp_beside
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)
@@ -25,15 +26,16 @@ def export_onnx(model: ScoringModel, path: Path, image_size: int, opset: int = 1
     cpu = copy.deepcopy(model).float().cpu().eval()
     example = torch.zeros(2, 3, image_size, image_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.onnx")
+    tmp = temp_beside(path)
     # nn.MultiheadAttention's inference fast path has no ONNX symbolic: trace the plain path.
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         _export(cpu, example, tmp, opset)
+        tmp.replace(path)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    tmp.replace(path)
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -61,7 +63,7 @@ def quantise_int8(fp32_path: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     log.info("quantising %s to int8", fp32_path.name)
-    tmp = out.with_suffix(".tmp")
+    tmp = temp_beside(out)
     try:
         quantize_dynamic(str(fp32_path), str(tmp), weight_type=QuantType.QInt8)
     except Exception as e:  # onnxruntime's quantiser raises many types

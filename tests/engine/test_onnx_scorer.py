@@ -134,3 +134,21 @@ def test_only_an_onnxruntime_engine_writes_one(offline, cache_dir, override):
     open_scorer(offline(override))
     written = list((cache_dir / "engines").glob("*.json")) if (cache_dir / "engines").exists() else []
     assert len(written) == (0 if "torch" in override else 1)
+
+
+def test_processes_that_build_one_engine_at_once_each_finish_and_leave_one_bundle(offline, cache_dir):
+    """A cluster's workers on one machine start together on an empty cache: each exports and
+    writes under a name of its own, so no process reads another's half-written file."""
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from configs import load_settings
+        from engine import open_scorer
+        scorer = open_scorer(load_settings("offline", ["engine.cache_dir={cache_dir}"]).engine, threads=1)
+        print(type(scorer).__name__, scorer.score(np.zeros((1, 224, 224, 3), np.uint8)).labels[0])
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert len({o.split()[1] for o in outs}) == 1, outs  # the same label from each
+    assert load_bundle(cache_dir, warm_key(offline())) is not None
+    assert not list(cache_dir.rglob("*.tmp")), "a temporary file left behind"
