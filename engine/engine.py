@@ -87,6 +87,8 @@ class ExpressionEngine:
             precision=settings.precision,
         )
         self.backend: Backend = create_backend(self.backend_name, self.scoring_model, ctx)
+        self.bundle_path: Path | None = None
+        """The compiled bundle written for torch-free starts (``engine.bundle``), if any."""
         if self.backend.name == "onnxruntime" and self.device.type == "cpu":
             self._save_bundle()
         log.info(
@@ -118,7 +120,7 @@ class ExpressionEngine:
             "preprocess": dataclasses.asdict(self.preprocess_spec),
         }
         try:
-            save_bundle(self.cache_dir, key, manifest, self.class_embeddings.float().cpu().numpy())
+            self.bundle_path = save_bundle(self.cache_dir, key, manifest, self.class_embeddings.float().cpu().numpy())
         except (OSError, ValueError) as e:
             log.warning("could not save the compiled engine for a faster start: %s", e)
 

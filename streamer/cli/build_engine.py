@@ -1,5 +1,7 @@
 """``streamer build-engine``: build the backend once (exports, compiled engines, prompt
-embeddings); its artefacts land in ``engine.cache_dir`` so ``streamer run`` starts fast.
+embeddings); its artefacts land in ``engine.cache_dir`` so ``streamer run`` starts fast. On
+a CPU with onnxruntime it also writes the compiled bundle (``bundle``) from which later
+commands with the same settings start without torch.
 
 Example (plain text)::
 
@@ -16,8 +18,10 @@ from engine import ExpressionEngine
 
 
 def build_engine_command(args: argparse.Namespace) -> int:
-
     engine = ExpressionEngine(load_settings(args.config, args.overrides).engine)
     artefact = getattr(engine.backend, "path", None)
-    print(json.dumps({**engine.describe(), "artefact": str(artefact) if artefact else None}, indent=2))
+    bundle = str(engine.bundle_path) if engine.bundle_path else None
+    print(
+        json.dumps({**engine.describe(), "artefact": str(artefact) if artefact else None, "bundle": bundle}, indent=2)
+    )
     return 0

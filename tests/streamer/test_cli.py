@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +76,19 @@ def test_build_engine_runs_on_the_offline_config(tmp_path, capsys):
     assert rc == 0
     desc = json.loads(capsys.readouterr().out)
     assert desc["backend"] == "torch" and len(desc["fingerprint"]) == 12 and desc["artefact"] is None
+    assert desc["bundle"] is None  # only an onnxruntime engine on a CPU leaves one
+
+
+def test_build_engine_leaves_the_bundle_a_later_command_starts_from(tmp_path, capsys):
+    from configs import load_settings
+    from engine import OnnxScorer, open_scorer
+
+    assert main(["build-engine", "-c", "offline", "--set", f"engine.cache_dir={tmp_path}"]) == 0
+    desc = json.loads(capsys.readouterr().out)
+    assert desc["backend"] == "onnxruntime" and desc["artefact"].endswith(".onnx")
+    assert Path(desc["bundle"]).is_file()
+    scorer = open_scorer(load_settings("offline", [f"engine.cache_dir={tmp_path}"]).engine)
+    assert isinstance(scorer, OnnxScorer) and scorer.fingerprint == desc["fingerprint"]
 
 
 def test_engine_only_bench_is_a_real_subcommand(tmp_path, capsys):
