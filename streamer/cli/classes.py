@@ -69,7 +69,7 @@ def with_classes(config: str | None, overrides: Sequence[str], classes: Sequence
     if any(o.startswith("engine.prompts.custom=") for o in overrides):
         raise ConfigError("give --classes or --prompts, not both (--prompts FILE names its own classes)")
     from configs import load_settings
-    from engine.prompts import reference_data  # the reference set's wording (imports torch)
+    from engine.prompt_sets import reference_data  # the reference set's wording
 
     out = [*overrides, f"engine.prompts.classes={json.dumps(list(classes))}", "engine.prompts.custom=null"]
     prompts = load_settings(config, out).engine.prompts  # refuses empty and repeated classes

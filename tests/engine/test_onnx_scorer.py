@@ -81,19 +81,28 @@ def test_host_preprocessing_is_the_reference_and_close_to_the_torch_path():
 
 
 def test_a_start_from_the_bundle_never_imports_torch(offline, cache_dir):
-    open_scorer(offline())  # the full engine writes the bundle
+    """Zero-shot classes from the command line included (their prompts are read without torch)."""
+    from configs import load_settings
+    from streamer.cli.classes import with_classes
+
+    # the full engine writes the bundle
+    open_scorer(
+        load_settings("offline", with_classes("offline", [f"engine.cache_dir={cache_dir}"], ["calm", "tense"])).engine
+    )
     code = textwrap.dedent(f"""
         import sys
         import numpy as np
         from configs import load_settings
         from engine import open_scorer
-        scorer = open_scorer(load_settings("offline", ["engine.cache_dir={cache_dir}"]).engine, threads=1)
+        from streamer.cli.classes import with_classes
+        over = with_classes("offline", ["engine.cache_dir={cache_dir}"], ["calm", "tense"])
+        scorer = open_scorer(load_settings("offline", over).engine, threads=1)
         out = scorer.score(np.zeros((2, scorer.crop_size, scorer.crop_size, 3), np.uint8))
         print(type(scorer).__name__, "torch" in sys.modules, out.probs.shape)
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split()[:3] == ["OnnxScorer", "False", "(2,"], res.stdout
+    assert res.stdout.split()[:4] == ["OnnxScorer", "False", "(2,", "2)"], res.stdout
 
 
 def test_changed_settings_or_files_get_a_new_key(offline, expclip_head_file):
