@@ -98,7 +98,8 @@ class EngineSettings(StrictSettings):
     prompts: PromptSettings = PromptSettings()
     backend: Literal["auto", "torch", "compile", "onnxruntime", "tensorrt"] = "auto"
     """Inference backend. auto = tensorrt on CUDA when torch-tensorrt is installed, else torch;
-    onnxruntime, else torch, on CPU (docs/engine.md)."""
+    onnxruntime, else torch, on CPU, where later starts with the same settings need no torch
+    (docs/engine.md)."""
     device: Device = "auto"
     """auto (cuda when available), cpu, cuda or cuda:N."""
     precision: Literal["auto", "fp32", "fp16", "bf16", "fp8", "int8"] = "auto"

@@ -46,12 +46,14 @@ BUNDLE_FORMAT = 1
 
 def surely_cpu(device: str) -> bool:
     """True when ``engine.device`` resolves to the CPU for certain without asking torch:
-    ``cpu``, or ``auto`` on a machine with no NVIDIA driver (torch's CUDA needs one)."""
+    ``cpu``, or ``auto`` on a machine with no GPU driver torch's ``cuda`` could use (NVIDIA's,
+    WSL's GPU device, AMD's ROCm device)."""
     if device == "cpu" or device.startswith("cpu:"):
         return True
     if device != "auto":
         return False
-    return not (os.path.exists("/proc/driver/nvidia") or glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/dxg"))
+    drivers = ("/proc/driver/nvidia", "/dev/dxg", "/dev/kfd")
+    return not (any(os.path.exists(p) for p in drivers) or glob.glob("/dev/nvidia[0-9]*"))
 
 
 HASHED_BYTES = 64 << 20
