@@ -161,3 +161,17 @@ def test_processes_that_build_one_engine_at_once_each_finish_and_leave_one_bundl
     assert len({o.split()[1] for o in outs}) == 1, outs  # the same label from each
     assert load_bundle(cache_dir, warm_key(offline())) is not None
     assert not list(cache_dir.rglob("*.tmp")), "a temporary file left behind"
+
+
+def test_a_live_engine_change_builds_the_new_engine_then_starts_it_from_its_bundle(offline):
+    """set_prompts on a pipeline whose engine started from a bundle: new classes have none yet."""
+    open_scorer(offline())
+    warm = open_scorer(offline())
+    assert isinstance(warm, OnnxScorer)
+    calm = offline("engine.prompts.classes=[calm,tense]", "engine.prompts.templates=['a photo of a {} face.']")
+    changed = warm.derive(calm)
+    assert isinstance(changed, ExpressionEngine) and changed.classes == ["calm", "tense"]
+    again = warm.derive(calm)
+    assert isinstance(again, OnnxScorer) and again.fingerprint == changed.fingerprint != warm.fingerprint
+    x = np.zeros((1, 224, 224, 3), np.uint8)
+    np.testing.assert_allclose(again.score(x).probs, changed.score(x).probs, rtol=1e-5, atol=1e-6)
