@@ -1,6 +1,7 @@
 """ONNX Runtime: the image tower + head + prompt matrix exported as one ONNX graph.
 
-The export (fp32, dynamic batch) is cached under ``cache_dir/onnx/<fingerprint>.onnx``.
+The export (fp32, dynamic batch) is cached under ``cache_dir/onnx/<fingerprint>.onnx``; a
+cached graph that no longer loads (damaged from outside) is exported again, once.
 CUDA is used when this onnxruntime build has the CUDA provider, else the CPU provider.
 """
 
@@ -88,15 +89,8 @@ class OnnxRuntimeBackend(Backend):
         # optional backend: imported only when chosen
         import onnxruntime as ort
 
-        path = self.ctx.cache_dir / "onnx" / f"{self.ctx.fingerprint}.onnx"
-        if not path.is_file():
-            log.info("exporting the scoring model to ONNX: %s", path)
-            try:
-                export_onnx(model, path, self.ctx.image_size)
-            except Exception as e:  # exporter failures come in many types
-                raise BackendError(f"ONNX export failed: {e}") from e
-        if self.ctx.precision == "int8":
-            path = quantise_int8(path)
+        fp32 = self.ctx.cache_dir / "onnx" / f"{self.ctx.fingerprint}.onnx"
+        cached = fp32.is_file()
         providers = ["CPUExecutionProvider"]
         if self.ctx.device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -109,8 +103,29 @@ class OnnxRuntimeBackend(Backend):
         # and the CPU thread budget is torch's (set by the caller, e.g. pipeline.torch_threads).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.intra_op_num_threads = torch.get_num_threads()
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        path = self._graph(model, fp32)
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as e:  # onnxruntime's load errors come in several types
+            if not cached:
+                raise BackendError(f"the exported ONNX graph {path} does not load: {e}") from e
+            # a cached graph damaged from outside (our writes are atomic): export it again, once
+            log.warning("cached ONNX graph %s does not load (%s); exporting it again", path, e)
+            fp32.unlink(missing_ok=True)
+            fp32.with_suffix(".int8.onnx").unlink(missing_ok=True)
+            path = self._graph(model, fp32)
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.path = path
+
+    def _graph(self, model: ScoringModel, fp32: Path) -> Path:
+        """The graph to load: the cached export (made now when missing), quantised for int8."""
+        if not fp32.is_file():
+            log.info("exporting the scoring model to ONNX: %s", fp32)
+            try:
+                export_onnx(model, fp32, self.ctx.image_size)
+            except Exception as e:  # exporter failures come in many types
+                raise BackendError(f"ONNX export failed: {e}") from e
+        return quantise_int8(fp32) if self.ctx.precision == "int8" else fp32
 
     def run(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = pixels.detach().to("cpu", torch.float32).numpy()

@@ -44,6 +44,18 @@ def test_onnx_export_is_cached_by_fingerprint(offline, many_crops):
     assert b.backend.path == a.backend.path and b.backend.path.stat().st_mtime_ns == mtime
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_damaged_cached_graph_is_exported_again(offline, many_crops, caplog, precision):
+    a = ExpressionEngine(offline("engine.backend=onnxruntime", f"engine.precision={precision}"))
+    want = a.score(many_crops).logits
+    fp32 = a.cache_dir / "onnx" / f"{a.fingerprint}.onnx"
+    fp32.write_bytes(fp32.read_bytes()[:1000])  # truncated from outside
+    a.backend.path.write_bytes(a.backend.path.read_bytes()[:1000])
+    b = ExpressionEngine(offline("engine.backend=onnxruntime", f"engine.precision={precision}"))
+    assert b.backend.name == "onnxruntime" and "exporting it again" in caplog.text
+    np.testing.assert_allclose(b.score(many_crops).logits, want, rtol=1e-5, atol=1e-5)
+
+
 def test_max_batch_splits_large_inputs(offline, many_crops):
     small = ExpressionEngine(offline("engine.max_batch=2"))
     big = ExpressionEngine(offline())
