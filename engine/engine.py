@@ -37,7 +37,7 @@ from engine.preprocess import PreprocessSpec, preprocess
 from engine.prompts import PromptCache, Prompts, build_prompt_embeddings, load_prompts
 from engine.runtime import Fp8Calibration, backend_for, image_tower, resolve_device, resolve_dtype, resolve_text_dtype
 from engine.scoring import ScoringModel
-from engine.smoothing import Smoother, make_smoother
+from engine.smoothing import Smoother, smoother_for
 
 log = logging.getLogger(__name__)
 
@@ -247,12 +247,4 @@ class ExpressionEngine:
 
     def make_smoother(self) -> Smoother:
         """A fresh per-track smoother configured from ``engine.smoothing``."""
-        s = self.settings.smoothing
-        return make_smoother(
-            s.method,
-            class_embeddings=self.class_embeddings.cpu().numpy(),
-            logit_scale=self.logit_scale,
-            alpha=s.ema_alpha,
-            window=s.window,
-            max_tracks=s.max_tracks,
-        )
+        return smoother_for(self.settings.smoothing, self.class_embeddings.cpu().numpy(), self.logit_scale)

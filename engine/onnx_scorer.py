@@ -26,9 +26,22 @@ from configs.engine import EngineSettings
 from engine.bundle import Bundle, load_bundle, warm_key
 from engine.crops import PreprocessSpec, host_pixels
 from engine.output import EngineOutput
-from engine.smoothing import Smoother, make_smoother
+from engine.smoothing import Smoother, smoother_for
 
 log = logging.getLogger(__name__)
+
+
+def session_options(threads: int) -> Any:
+    """The scoring graph's onnxruntime options (this scorer's and the engine's onnxruntime
+    backend's): every graph optimisation, ``threads`` intra-op threads (0: every core), and no
+    spinning, which would take cores from the detector and the preprocessing."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.intra_op_num_threads = threads
+    return opts
 
 
 class OnnxScorer:
@@ -49,10 +62,7 @@ class OnnxScorer:
         self.logit_scale = bundle.logit_scale
         pp = bundle.preprocess
         self.preprocess_spec = PreprocessSpec(pp["mode"], int(pp["image_size"]), tuple(pp["mean"]), tuple(pp["std"]))
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the engine's backend
-        opts.intra_op_num_threads = threads
+        opts = session_options(threads)
         self.session = ort.InferenceSession(str(bundle.onnx), opts, providers=["CPUExecutionProvider"])
         log.info(
             "engine ready from its compiled bundle %s (no torch): %s, %d classes, preprocess %s, "
@@ -100,15 +110,7 @@ class OnnxScorer:
         return EngineOutput.from_arrays(np.concatenate(logits), np.concatenate(feats), self.classes)
 
     def make_smoother(self) -> Smoother:
-        s = self._settings.smoothing
-        return make_smoother(
-            s.method,
-            class_embeddings=self.class_embeddings,
-            logit_scale=self.logit_scale,
-            alpha=s.ema_alpha,
-            window=s.window,
-            max_tracks=s.max_tracks,
-        )
+        return smoother_for(self._settings.smoothing, self.class_embeddings, self.logit_scale)
 
     def derive(self, settings: EngineSettings) -> Any:
         """The scorer for changed settings (new prompts, head): from its bundle when one was

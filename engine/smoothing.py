@@ -22,6 +22,8 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
+from configs.engine import SmoothingSettings
+
 TrackKey = tuple[str, int]
 """``(stream_id, track_id)``: the key of every piece of per-track state in ExpStream."""
 
@@ -176,3 +178,16 @@ def make_smoother(
     if factory is None:
         raise ValueError(f"unknown smoother {name!r}; allowed: {', '.join(SMOOTHERS)}")
     return factory(class_embeddings, logit_scale, alpha, window, max_tracks)
+
+
+def smoother_for(settings: SmoothingSettings, class_embeddings: np.ndarray, logit_scale: float) -> Smoother:
+    """A fresh per-track smoother as ``engine.smoothing`` configures it, for an engine's
+    class embeddings [C, F] (host array) and logit scale."""
+    return make_smoother(
+        settings.method,
+        class_embeddings=class_embeddings,
+        logit_scale=logit_scale,
+        alpha=settings.ema_alpha,
+        window=settings.window,
+        max_tracks=settings.max_tracks,
+    )

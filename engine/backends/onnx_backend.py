@@ -17,6 +17,7 @@ import torch
 from configs.core.errors import BackendError
 from engine.backends.base import Backend
 from engine.bundle import temp_beside
+from engine.onnx_scorer import session_options
 from engine.scoring import ScoringModel
 
 log = logging.getLogger(__name__)
@@ -97,12 +98,8 @@ class OnnxRuntimeBackend(Backend):
                 providers.insert(0, "CUDAExecutionProvider")
             else:
                 log.warning("onnxruntime has no CUDA provider here: running on CPU")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning worker threads would compete with torch's preprocessing threads on the CPU,
-        # and the CPU thread budget is torch's (set by the caller, e.g. pipeline.torch_threads).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.intra_op_num_threads = torch.get_num_threads()
+        # the CPU thread budget is torch's (set by the caller, e.g. pipeline.torch_threads)
+        opts = session_options(torch.get_num_threads())
         path = self._graph(model, fp32)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
